@@ -1,0 +1,49 @@
+"""Dataset registry: ``build_dataset(name, root, split)`` is the one public entry point."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+SPLITS = ("train", "fit", "val", "test")
+"""``train``/``test``: the official class-disjoint halves. ``val``: a held-out share of
+the training classes, for model selection. ``fit``: the training classes minus ``val``
+(what a model is trained on when it is selected on ``val``)."""
+
+_DATASETS: dict[str, Callable] = {}
+
+
+def register_dataset(name: str):
+    """Decorator: register ``fn(root, split, transform=None, **kw) -> RetrievalDataset``."""
+
+    def wrap(fn):
+        if name in _DATASETS:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        _DATASETS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    _import_builtin()
+    return sorted(_DATASETS)
+
+
+def build_dataset(name: str, root=None, split: str = "train", transform=None, **kwargs):
+    """Build dataset ``name`` (see ``list_datasets()``) from ``root`` for ``split``.
+
+    ``split`` is one of ``train``, ``fit``, ``val``, ``test`` (see ``SPLITS``). With
+    ``transform=None`` a default transform for the split is used (augmentation for
+    ``train``/``fit``, deterministic resizing for ``val``/``test``).
+    """
+    _import_builtin()
+    if name not in _DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+    return _DATASETS[name](root, split, transform=transform, **kwargs)
+
+
+def _import_builtin():
+    # Importing the modules runs their @register_dataset decorators.
+    from retrieval.data import cub, cars, sop, folder, embedded  # noqa: F401
