@@ -1,0 +1,47 @@
+"""Model registry in the style of timm: ``register_model``, ``create_model``, ``list_models``."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+_MODELS: dict[str, Callable] = {}
+
+
+def register_model(fn: Callable = None, *, name: str | None = None):
+    """Register a backbone factory ``fn(pretrained=False, **kw) -> Backbone`` under its name."""
+
+    def wrap(f):
+        key = name or f.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is registered twice")
+        _MODELS[key] = f
+        return f
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def list_models() -> list[str]:
+    _import_builtin()
+    return sorted(_MODELS)
+
+
+def create_backbone(name: str, pretrained: bool = False, **kwargs):
+    """Build the 4-stage backbone ``name`` (see ``list_models()``)."""
+    _import_builtin()
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(_MODELS)}")
+    return _MODELS[name](pretrained=pretrained, **kwargs)
+
+
+def create_model(name: str, embedding_dim: int = 128, normalize: bool = True, pretrained: bool = False,
+                 pooling: str = "avg", num_classes: int | None = None, **kwargs):
+    """Build an ``EmbeddingNet``: backbone ``name`` + global pooling + linear embedding (+ L2 norm)."""
+    from retrieval.models.embedding_net import EmbeddingNet
+
+    backbone = create_backbone(name, pretrained=pretrained, **kwargs)
+    return EmbeddingNet(backbone, embedding_dim=embedding_dim, normalize=normalize, pooling=pooling,
+                        num_classes=num_classes)
+
+
+def _import_builtin():
+    from retrieval.models import small_cnn, torchvision_backbones  # noqa: F401

@@ -1,0 +1,69 @@
+"""CPU-sized residual backbones with the same 4-stage interface as the torchvision ResNets."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from retrieval.models.backbone import Backbone
+from retrieval.models.registry import register_model
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a residual connection (ResNet's basic block)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = (nn.Identity() if stride == 1 and cin == cout else
+                         nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class SmallResNet(nn.Module):
+    """stem (3x3, stride 1) + layer1..layer4 of one basic block each, strides 2, 2, 2, 2.
+
+    On a 32x32 input the stages are 16x16, 8x8, 4x4 and 2x2 (strides 2, 4, 8, 16).
+    """
+
+    def __init__(self, widths=(16, 32, 64, 128), in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        cins = (widths[0],) + tuple(widths[:3])
+        self.layer1, self.layer2, self.layer3, self.layer4 = (BasicBlock(ci, co, 2) for ci, co in zip(cins, widths))
+
+    def forward(self, x):
+        return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+
+
+def _small(widths, in_channels: int = 3, pretrained: bool = False):
+    if pretrained:
+        raise ValueError("small CPU backbones have no pretrained weights; use pretrained=False")
+    model = SmallResNet(widths, in_channels)
+    return Backbone(model, ["layer1", "layer2", "layer3", "layer4"], list(widths), [2, 4, 8, 16])
+
+
+@register_model
+def small_cnn_xs(pretrained: bool = False, in_channels: int = 3):
+    """Student-sized: widths 8, 16, 32, 64."""
+    return _small((8, 16, 32, 64), in_channels, pretrained)
+
+
+@register_model
+def small_cnn_s(pretrained: bool = False, in_channels: int = 3):
+    """Widths 16, 32, 64, 128."""
+    return _small((16, 32, 64, 128), in_channels, pretrained)
+
+
+@register_model
+def small_cnn_m(pretrained: bool = False, in_channels: int = 3):
+    """Teacher-sized: widths 32, 64, 128, 256."""
+    return _small((32, 64, 128, 256), in_channels, pretrained)
