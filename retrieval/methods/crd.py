@@ -1,0 +1,20 @@
+"""``crd``: contrastive representation distillation with memory banks (needs sample indices)."""
+
+from retrieval.methods.distiller import Distiller
+from retrieval.methods.losses.crd import CRDLoss
+
+
+class ContrastiveRepresentationDistillation(Distiller):
+    def __init__(self, student, teacher, task_loss=None, task_weight: float = 1.0,
+                 weight: float = 0.8, feat_dim: int = 128, num_negatives: int = 16384,
+                 temperature: float = 0.07, momentum: float = 0.5, **kw):
+        super().__init__(student, teacher, task_loss, task_weight, **kw)
+        if self.train_labels is None:
+            raise ValueError("crd needs train_labels (the label of every training sample, by dataset index)")
+        self.weight = weight
+        self.crd = CRDLoss(student.embed.out_features, teacher.embed.out_features, self.train_labels,
+                           feat_dim=feat_dim, num_negatives=num_negatives, temperature=temperature,
+                           momentum=momentum)
+
+    def distill_losses(self, s, t, batch):
+        return {"crd": self.weight * self.crd(s["embedding"], t["embedding"], batch["index"])}

@@ -1,0 +1,34 @@
+"""KD method registry: ``list_methods()``, ``build_method(name, **cfg)``."""
+
+from __future__ import annotations
+
+from retrieval.methods.at import AttentionTransfer
+from retrieval.methods.crd import ContrastiveRepresentationDistillation
+from retrieval.methods.hmat import HierarchicalMultiAttention
+from retrieval.methods.none import NoDistillation
+from retrieval.methods.rkd import RelationalKD
+
+_METHODS = {
+    "none": NoDistillation,
+    "at": AttentionTransfer,
+    "rkd": RelationalKD,
+    "crd": ContrastiveRepresentationDistillation,
+    "hmat": HierarchicalMultiAttention,
+}
+
+
+def register_method(name: str, cls) -> None:
+    if name in _METHODS:
+        raise ValueError(f"method {name!r} is registered twice")
+    _METHODS[name] = cls
+
+
+def list_methods() -> list[str]:
+    return list(_METHODS)
+
+
+def build_method(name: str, **cfg):
+    """Build method ``name`` with ``student``, ``teacher``, ``task_loss`` and its own options."""
+    if name not in _METHODS:
+        raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
+    return _METHODS[name](**cfg)

@@ -1,0 +1,19 @@
+"""``rkd``: relational KD on the final embedding (distance + angle terms)."""
+
+from retrieval.methods.distiller import Distiller
+from retrieval.methods.losses.rkd import rkd_angle_loss, rkd_distance_loss
+
+
+class RelationalKD(Distiller):
+    def __init__(self, student, teacher, task_loss=None, task_weight: float = 1.0,
+                 distance_weight: float = 1.0, angle_weight: float = 2.0, **kw):
+        super().__init__(student, teacher, task_loss, task_weight, **kw)
+        self.distance_weight, self.angle_weight = distance_weight, angle_weight
+
+    def distill_losses(self, s, t, batch):
+        losses = {}
+        if self.distance_weight:
+            losses["rkd_distance"] = self.distance_weight * rkd_distance_loss(s["embedding"], t["embedding"])
+        if self.angle_weight:
+            losses["rkd_angle"] = self.angle_weight * rkd_angle_loss(s["embedding"], t["embedding"])
+        return losses
