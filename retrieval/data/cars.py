@@ -8,6 +8,8 @@ flag is the classification split and is ignored. See ``datasets/README.md``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from retrieval.data.folder import dataset_root, split_dataset
@@ -71,7 +73,7 @@ def cars196(root, split: str, transform=None, image_size: int = 224, val_fractio
     name = "cars196"
     base = dataset_root(root, name, None, [ANNOTATIONS, IMAGE_FOLDER])
     rels, labels = read_annotations(base / ANNOTATIONS)
-    paths = [base / rel for rel in rels]
+    paths = [os.path.join(base, rel) for rel in rels]
     official_train = [c <= LAST_TRAIN_CLASS for c in labels]
     return split_dataset(name, paths, labels, official_train, split, transform, image_size,
                          val_fraction, strict, OFFICIAL_COUNTS)

@@ -8,6 +8,8 @@ is the classification split and is ignored. See ``datasets/README.md``.
 
 from __future__ import annotations
 
+import os
+
 from retrieval.data.folder import dataset_root, read_table, split_dataset
 from retrieval.data.registry import register_dataset
 
@@ -49,7 +51,7 @@ def cub200(root, split: str, transform=None, image_size: int = 224, val_fraction
         if image_id not in label_of:
             raise ValueError(f"{images_txt}, line {lineno}: image id {image_id} has no class in {labels_txt}")
 
-    paths = [base / "images" / rel for _, rel in images.values()]
+    paths = [os.path.join(base, "images", rel) for _, rel in images.values()]  # str: fast for 100k
     labels = [label_of[image_id] for image_id in images]
     official_train = [c <= LAST_TRAIN_CLASS for c in labels]
     return split_dataset(name, paths, labels, official_train, split, transform, image_size,

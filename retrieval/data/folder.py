@@ -68,7 +68,8 @@ def read_table(path: Path, types: tuple, header: str | None = None) -> list[tupl
             try:
                 rows.append((lineno, [t(f) for t, f in zip(types, fields)]))
             except ValueError:
-                raise ValueError(f"{path}, line {lineno}: expected integer ids, got {line.strip()!r}") from None
+                raise ValueError(f"{path}, line {lineno}: expected integer ids, "
+                                 f"got {line.strip()!r}") from None
     return rows
 
 
@@ -104,7 +105,8 @@ def verify_counts(name: str, labels, official_train, expected: dict) -> None:
 
 
 def split_dataset(name: str, paths, labels, official_train, split: str, transform, image_size: int,
-                  val_fraction: float, strict: bool = False, expected: dict | None = None) -> ImageFileDataset:
+                  val_fraction: float, strict: bool = False,
+                  expected: dict | None = None) -> ImageFileDataset:
     """Select ``split`` from a whole index, check its images exist and wrap it in a dataset."""
     labels = np.asarray(labels, dtype=np.int64)
     official_train = np.asarray(official_train, dtype=bool)

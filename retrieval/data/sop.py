@@ -8,6 +8,8 @@ classes). See ``datasets/README.md``.
 
 from __future__ import annotations
 
+import os
+
 from retrieval.data.folder import dataset_root, read_table, split_dataset
 from retrieval.data.registry import register_dataset
 
@@ -36,7 +38,7 @@ def sop(root, split: str, transform=None, image_size: int = 224, val_fraction: f
             if seen[2] != is_train:
                 raise ValueError(f"{path}, line {lineno}: class id {class_id} is also in the other half "
                                  f"({seen[0]}, line {seen[1]}); the halves must be class-disjoint")
-            paths.append(base / rel)
+            paths.append(os.path.join(base, rel))  # str: much faster than Path for 100k
             labels.append(class_id)
             official_train.append(is_train)
     return split_dataset(name, paths, labels, official_train, split, transform, image_size,

@@ -6,11 +6,12 @@ import importlib.util
 from collections import Counter
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from retrieval.data.base import DatasetNotFoundError, ImageReadError
-from retrieval.data.cars import cars196
+from retrieval.data.cars import _scalar, cars196
 from retrieval.data.cub import cub200
 from retrieval.data.folder import check_images_exist, verify_counts
 from retrieval.data.sop import sop
@@ -169,8 +170,7 @@ def test_sop_malformed_line(sop_tree, lineno, line, match):
     assert f"{path}, line {lineno}" in str(err.value)
 
 
-def test_cars_malformed_annotation(cars_tree, request):
-    write = request.getfixturevalue("write_cars_annos") if False else None  # noqa: F841 (no fixture)
+def test_cars_malformed_annotation(cars_tree):
     from scipy.io import savemat
 
     path = cars_tree.root / "cars_annos.mat"
@@ -183,24 +183,25 @@ def test_cars_malformed_annotation(cars_tree, request):
         cars196(cars_tree.root, "train")
 
 
-def test_cars_single_annotation_and_unsqueezed_values(cars_tree):
+def test_cars_single_annotation(cars_tree):
     from scipy.io import savemat
 
     path = cars_tree.root / "cars_annos.mat"
     savemat(path, {"annotations": _cars_struct([("car_ims/000004.jpg", 99, 0)])})  # loads as a 0-d struct
-    ds = cars196(cars_tree.root, "test")
-    assert ds.labels.tolist() == [99] and len(cars196(cars_tree.root, "train")) == 0
-    records = [(str(r), c, t) for r, c, t in cars_tree.records]
-    struct = _cars_struct(records)
-    for i in range(struct.shape[1]):  # values as nested 1x1 arrays, as without squeeze_me
-        struct[0, i]["class"] = [[struct[0, i]["class"]]]
-    savemat(path, {"annotations": struct})
+    assert cars196(cars_tree.root, "test").labels.tolist() == [99]
+    assert len(cars196(cars_tree.root, "train")) == 0
+
+
+def test_cars_unsqueezed_mat(cars_tree, monkeypatch):
+    import scipy.io
+
+    loadmat = scipy.io.loadmat
+    monkeypatch.setattr(scipy.io, "loadmat", lambda path, **kw: loadmat(path))  # 1x1 arrays everywhere
     assert Counter(cars196(cars_tree.root, "test").labels.tolist()) == {99: 2, 196: 1}
+    assert _scalar(np.array([[np.uint8(5)]])) == 5 and _scalar(np.array(["a.jpg"])) == "a.jpg"
 
 
 def _cars_struct(records):
-    import numpy as np
-
     fields = ["relative_im_path", "class", "test"]
     struct = np.zeros((1, len(records)), dtype=[(f, object) for f in fields])
     for i, record in enumerate(records):

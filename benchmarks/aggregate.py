@@ -1,0 +1,70 @@
+"""Aggregate runs.csv rows into a per-method leaderboard (mean and std over seeds)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+GROUP = ["suite", "dataset", "teacher", "student", "method", "config_hash"]
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """Recall@K columns in K order, then MAP@R and R-Precision (whatever the rows carry)."""
+    recalls = sorted((c for c in runs.columns if c.startswith("recall@")), key=lambda c: int(c.split("@")[1]))
+    others = [c for c in ("map@r", "r_precision", "top1", "top5") if c in runs.columns]
+    return recalls + others
+
+
+def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
+    """One row per (dataset, teacher, student, method): mean/std over seeds of each metric,
+    the gain over ``none`` and the share of the teacher-student gap closed, on ``primary``.
+
+    Metric values are fractions in runs.csv and percentages (x100) here.
+    """
+    metrics = metric_columns(runs)
+    rows = []
+    for key, group in runs.groupby(GROUP, sort=False, dropna=False):
+        row = dict(zip(GROUP, key))
+        row["seeds"] = int(group["seed"].nunique())
+        for m in metrics:
+            row[f"{m}_mean"] = 100 * group[m].mean()
+            row[f"{m}_std"] = 100 * group[m].std(ddof=1) if len(group) > 1 else 0.0
+        row["train_seconds_mean"] = group["train_seconds"].mean()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["gain_vs_none"] = float("nan")
+    table["gap_closed"] = float("nan")
+    col = f"{primary}_mean"
+    for _, idx in table.groupby(["suite", "dataset", "teacher", "student"], dropna=False).groups.items():
+        part = table.loc[idx]
+        none = part.loc[part["method"] == "none", col]
+        teacher = part.loc[part["method"] == "teacher", col]
+        if len(none):
+            table.loc[idx, "gain_vs_none"] = part[col] - none.iloc[0]
+            if len(teacher) and teacher.iloc[0] != none.iloc[0]:
+                table.loc[idx, "gap_closed"] = (part[col] - none.iloc[0]) / (teacher.iloc[0] - none.iloc[0])
+    order = {"teacher": 0, "none": 1}
+    table["_order"] = table["method"].map(lambda m: order.get(m, 2))
+    table = table.sort_values(["dataset", "_order", col], ascending=[True, True, False])
+    table["rank"] = float("nan")
+    students = table["method"] != "teacher"
+    table.loc[students, "rank"] = table.loc[students].groupby(["dataset", "teacher", "student"])[col].rank(
+        ascending=False, method="min")
+    return table.drop(columns="_order").reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
+    """A readable markdown table: mean ± std per metric, plus gain and gap closed."""
+    metrics = [c[:-5] for c in table.columns if c.endswith("_mean") and c != "train_seconds_mean"]
+    head = ["method", "teacher", "student", "seeds"] + metrics + ["gain vs none", "gap closed", "train s"]
+    lines = [f"# {title}", "", *[f"{n}  " for n in notes], "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in table.iterrows():
+        cells = [str(r["method"]), str(r["teacher"]), str(r["student"]), str(r["seeds"])]
+        cells += [f"{r[m + '_mean']:.2f} ± {r[m + '_std']:.2f}" for m in metrics]
+        cells += ["" if pd.isna(r["gain_vs_none"]) or r["method"] == "teacher" else f"{r['gain_vs_none']:+.2f}",
+                  "" if pd.isna(r["gap_closed"]) or r["method"] in ("teacher", "none") else f"{100 * r['gap_closed']:.0f}%",
+                  f"{r['train_seconds_mean']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

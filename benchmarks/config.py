@@ -1,0 +1,60 @@
+"""Config files: small YAML files deep-merged over a suite's default."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A copy of ``base`` with ``override`` merged in (dicts recursively, other values replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def default_config(suite: str) -> dict:
+    """The packaged default config of ``suite`` (``benchmarks/configs/<suite>.yaml``)."""
+    ref = resources.files("benchmarks") / "configs" / f"{suite}.yaml"
+    if not ref.is_file():
+        raise ValueError(f"no default config for suite {suite!r}")
+    return yaml.safe_load(ref.read_text())
+
+
+def resolve_config(suite: str, config_file=None) -> dict:
+    """Default of the suite, then the user's file (which may name another ``base`` config)."""
+    cfg = default_config(suite)
+    if config_file:
+        user = load_yaml(config_file)
+        cfg = deep_merge(cfg, user)
+    return cfg
+
+
+def config_hash(cfg: dict) -> str:
+    """A short stable hash of a JSON-serialisable config."""
+    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]

@@ -1,0 +1,81 @@
+"""Command-line runner: ``python -m benchmarks.run --suite retrieval [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.config import resolve_config
+from benchmarks.results_io import git_commit
+
+SUITES = {"retrieval": "benchmarks.suites.retrieval"}
+PLANNED = ("classification", "detection")
+
+
+def _csv(text: str, cast=str) -> list:
+    try:
+        return [cast(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from exc
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    p.add_argument("--suite", default="retrieval", help=f"one of {sorted(SUITES)}")
+    p.add_argument("--dataset", help="dataset name (synthetic, mnist, cub200, cars196, sop, folder)")
+    p.add_argument("--data-root", help="folder holding the dataset in its official layout")
+    p.add_argument("--methods", type=_csv, help="comma-separated KD methods, e.g. none,at,rkd,crd,hmat")
+    p.add_argument("--seeds", type=lambda s: _csv(s, int), help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--config", help="YAML file merged over the suite's default config")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--cache-dir", default="cache", help="where trained teachers are cached (default: cache)")
+    p.add_argument("--epochs", type=int, help="override the epochs of teacher and student (quick runs)")
+    p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def build_config(args) -> dict:
+    if args.suite not in SUITES:
+        if args.suite in PLANNED:
+            raise SystemExit(f"suite {args.suite!r} is not implemented yet; available: {sorted(SUITES)}")
+        raise SystemExit(f"unknown suite {args.suite!r}; expected one of {sorted(SUITES)}")
+    cfg = resolve_config(args.suite, args.config)
+    if args.dataset:
+        cfg["dataset"] = {"name": args.dataset, "root": cfg["dataset"].get("root"), "options": {}}
+    if args.data_root:
+        cfg["dataset"]["root"] = args.data_root
+    if args.methods:
+        cfg["run"] = args.methods
+    if args.seeds is not None:
+        cfg["seeds"] = args.seeds
+    if args.epochs:
+        for role in ("teacher", "student"):
+            cfg[role].setdefault("train", {})["epochs"] = args.epochs
+            milestones = cfg[role]["train"].get("milestones")
+            if milestones:
+                cfg[role]["train"]["milestones"] = [m for m in milestones if m < args.epochs]
+    if args.device:
+        cfg["device"] = args.device
+    return cfg
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cfg = build_config(args)
+    cfg["_command"] = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    import importlib
+
+    suite = importlib.import_module(SUITES[args.suite])
+    start = time.perf_counter()
+    dest = suite.run(cfg, Path(args.out), Path(args.cache_dir), git_commit(), progress=not args.no_progress)
+    print((dest / "leaderboard.md").read_text())
+    print(f"wrote {dest}/runs.csv, leaderboard.csv, leaderboard.md in {time.perf_counter() - start:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The retrieval suite: a cached teacher per (dataset, architecture, seed), then one
+student per (method, seed) from the same initial weights, selected on validation and
+scored on the test classes with Recall@K, MAP@R and R-Precision."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.aggregate import leaderboard, to_markdown
+from benchmarks.config import config_hash, deep_merge
+from benchmarks.results_io import atomic_write_json, atomic_write_text, upsert_rows
+from retrieval.data import build_dataset
+from retrieval.engine import TrainConfig, evaluate_model, seed_everything, train
+from retrieval.losses import build_task_loss
+from retrieval.methods import build_method, list_methods
+from retrieval.models import create_model
+
+MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "pooling")
+
+
+def _datasets(cfg: dict) -> dict:
+    d = cfg["dataset"]
+    opts = dict(d.get("options") or {})
+    return {split: build_dataset(d["name"], d.get("root"), split, **opts) for split in ("fit", "val", "test")}
+
+
+def _model(spec: dict):
+    return create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
+                        pretrained=spec.get("pretrained", False), pooling=spec.get("pooling", "avg"))
+
+
+def _train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
+    opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
+    opts["ks"] = tuple(cfg["eval"]["ks"])
+    opts["progress"] = progress
+    opts["device"] = cfg.get("device", "cpu")
+    return TrainConfig.from_dict(opts)
+
+
+def _teacher_identity(cfg: dict) -> dict:
+    return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
+            "task_loss": cfg["task_loss"], "eval": cfg["eval"]}
+
+
+def _run_identity(cfg: dict, method: str) -> dict:
+    return {**_teacher_identity(cfg), "student": cfg["student"], "method": method,
+            "method_options": cfg["methods"].get(method) or {}}
+
+
+def _row(cfg, method, seed, run_id, chash, test, seconds, best_epoch, commit, teacher_name, student_name):
+    return {"run_id": run_id, "suite": cfg["suite"], "dataset": cfg["dataset"]["name"], "teacher": teacher_name,
+            "student": student_name, "method": method, "seed": seed, **test, "train_seconds": round(seconds, 2),
+            "best_epoch": best_epoch, "commit": commit, "config_hash": chash,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _model_name(spec: dict) -> str:
+    return f"{spec['arch']}-{spec['embedding_dim']}"
+
+
+def _teacher(cfg, data, seed, cache_dir: Path, progress: bool, log):
+    """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
+    ident = _teacher_identity(cfg)
+    chash = config_hash(ident)
+    path = cache_dir / "teachers" / cfg["dataset"]["name"] / f"{_model_name(cfg['teacher'])}-{chash}-seed{seed}.pt"
+    seed_everything(seed)
+    model = _model(cfg["teacher"])
+    tcfg = _train_config(cfg, "teacher", progress)
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(blob["state_dict"])
+        log(f"teacher seed {seed}: loaded from cache {path}")
+        return model, blob["record"], chash
+    task_loss = build_task_loss(**cfg["task_loss"])
+    method = build_method("none", student=model, task_loss=task_loss)
+    result = train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}")
+    test = evaluate_model(model, data["test"], tcfg, desc="teacher test")
+    record = {"test": test, "seconds": result.seconds, "best_epoch": result.best_epoch, "history": result.history}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "record": record}, tmp)
+    tmp.replace(path)
+    log(f"teacher seed {seed}: trained in {result.seconds:.0f}s, test recall@1 {100 * test['recall@1']:.2f}")
+    return model, record, chash
+
+
+def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
+    """Run the suite described by ``cfg``; return the folder holding its tables."""
+    methods = list(cfg["run"])
+    unknown = [m for m in methods if m not in list_methods()]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; expected some of {list_methods()}")
+    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    data = _datasets(cfg)
+    log(f"data {cfg['dataset']['name']}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
+        f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}")
+    dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
+    teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
+    hashes, rows = set(), []
+    env = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+           "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu")}
+    for seed in cfg["seeds"]:
+        teacher, record, thash = _teacher(cfg, data, seed, cache_dir, progress, log)
+        hashes.add(thash)
+        rows.append(_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
+                         record["best_epoch"], commit, teacher_name, teacher_name))
+        for method_name in methods:
+            chash = config_hash(_run_identity(cfg, method_name))
+            hashes.add(chash)
+            run_id = f"{method_name}-{chash}-s{seed}"
+            seed_everything(seed)  # same student initial weights and batch order for every method
+            student = _model(cfg["student"])
+            method = build_method(method_name, student=student, teacher=teacher,
+                                  task_loss=build_task_loss(**cfg["task_loss"]),
+                                  train_labels=data["fit"].labels, **(cfg["methods"].get(method_name) or {}))
+            scfg = _train_config(cfg, "student", progress)
+            result = train(method, data["fit"], data["val"], scfg, name=f"{method_name} s{seed}")
+            test = evaluate_model(student, data["test"], scfg, desc=f"{method_name} test")
+            log(f"{method_name:>8} seed {seed}: test recall@1 {100 * test['recall@1']:.2f} "
+                f"(best val epoch {result.best_epoch}, {result.seconds:.0f}s)")
+            row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch, commit,
+                       teacher_name, student_name)
+            rows.append(row)
+            atomic_write_json(dest / "runs" / f"{run_id}.json",
+                              {"row": row, "config": cfg, "environment": env, "history": result.history})
+            upsert_rows(dest / "runs.csv", [row])
+    table = upsert_rows(dest / "runs.csv", [r for r in rows if r["method"] == "teacher"])
+    current = table[table["config_hash"].isin(hashes)]
+    board = leaderboard(current)
+    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
+    notes = [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite retrieval')}`",
+             f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; metrics in % (mean ± std over seeds, test classes; "
+             f"checkpoint selected on the validation classes).",
+             f"Teacher {teacher_name}, student {student_name}; gap closed = (method - none) / (teacher - none) "
+             f"on recall@1."]
+    atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"Retrieval: {cfg['dataset']['name']}", notes))
+    return dest

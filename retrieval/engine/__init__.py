@@ -1,0 +1,9 @@
+"""Training and embedding loops."""
+
+from retrieval.engine.embed import compute_embeddings
+from retrieval.engine.seeding import seed_everything
+from retrieval.engine.trainer import (NonFiniteLossError, TrainConfig, TrainResult, evaluate_model,
+                                      make_train_loader, train)
+
+__all__ = ["compute_embeddings", "seed_everything", "TrainConfig", "TrainResult", "train", "evaluate_model",
+           "make_train_loader", "NonFiniteLossError"]

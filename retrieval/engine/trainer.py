@@ -1,0 +1,120 @@
+"""The training loop: sums a method's named losses, logs each, selects on validation.
+
+It never asks which method it runs: any ``Distiller`` (or anything with
+``training_step`` and ``trainable_parameters``) trains the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from pytorch_metric_learning.samplers import MPerClassSampler
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from retrieval.engine.embed import compute_embeddings
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    milestones: tuple = ()
+    gamma: float = 0.1
+    batch_size: int = 128
+    m_per_class: int = 5
+    eval_every: int = 1
+    select_metric: str = "recall@1"
+    ks: tuple = (1, 2, 4, 8)
+    num_workers: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {sorted(unknown)}; expected some of "
+                             f"{sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val: dict
+    seconds: float
+    history: list = field(default_factory=list)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or inf; the message names the method, step and term."""
+
+
+def make_train_loader(dataset, cfg: TrainConfig) -> DataLoader:
+    """Batches of ``batch_size`` with ``m_per_class`` images of each class (MPerClassSampler)."""
+    if cfg.batch_size % cfg.m_per_class:
+        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
+    sampler = MPerClassSampler(dataset.labels, m=cfg.m_per_class, batch_size=cfg.batch_size,
+                               length_before_new_iter=len(dataset))
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                      num_workers=cfg.num_workers)
+
+
+def evaluate_model(model, dataset, cfg: TrainConfig, desc: str = "eval") -> dict:
+    from retrieval.metrics import evaluate
+
+    emb, labels = compute_embeddings(model, dataset, num_workers=cfg.num_workers, device=cfg.device,
+                                     progress=cfg.progress, desc=desc)
+    return evaluate(emb, labels, ks=cfg.ks)
+
+
+def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run") -> TrainResult:
+    """Train ``method`` on ``train_set``; after the epochs, the student holds the weights of
+    the epoch with the best ``select_metric`` on ``val_set`` (and its trainable extras too)."""
+    method.to(cfg.device)
+    params = method.trainable_parameters()
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
+    loader = make_train_loader(train_set, cfg)
+    history, best, best_state, best_epoch = [], -math.inf, None, 0
+    start = time.perf_counter()
+    step = 0
+    for epoch in range(1, cfg.epochs + 1):
+        method.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+        for batch in bar:
+            batch = {k: v.to(cfg.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            _, losses = method.training_step(batch)
+            step += 1
+            for term, value in losses.items():
+                if not torch.isfinite(value).all():
+                    raise NonFiniteLossError(f"{name}: loss term {term!r} is {value.item()} at epoch {epoch}, "
+                                             f"step {step}; the best checkpoint so far is kept")
+            total = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            for term, value in losses.items():
+                sums[term] = sums.get(term, 0.0) + float(value.detach())
+            bar.set_postfix(loss=f"{float(total.detach()):.4f}")
+        scheduler.step()
+        record = {"epoch": epoch, **{f"loss/{k}": v / max(1, len(loader)) for k, v in sums.items()}}
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            val = evaluate_model(method.student, val_set, cfg, desc=f"{name} val")
+            record.update({f"val/{k}": v for k, v in val.items()})
+            if val[cfg.select_metric] > best:
+                best, best_epoch = val[cfg.select_metric], epoch
+                best_state = copy.deepcopy({k: v for k, v in method.state_dict().items()
+                                            if not k.startswith("teacher.")})
+        history.append(record)
+    seconds = time.perf_counter() - start
+    method.load_state_dict(best_state, strict=False)
+    best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val/")}
+    return TrainResult(best_epoch=best_epoch, best_val=best_val, seconds=seconds, history=history)
