@@ -88,7 +88,7 @@ def _build_index(x: np.ndarray, metric: str, n_fetch: int):
 
 def _exact_neighbours(x, sq_norms, ids, dist, nbr, k, metric) -> np.ndarray:
     """Turn one batch of raw FAISS results into exact, self-excluded neighbour rows."""
-    _sort_ties(dist, nbr, metric)
+    _sort_ties(dist, nbr, x.shape[0])
     keep = _without_self(nbr, ids)
     neighbours = nbr[keep].reshape(len(ids), -1)
     if nbr.shape[1] < x.shape[0]:  # some items were not fetched; k + 1 kept, last = sentinel
@@ -98,15 +98,22 @@ def _exact_neighbours(x, sq_norms, ids, dist, nbr, k, metric) -> np.ndarray:
     return neighbours[:, :k]
 
 
-def _sort_ties(dist: np.ndarray, nbr: np.ndarray, metric: str) -> None:
-    """In place, re-sort the rows holding equal distances by (distance, index)."""
+def _sort_ties(dist: np.ndarray, nbr: np.ndarray, n_items: int) -> None:
+    """In place, order the items at equal distance in each row by index.
+
+    Rows come sorted by distance, so only runs of equal distances need re-sorting,
+    and ``dist`` itself does not change. Each row is sorted by the single integer key
+    (run number, index).
+    """
     rows = np.flatnonzero((dist[:, 1:] == dist[:, :-1]).any(axis=1))
     if rows.size == 0:
         return
-    key = dist[rows] if metric == "l2" else -dist[rows]
-    order = np.lexsort((nbr[rows], key), axis=-1)
-    dist[rows] = np.take_along_axis(dist[rows], order, axis=1)
-    nbr[rows] = np.take_along_axis(nbr[rows], order, axis=1)
+    d = dist[rows]
+    run = np.zeros(d.shape, dtype=np.int64)
+    np.cumsum(d[:, 1:] != d[:, :-1], axis=1, out=run[:, 1:])
+    key = run * n_items + nbr[rows]
+    key.sort(axis=1)
+    nbr[rows] = key % n_items
 
 
 def _without_self(nbr: np.ndarray, ids: np.ndarray) -> np.ndarray:
