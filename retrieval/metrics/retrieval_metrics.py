@@ -38,8 +38,11 @@ def evaluate(embeddings, labels, ks: Iterable[int] | int = DEFAULT_KS, metric: s
 
     ``embeddings``: (N, d) array; ``labels``: N class labels. ``metric``: ``"ip"``
     (inner product), ``"l2"`` (Euclidean), or ``"auto"`` (``"ip"`` when every row
-    has unit L2 norm within 1e-3, else ``"l2"``). Returns
-    ``{"recall@1": ..., ..., "map@r": ..., "r_precision": ...}``, values in [0, 1].
+    has unit L2 norm within 1e-3, else ``"l2"``). Each item queries all other items;
+    its neighbours are ordered by distance, ties broken by lower item index. Queries
+    whose label no other item has (R = 0) are left out of every metric. Every K must
+    be < N. ``batch_size`` queries are searched at a time (memory, not results).
+    Returns ``{"recall@1": ..., ..., "map@r": ..., "r_precision": ...}``, in [0, 1].
     """
     return _compute(embeddings, labels, _check_ks(ks, allow_empty=False), metric, batch_size,
                     with_r_metrics=True)
@@ -91,7 +94,7 @@ def _compute(embeddings, labels, ks: tuple[int, ...], metric: str, batch_size: i
 
 
 class _Totals:
-    """Running sums of per-query scores; ``add`` reduces one batch, vectorised."""
+    """Per-batch reduction of neighbour relevance into recall hits and per-query AP / RP."""
 
     def __init__(self, ks: tuple[int, ...], with_r_metrics: bool):
         self.ks = ks
@@ -166,6 +169,9 @@ def as_embeddings(embeddings) -> np.ndarray:
         bad = np.flatnonzero(~finite)
         raise ValueError(f"embeddings must be finite, but {bad.size} row(s) hold NaN or inf "
                          f"(after casting to float32), first at row {bad[0]}")
+    if not np.isfinite(np.einsum("ij,ij->i", x, x)).all():
+        raise ValueError("embeddings are too large: squared norms overflow float32; "
+                         "expected values small enough for float32 distances (rescale them)")
     return x
 
 

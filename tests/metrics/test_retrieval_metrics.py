@@ -235,6 +235,7 @@ def test_import_does_not_import_torch():
     ({"x": np.where(np.eye(10, 4) > 0, np.nan, 1.0)}, "finite"),
     ({"x": np.full((10, 4), np.inf)}, "NaN or inf"),
     ({"x": np.full((10, 4), 1e300)}, "finite"),  # overflows float32
+    ({"x": np.full((10, 4), 1e30)}, "too large"),  # squared norms overflow float32
     ({"x": np.array([["a"] * 4] * 10)}, "numeric"),
     ({"ks": (0, 1)}, "positive integers"),
     ({"ks": (1.5,)}, "positive integers"),

@@ -51,19 +51,22 @@ class CRDLoss(nn.Module):
         self.register_buffer("bank_s", F.normalize(torch.rand(self.n_data, feat_dim) * 2 * stdv - stdv, dim=1))
         self.register_buffer("bank_t", F.normalize(torch.rand(self.n_data, feat_dim) * 2 * stdv - stdv, dim=1))
         self.register_buffer("z", torch.full((2,), -1.0))  # normalisation constants, set on first use
-        self.register_buffer("labels", torch.as_tensor(labels, dtype=torch.long))
+        # other-class pools, one padded row per class: pools[c, :sizes[c]] are the indices not in class c
         classes, inverse = np.unique(labels, return_inverse=True)
-        self._negatives = [torch.as_tensor(np.flatnonzero(inverse != c)) for c in range(len(classes))]
-        self._class_of = {int(c): i for i, c in enumerate(classes)}
+        pools = [np.flatnonzero(inverse != c) for c in range(len(classes))]
+        padded = np.zeros((len(pools), max(len(p) for p in pools)), dtype=np.int64)
+        for c, p in enumerate(pools):
+            padded[c, :len(p)] = p
+        self.register_buffer("class_index", torch.as_tensor(inverse, dtype=torch.long), persistent=False)
+        self.register_buffer("pools", torch.as_tensor(padded), persistent=False)
+        self.register_buffer("pool_sizes", torch.as_tensor([len(p) for p in pools]), persistent=False)
 
     def sample_indices(self, index: torch.Tensor) -> torch.Tensor:
         """(B, K+1) bank indices: the sample itself, then K other-class samples."""
-        rows = []
-        for i in index.tolist():
-            pool = self._negatives[self._class_of[int(self.labels[i])]]
-            rows.append(pool[torch.randint(len(pool), (self.k,))])
-        neg = torch.stack(rows).to(index.device)
-        return torch.cat([index[:, None], neg], dim=1)
+        cls = self.class_index[index]
+        draw = (torch.rand(len(index), self.k, device=index.device) * self.pool_sizes[cls][:, None]).long()
+        draw = torch.minimum(draw, self.pool_sizes[cls][:, None] - 1)  # guard against rand() rounding to 1
+        return torch.cat([index[:, None], self.pools[cls[:, None], draw]], dim=1)
 
     def _scores(self, bank: torch.Tensor, idx: torch.Tensor, v: torch.Tensor, which: int) -> torch.Tensor:
         weights = bank[idx]  # B x (K+1) x d, no grad (a buffer)

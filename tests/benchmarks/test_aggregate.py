@@ -1,0 +1,37 @@
+"""Leaderboard aggregation against hand-computed numbers."""
+
+import pandas as pd
+import pytest
+
+from benchmarks.aggregate import leaderboard, to_markdown
+
+
+def _rows():
+    base = {"suite": "retrieval", "dataset": "d", "teacher": "T", "student": "S", "train_seconds": 1.0,
+            "recall@2": 0.9, "map@r": 0.5, "r_precision": 0.5}
+    values = {"teacher": [0.80, 0.90], "none": [0.40, 0.50], "at": [0.60, 0.60], "hmat": [0.70, 0.80]}
+    rows = []
+    for method, r1 in values.items():
+        for seed, v in enumerate(r1):
+            rows.append({**base, "method": method, "seed": seed, "recall@1": v, "config_hash": method})
+    return pd.DataFrame(rows)
+
+
+def test_mean_std_gain_and_gap_closed():
+    board = leaderboard(_rows()).set_index("method")
+    assert board.loc["none", "recall@1_mean"] == pytest.approx(45.0)
+    assert board.loc["none", "recall@1_std"] == pytest.approx(7.0710678)  # sample std of 40 and 50
+    assert board.loc["at", "recall@1_std"] == pytest.approx(0.0)
+    assert board.loc["hmat", "gain_vs_none"] == pytest.approx(30.0)
+    assert board.loc["hmat", "gap_closed"] == pytest.approx(30.0 / 40.0)  # (75-45)/(85-45)
+    assert board.loc["at", "gap_closed"] == pytest.approx(15.0 / 40.0)
+    assert board.loc["hmat", "rank"] == 1 and board.loc["at", "rank"] == 2 and board.loc["none", "rank"] == 3
+    assert pd.isna(board.loc["teacher", "rank"])
+    assert list(board.index[:2]) == ["teacher", "none"]
+
+
+def test_markdown_lists_every_method():
+    md = to_markdown(leaderboard(_rows()), "title", ["a note"])
+    for method in ("teacher", "none", "at", "hmat"):
+        assert f"| {method} |" in md
+    assert "75.00 ± 7.07" in md and "75%" in md
