@@ -63,7 +63,7 @@ def _model_name(spec: dict) -> str:
     return f"{spec['arch']}-{spec['embedding_dim']}"
 
 
-def _teacher(cfg, data, seed, cache_dir: Path, progress: bool, log):
+def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=print):
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
     ident = _teacher_identity(cfg)
     chash = config_hash(ident)
@@ -89,23 +89,42 @@ def _teacher(cfg, data, seed, cache_dir: Path, progress: bool, log):
     return model, record, chash
 
 
+def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
+                  progress: bool):
+    """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``."""
+    seed_everything(seed)  # same student initial weights and batch order for every method
+    student = _model(cfg["student"])
+    method = build_method(method_name, student=student, teacher=teacher,
+                          task_loss=build_task_loss(**cfg["task_loss"]),
+                          train_labels=data["fit"].labels, **(options or {}))
+    result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
+                   name=f"{method_name} s{seed}")
+    return student, result
+
+
+def prepare(cfg: dict, log=print) -> dict:
+    """Set threads and build the fit/val/test splits of the config's dataset."""
+    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    data = _datasets(cfg)
+    log(f"data {cfg['dataset']['name']}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
+        f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}")
+    return data
+
+
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
     """Run the suite described by ``cfg``; return the folder holding its tables."""
     methods = list(cfg["run"])
     unknown = [m for m in methods if m not in list_methods()]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {list_methods()}")
-    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
-    data = _datasets(cfg)
-    log(f"data {cfg['dataset']['name']}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
-        f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}")
+    data = prepare(cfg, log)
     dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
     teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
     hashes, rows = set(), []
     env = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
            "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu")}
     for seed in cfg["seeds"]:
-        teacher, record, thash = _teacher(cfg, data, seed, cache_dir, progress, log)
+        teacher, record, thash = load_or_train_teacher(cfg, data, seed, cache_dir, progress, log)
         hashes.add(thash)
         rows.append(_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
                          record["best_epoch"], commit, teacher_name, teacher_name))
@@ -113,14 +132,10 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
             chash = config_hash(_run_identity(cfg, method_name))
             hashes.add(chash)
             run_id = f"{method_name}-{chash}-s{seed}"
-            seed_everything(seed)  # same student initial weights and batch order for every method
-            student = _model(cfg["student"])
-            method = build_method(method_name, student=student, teacher=teacher,
-                                  task_loss=build_task_loss(**cfg["task_loss"]),
-                                  train_labels=data["fit"].labels, **(cfg["methods"].get(method_name) or {}))
-            scfg = _train_config(cfg, "student", progress)
-            result = train(method, data["fit"], data["val"], scfg, name=f"{method_name} s{seed}")
-            test = evaluate_model(student, data["test"], scfg, desc=f"{method_name} test")
+            student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name),
+                                            seed, progress)
+            test = evaluate_model(student, data["test"], _train_config(cfg, "student", progress),
+                                  desc=f"{method_name} test")
             log(f"{method_name:>8} seed {seed}: test recall@1 {100 * test['recall@1']:.2f} "
                 f"(best val epoch {result.best_epoch}, {result.seconds:.0f}s)")
             row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch, commit,
