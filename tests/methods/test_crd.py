@@ -11,14 +11,6 @@ import torch
 from retrieval.methods.losses import CRDLoss, nce_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (badly so on a busy 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 LABELS = [10, 10, 42, 42, 42, 7, 7, 10, 3, 3]  # non-contiguous class ids, n_data = 10
 N_DATA = len(LABELS)

@@ -12,14 +12,6 @@ from retrieval.methods import build_method, list_methods
 from retrieval.models import create_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (badly so on a busy 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 TRAIN_LABELS = [i // 5 for i in range(20)]  # 4 classes x 5 samples
 

@@ -11,13 +11,6 @@ import torch.nn.functional as F
 
 from retrieval.methods.losses import position_affinity, position_attention_loss, position_attention_loss_plain
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (badly so on a busy 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 # ----------------------------------------------------------------------------- reference

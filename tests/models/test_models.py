@@ -16,14 +16,6 @@ from retrieval.models.small_cnn import SmallResNet
 from retrieval.models.torchvision_backbones import PretrainedWeightsNotFound, cached_weights_path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only add barrier waits (badly so on a busy 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SMALL = {"small_cnn_xs": (8, 16, 32, 64), "small_cnn_s": (16, 32, 64, 128), "small_cnn_m": (32, 64, 128, 256)}
 # independent expectations (torchvision architecture facts), not read from the library's table
