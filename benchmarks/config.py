@@ -38,11 +38,14 @@ def load_yaml(path) -> dict:
 
 
 def default_config(suite: str) -> dict:
-    """The packaged default config of ``suite`` (``benchmarks/configs/<suite>.yaml``)."""
+    """The packaged default config of ``suite`` (``benchmarks/configs/<suite>.yaml``),
+    merged over the packaged config its ``base`` key names, if any."""
     ref = resources.files("benchmarks") / "configs" / f"{suite}.yaml"
     if not ref.is_file():
         raise ValueError(f"no default config for suite {suite!r}")
-    return yaml.safe_load(ref.read_text())
+    cfg = yaml.safe_load(ref.read_text())
+    base = cfg.pop("base", None)
+    return deep_merge(default_config(base), cfg) if base else cfg
 
 
 def resolve_config(suite: str, config_file=None) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 from benchmarks.config import resolve_config
 from benchmarks.results_io import git_commit
 
-SUITES = {"retrieval": "benchmarks.suites.retrieval"}
+SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval"}
 PLANNED = ("classification", "detection")
 
 

@@ -92,11 +92,15 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
                   progress: bool):
     """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``."""
+    options = dict(options or {})
+    registered = options.pop("method", method_name)  # a named variant, e.g. {method: hmat, terms: ...}
+    if registered != method_name:  # a variant inherits the configured options of its method
+        options = deep_merge(cfg["methods"].get(registered) or {}, options)
     seed_everything(seed)  # same student initial weights and batch order for every method
     student = _model(cfg["student"])
-    method = build_method(method_name, student=student, teacher=teacher,
+    method = build_method(registered, student=student, teacher=teacher,
                           task_loss=build_task_loss(**cfg["task_loss"]),
-                          train_labels=data["fit"].labels, **(options or {}))
+                          train_labels=data["fit"].labels, **options)
     result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
                    name=f"{method_name} s{seed}")
     return student, result
@@ -114,9 +118,10 @@ def prepare(cfg: dict, log=print) -> dict:
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
     """Run the suite described by ``cfg``; return the folder holding its tables."""
     methods = list(cfg["run"])
-    unknown = [m for m in methods if m not in list_methods()]
+    known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; expected some of {list_methods()}")
+        raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
     data = prepare(cfg, log)
     dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
     teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
@@ -153,5 +158,5 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
              f"checkpoint selected on the validation classes).",
              f"Teacher {teacher_name}, student {student_name}; gap closed = (method - none) / (teacher - none) "
              f"on recall@1."]
-    atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"Retrieval: {cfg['dataset']['name']}", notes))
+    atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"{cfg['suite']}: {cfg['dataset']['name']}", notes))
     return dest
