@@ -103,21 +103,23 @@ def test_blocked_equals_plain_and_loop_value_and_gradient(block_elements, tau):
     np.testing.assert_allclose(fs_blk.grad.numpy(), fs_ref.grad.numpy(), rtol=1e-8, atol=1e-12)
 
 
-def test_block_rows_cover_every_row_once(monkeypatch):
-    """Counting the rows handed to the block function: all N rows, each once, in the expected block sizes."""
+def test_block_rows_bound_the_block_size(monkeypatch):
+    """Counting the rows of each block (via the matmul shapes): all N rows, each once, in the expected sizes."""
     import retrieval.methods.losses.position_attention as pa
 
+    assert pa.block_rows(B, N, 5 * B * N) == 5
+    assert pa.block_rows(B, N, 1) == 1 and pa.block_rows(B, N, 10 ** 9) == N
     seen = []
-    real = pa._block_kl_sum
+    real_log_softmax = torch.log_softmax
 
-    def spy(qs_rows, qs, qt_rows, qt, tau):
-        seen.append(qs_rows.shape[2])
-        return real(qs_rows, qs, qt_rows, qt, tau)
+    def spy(x, dim):
+        seen.append(x.shape[1])
+        return real_log_softmax(x, dim=dim)
 
-    monkeypatch.setattr(pa, "_block_kl_sum", spy)
+    monkeypatch.setattr(pa.torch, "log_softmax", spy)
     fs, ft = randn(B, C, H, W, seed=4), randn(B, C, H, W, seed=5)
     pa.position_attention_loss(fs, ft, 0.1, block_elements=5 * B * N)
-    assert seen == [5, 5, 5, 1]
+    assert seen[::2] == [5, 5, 5, 1] and seen[1::2] == [5, 5, 5, 1]  # student and teacher rows of each block
 
 
 def test_gradcheck_blocked():

@@ -7,18 +7,24 @@ their H x W agree. The loss is the row-averaged KL divergence
 
     L_pos = 1/(B·N) Σ_b Σ_i KL(P_t[b, i, :] || P_s[b, i, :]).
 
-Memory: the plain version holds B·N² values (plus the same again for autograd). Here
-rows are processed in blocks of at most ``block_elements`` values (B x rows x N), and
-each block runs under activation checkpointing, so its intermediate values are freed
-after the forward and recomputed in the backward pass: the value and the gradient
-are those of the plain version, while peak memory is one block.
+Memory: the plain version holds B·N² values several times over (affinities, softmax,
+autograd buffers). Here the rows are processed in blocks of at most ``block_elements``
+values (B x rows x N), and the gradient is formed block by block in the same pass,
+from the closed form
+
+    ∂L/∂S_s[b, i, j] = (P_s[b, i, j] − P_t[b, i, j]) / (B·N),   S_s = F̂_sᵀ F̂_s / τ,
+
+so ∂L/∂F̂_s = (F̂_s G_bᵀ + F̂_s[:, rows] G_b) summed over the blocks, G_b = ∂L/∂S_s of the
+block. Nothing of size N² outlives a block and nothing is recomputed: the value and
+gradient are those of the plain version (tested against it in float64 and with
+``gradcheck``), at the plain version's O(B·N²·C) arithmetic.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
+from torch.autograd.function import once_differentiable
 
 from retrieval.methods.losses.spatial import check_pair, match_spatial
 
@@ -46,6 +52,40 @@ def position_attention_loss_plain(fs: torch.Tensor, ft: torch.Tensor, tau: float
     return _block_kl_sum(qs, qs, qt, qt, tau) / (b * n)
 
 
+def block_rows(batch: int, n: int, block_elements: int) -> int:
+    """Rows per block so that one (batch, rows, n) block holds at most ``block_elements`` values."""
+    return max(1, min(n, block_elements // max(1, batch * n)))
+
+
+class _BlockedPositionKL(torch.autograd.Function):
+    """Σ_b Σ_i KL(P_t || P_s) over row blocks, with ∂/∂qs accumulated in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, qs, qt, tau: float, rows: int):
+        need_grad = ctx.needs_input_grad[0]
+        n = qs.shape[2]
+        total = qs.new_zeros((), dtype=torch.float64 if qs.dtype == torch.float64 else torch.float32)
+        grad = torch.zeros_like(qs) if need_grad else None
+        for start in range(0, n, rows):
+            sl = slice(start, start + rows)
+            log_ps = torch.log_softmax(qs[:, :, sl].transpose(1, 2) @ qs / tau, dim=-1)
+            log_pt = torch.log_softmax(qt[:, :, sl].transpose(1, 2) @ qt / tau, dim=-1)
+            pt = log_pt.exp()
+            total += (pt * (log_pt - log_ps)).sum()
+            if need_grad:
+                g = (log_ps.exp_() - pt) / tau  # ∂/∂(S_s block), B x rows x N
+                grad[:, :, sl] += qs @ g.transpose(1, 2)  # S[i, j] through q_i (rows of the block)
+                grad += qs[:, :, sl] @ g  # ... and through q_j (all columns)
+        ctx.save_for_backward(grad if need_grad else None)
+        return total.to(qs.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_output if grad is not None else None), None, None, None
+
+
 def position_attention_loss(fs: torch.Tensor, ft: torch.Tensor, tau: float = 0.1,
                             block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> torch.Tensor:
     """L_pos (see module docstring), exact, in row blocks of at most ``block_elements`` values."""
@@ -53,11 +93,5 @@ def position_attention_loss(fs: torch.Tensor, ft: torch.Tensor, tau: float = 0.1
     fs, ft = match_spatial(fs, ft)
     qs, qt = F.normalize(fs.flatten(2), dim=1), F.normalize(ft.detach().flatten(2), dim=1)
     b, _, n = qs.shape
-    rows = max(1, min(n, block_elements // max(1, b * n)))
-    if rows >= n:
-        return _block_kl_sum(qs, qs, qt, qt, tau) / (b * n)
-    total = qs.new_zeros(())
-    for start in range(0, n, rows):
-        sl = slice(start, start + rows)
-        total = total + checkpoint(_block_kl_sum, qs[:, :, sl], qs, qt[:, :, sl], qt, tau, use_reentrant=False)
-    return total / (b * n)
+    rows = block_rows(b, n, block_elements)
+    return _BlockedPositionKL.apply(qs.contiguous(), qt.contiguous(), tau, rows) / (b * n)
