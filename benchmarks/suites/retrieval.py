@@ -98,21 +98,41 @@ def _save_teacher(path: Path, model, record: dict) -> None:
     tmp.replace(path)
 
 
-def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                  progress: bool):
-    """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``."""
+def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
+    """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
+    chash = config_hash(_run_identity(cfg, method_name))
+    return f"{method_name}-{chash}-s{seed}", chash
+
+
+def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:
+    """Where a student run's selected weights (student + connectors/heads) are kept."""
+    return cache_dir / "students" / cfg["suite"] / cfg["dataset"]["name"] / f"{run_id}.pt"
+
+
+def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
+    """The method object of one student run, before training."""
     options = dict(options or {})
     registered = options.pop("method", method_name)  # a named variant, e.g. {method: hmat, terms: ...}
     if registered != method_name:  # a variant inherits the configured options of its method
         options = deep_merge(cfg["methods"].get(registered) or {}, options)
-    seed_everything(seed)  # same student initial weights and batch order for every method
     student = _model(cfg["student"])
-    method = build_method(registered, student=student, teacher=teacher,
-                          task_loss=build_task_loss(**cfg["task_loss"]),
-                          train_labels=data["fit"].labels, **options)
+    return build_method(registered, student=student, teacher=teacher, task_loss=build_task_loss(**cfg["task_loss"]),
+                        train_labels=data["fit"].labels, **options)
+
+
+def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
+                  progress: bool, checkpoint: Path | None = None):
+    """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``."""
+    seed_everything(seed)  # same student initial weights and batch order for every method
+    method = build_student_method(cfg, data, teacher, method_name, options)
     result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
                    name=f"{method_name} s{seed}")
-    return student, result
+    if checkpoint is not None:
+        state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+    return method.student, result
 
 
 def prepare(cfg: dict, log=print) -> dict:
@@ -143,11 +163,10 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
         rows.append(_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
                          record["best_epoch"], commit, teacher_name, teacher_name))
         for method_name in methods:
-            chash = config_hash(_run_identity(cfg, method_name))
+            run_id, chash = run_id_of(cfg, method_name, seed)
             hashes.add(chash)
-            run_id = f"{method_name}-{chash}-s{seed}"
             student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name),
-                                            seed, progress)
+                                            seed, progress, checkpoint=student_checkpoint(cfg, cache_dir, run_id))
             test = evaluate_model(student, data["test"], _train_config(cfg, "student", progress),
                                   desc=f"{method_name} test")
             log(f"{method_name:>8} seed {seed}: test recall@1 {100 * test['recall@1']:.2f} "

@@ -93,3 +93,16 @@ def test_bad_arguments_give_clear_errors(tmp_path, tiny_config):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match="mapping"):
         _run(tmp_path, bad)
+
+
+def test_visualize_draws_from_the_run_checkpoints(tmp_path, tiny_config):
+    from benchmarks import visualize
+
+    _run(tmp_path, tiny_config, "--methods", "none,hmat", "--seeds", "0")
+    out = tmp_path / "maps.png"
+    assert visualize.main(["--config", str(tiny_config), "--cache-dir", str(tmp_path / "cache"),
+                           "--images", "2", "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000 and out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        visualize.main(["--config", str(tiny_config), "--cache-dir", str(tmp_path / "cache"), "--seed", "5",
+                        "--out", str(out)])

@@ -68,14 +68,18 @@ class _BlockedPositionKL(torch.autograd.Function):
         grad = torch.zeros_like(qs) if need_grad else None
         for start in range(0, n, rows):
             sl = slice(start, start + rows)
-            log_ps = torch.log_softmax(qs[:, :, sl].transpose(1, 2) @ qs / tau, dim=-1)
-            log_pt = torch.log_softmax(qt[:, :, sl].transpose(1, 2) @ qt / tau, dim=-1)
+            # 1/tau goes on the small (B, C, rows) slice, not on the (B, rows, N) block
+            log_ps = torch.log_softmax((qs[:, :, sl] / tau).transpose(1, 2) @ qs, dim=-1)
+            log_pt = torch.log_softmax((qt[:, :, sl] / tau).transpose(1, 2) @ qt, dim=-1)
             pt = log_pt.exp()
-            total += (pt * (log_pt - log_ps)).sum()
+            # Σ pt·(log pt − log ps) as two dot products: no temporary of the block's size
+            total += torch.dot(pt.view(-1), log_pt.view(-1)) - torch.dot(pt.view(-1), log_ps.view(-1))
             if need_grad:
-                g = (log_ps.exp_() - pt) / tau  # ∂/∂(S_s block), B x rows x N
+                g = log_ps.exp_().sub_(pt)  # tau · ∂/∂(S_s block), B x rows x N, in place
                 grad[:, :, sl] += qs @ g.transpose(1, 2)  # S[i, j] through q_i (rows of the block)
                 grad += qs[:, :, sl] @ g  # ... and through q_j (all columns)
+        if need_grad:
+            grad /= tau
         ctx.save_for_backward(grad if need_grad else None)
         return total.to(qs.dtype)
 

@@ -1,0 +1,99 @@
+"""Pictures of what HMAT transfers: teacher vs ``none`` student vs ``hmat`` student.
+
+    python -m benchmarks.visualize [--config FILE] [--seed 0] [--cache-dir cache] [--images 3]
+                                   [--out results/retrieval/<dataset>/hmat_attention.png]
+
+Reads the checkpoints a ``python -m benchmarks.run`` of the same config left in the
+cache (teacher, and the ``none`` and ``hmat`` students of ``--seed``) and, for a few
+test images, draws per model: the activation-attention map of each stage, the
+stage-1 position-attention row of the image's centre pixel, and the stage-4 channel
+affinity (for HMAT, after its learned connector: what the loss compares).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.config import resolve_config  # noqa: E402
+from benchmarks.suites import retrieval as suite  # noqa: E402
+from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
+
+
+def _load_student(cfg, data, teacher, method, seed, cache_dir):
+    run_id, _ = suite.run_id_of(cfg, method, seed)
+    path = suite.student_checkpoint(cfg, cache_dir, run_id)
+    if not path.exists():
+        raise SystemExit(f"no checkpoint for {method} seed {seed} at {path}; run "
+                         f"`python -m benchmarks.run --methods none,hmat --seeds {seed}` with this config first")
+    m = suite.build_student_method(cfg, data, teacher, method, cfg["methods"].get(method))
+    m.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=False)
+    return m.eval()
+
+
+@torch.no_grad()
+def _panels(model, image, connector=None):
+    stages = model.forward_features(image[None])["stages"]
+    acts = [activation_attention(f)[0].view(f.shape[-2:]) for f in stages]
+    f1 = stages[0]
+    h, w = f1.shape[-2:]
+    pos_row = position_affinity(f1, 0.1)[0, (h // 2) * w + w // 2].view(h, w)
+    f4 = connector(stages[3]) if connector is not None else stages[3]
+    return acts, pos_row, channel_affinity(f4, 0.1)[0]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default="cache")
+    p.add_argument("--images", type=int, default=3)
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    cfg = resolve_config("retrieval", args.config)
+    data = suite.prepare(cfg)
+    teacher, _, _ = suite.load_or_train_teacher(cfg, data, args.seed, Path(args.cache_dir), False)
+    teacher.eval()
+    hmat = _load_student(cfg, data, teacher, "hmat", args.seed, Path(args.cache_dir))
+    none = _load_student(cfg, data, teacher, "none", args.seed, Path(args.cache_dir))
+    connector = hmat.connectors["4"] if "4" in hmat.connectors else None
+    models = [("teacher", teacher, None), ("none", none.student, None), ("hmat", hmat.student, connector)]
+    test = data["test"]
+    picks = [int(i) for i in torch.linspace(0, len(test) - 1, args.images).long()]
+    cols = 7
+    fig, axes = plt.subplots(len(picks) * 3, cols, figsize=(cols * 1.7, len(picks) * 3 * 1.7))
+    titles = ["image", "act s1", "act s2", "act s3", "act s4", "pos row (s1)", "channel aff. (s4)"]
+    for i, idx in enumerate(picks):
+        image = test[idx]["image"]
+        shown = (image - image.min()) / (image.max() - image.min() + 1e-8)
+        for j, (name, model, conn) in enumerate(models):
+            r = i * 3 + j
+            acts, pos_row, chan = _panels(model, image, conn)
+            row = [shown.permute(1, 2, 0), *acts, pos_row, chan]
+            for c, panel in enumerate(row):
+                ax = axes[r, c]
+                ax.imshow(panel.numpy(), cmap=None if c == 0 else "viridis")
+                ax.set_xticks([]), ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(titles[c], fontsize=8)
+            axes[r, 0].set_ylabel(f"{name}\n#{idx}", fontsize=8)
+    fig.suptitle(f"{cfg['dataset']['name']} test images, seed {args.seed}: teacher / none / hmat", fontsize=10)
+    fig.tight_layout()
+    out = Path(args.out or f"results/retrieval/{cfg['dataset']['name']}/hmat_attention.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
