@@ -12,7 +12,7 @@ class ContrastiveRepresentationDistillation(Distiller):
         if self.train_labels is None:
             raise ValueError("crd needs train_labels (the label of every training sample, by dataset index)")
         self.weight = weight
-        self.crd = CRDLoss(student.embed.out_features, teacher.embed.out_features, self.train_labels,
+        self.crd = CRDLoss(student.embedding_dim, teacher.embedding_dim, self.train_labels,
                            feat_dim=feat_dim, num_negatives=num_negatives, temperature=temperature,
                            momentum=momentum)
 
