@@ -29,9 +29,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results")
     p.add_argument("--json", help="also write the numbers to this file")
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory() as cache:
+    # an empty teacher cache, named relative to the working folder so the recorded command stays portable
+    with tempfile.TemporaryDirectory(dir=".", prefix=".bench-cache-") as cache:
         cmd = [sys.executable, "-m", "benchmarks.run", "--suite", "retrieval", "--out", args.out,
-               "--cache-dir", cache, "--no-progress"]
+               "--cache-dir", Path(cache).name, "--no-progress"]
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         seconds = time.perf_counter() - start
