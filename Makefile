@@ -1,11 +1,12 @@
-# Two entry points, each creating the environment on first use:
-#   make bench   runs the retrieval suite on the embedded default data
-#   make test    runs the test suite
+# Entry points, each creating the environment on first use:
+#   make bench    runs the retrieval suite on the embedded default data
+#   make test     runs the test suite
+#   make regress  runs the quick configs and fails if a method got worse than its committed baseline
 PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: bench test install
+.PHONY: bench test regress install
 
 install: $(VENV)/.installed
 
@@ -21,3 +22,6 @@ bench: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 -q
+
+regress: install
+	$(BIN)/python -m benchmarks.regress --baseline results/baselines/quick_retrieval.csv

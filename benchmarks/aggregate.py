@@ -36,10 +36,13 @@ def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
     table["gain_vs_none"] = float("nan")
     table["gap_closed"] = float("nan")
     col = f"{primary}_mean"
-    for _, idx in table.groupby(["suite", "dataset", "teacher", "student"], dropna=False).groups.items():
+    is_teacher = table["method"] == "teacher"
+    for key, idx in table.groupby(["suite", "dataset", "teacher", "student"], dropna=False).groups.items():
         part = table.loc[idx]
         none = part.loc[part["method"] == "none", col]
-        teacher = part.loc[part["method"] == "teacher", col]
+        # the teacher's own row has student == teacher, so it is found by (suite, dataset, teacher)
+        same = (table["suite"] == key[0]) & (table["dataset"] == key[1]) & (table["teacher"] == key[2])
+        teacher = table.loc[is_teacher & same, col]
         if len(none):
             table.loc[idx, "gain_vs_none"] = part[col] - none.iloc[0]
             if len(teacher) and teacher.iloc[0] != none.iloc[0]:

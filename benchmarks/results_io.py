@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+_UMASK = os.umask(0)  # read once: mkstemp files are 0600, results files get the usual mode
+os.umask(_UMASK)
+
 
 def atomic_write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
@@ -19,9 +22,29 @@ def atomic_write_text(path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_via(path, write) -> None:
+    """Atomically create ``path`` with ``write(tmp_path)`` (e.g. ``fig.savefig``, ``torch.save``):
+    the writer fills a uniquely named temp file in the same folder, which is then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        write(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -47,17 +70,62 @@ def file_lock(path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# read as text: a short commit or config hash may look like a number ("0123456", "12e4567")
+TEXT_COLUMNS = {c: str for c in ("run_id", "suite", "dataset", "teacher", "student", "method", "commit",
+                                 "config_hash", "timestamp")}
+
+
 def upsert_rows(csv_path, rows: list[dict], key: str = "run_id") -> pd.DataFrame:
     """Add ``rows`` to ``csv_path`` under a lock, replacing earlier rows with the same ``key``."""
     csv_path = Path(csv_path)
     with file_lock(csv_path):
-        old = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame()
+        old = pd.read_csv(csv_path, dtype=TEXT_COLUMNS) if csv_path.exists() else pd.DataFrame()
         new = pd.DataFrame(rows)
         if len(old) and key in old:
             old = old[~old[key].isin(new[key])]
         table = pd.concat([old, new], ignore_index=True) if len(old) else new
         atomic_write_text(csv_path, table.to_csv(index=False))
     return table
+
+
+def read_runs(path) -> pd.DataFrame:
+    """A runs table written by the suites, or a baseline that starts with ``# key: value`` lines."""
+    path = Path(path)
+    with open(path) as f:
+        skip = 0
+        for line in f:
+            if not line.startswith("#"):
+                break
+            skip += 1
+    return pd.read_csv(path, skiprows=skip, dtype=TEXT_COLUMNS)
+
+
+def read_header(path) -> dict:
+    """The ``# key: value`` lines at the top of a table (command, commit, ...)."""
+    meta = {}
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            key, _, value = line[1:].partition(":")
+            meta[key.strip()] = value.strip()
+    return meta
+
+
+PACKAGES = ("torch", "torchvision", "faiss-cpu", "faiss-gpu", "faiss", "pytorch-metric-learning", "numpy")
+
+
+def package_versions(names=PACKAGES) -> dict:
+    """Installed versions (pip metadata) of the packages that decide a result; absent ones left out."""
+    from importlib import metadata
+
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
 
 
 def git_commit(cwd=None) -> str:

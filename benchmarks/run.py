@@ -11,8 +11,9 @@ from pathlib import Path
 from benchmarks.config import resolve_config
 from benchmarks.results_io import git_commit
 
-SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval"}
-PLANNED = ("classification", "detection")
+SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval",
+          "classification": "benchmarks.suites.classification"}
+PLANNED = ("detection",)
 
 
 def _csv(text: str, cast=str) -> list:
@@ -35,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="override the epochs of teacher and student (quick runs)")
     p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--reproduce", metavar="RUN_ID",
+                   help="rerun the saved row RUN_ID (found under --out) with its saved config and compare")
     return p.parse_args(argv)
 
 
@@ -65,6 +68,8 @@ def build_config(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.reproduce:
+        return _reproduce(args)
     cfg = build_config(args)
     cfg["_command"] = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     import importlib
@@ -75,6 +80,16 @@ def main(argv=None) -> int:
     print((dest / "leaderboard.md").read_text())
     print(f"wrote {dest}/runs.csv, leaderboard.csv, leaderboard.md in {time.perf_counter() - start:.0f}s")
     return 0
+
+
+def _reproduce(args) -> int:
+    given = [f"--{k.replace('_', '-')}" for k in ("dataset", "data_root", "methods", "seeds", "config", "epochs",
+                                                 "device") if getattr(args, k) is not None]
+    if given:
+        raise SystemExit(f"--reproduce takes its config, method and seed from the saved run; drop {given}")
+    from benchmarks.reproduce import reproduce
+
+    return reproduce(args.reproduce, Path(args.out), Path(args.cache_dir), SUITES, progress=not args.no_progress)
 
 
 if __name__ == "__main__":

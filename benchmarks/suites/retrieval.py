@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_json, atomic_write_text, upsert_rows
+from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, package_versions, upsert_rows
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_model, seed_everything, train
 from retrieval.losses import build_task_loss
@@ -44,7 +44,7 @@ def _train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
 
 def _teacher_identity(cfg: dict) -> dict:
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
-            "task_loss": cfg["task_loss"], "eval": cfg["eval"]}
+            "task_loss": cfg["task_loss"], "eval": cfg["eval"], "init_seed": cfg.get("init_seed")}
 
 
 def _run_identity(cfg: dict, method: str) -> dict:
@@ -63,13 +63,20 @@ def _model_name(spec: dict) -> str:
     return f"{spec['arch']}-{spec['embedding_dim']}"
 
 
+def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
+    """Where the teacher of ``seed`` is cached (named by the hash of what decides its weights)."""
+    chash = config_hash(_teacher_identity(cfg))
+    return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{_model_name(cfg['teacher'])}-{chash}-seed{seed}.pt"
+
+
 def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=print):
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
-    ident = _teacher_identity(cfg)
-    chash = config_hash(ident)
-    path = cache_dir / "teachers" / cfg["dataset"]["name"] / f"{_model_name(cfg['teacher'])}-{chash}-seed{seed}.pt"
-    seed_everything(seed)
+    chash = config_hash(_teacher_identity(cfg))
+    path = teacher_checkpoint(cfg, cache_dir, seed)
+    init_seed = cfg.get("init_seed")
+    seed_everything(seed if init_seed is None else init_seed)
     model = _model(cfg["teacher"])
+    seed_everything(seed)
     tcfg = _train_config(cfg, "teacher", progress)
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -92,10 +99,7 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
 
 
 def _save_teacher(path: Path, model, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "record": record}, tmp)
-    tmp.replace(path)
+    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
 
 
 def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
@@ -123,15 +127,15 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
                   progress: bool, checkpoint: Path | None = None):
     """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``."""
-    seed_everything(seed)  # same student initial weights and batch order for every method
+    init_seed = cfg.get("init_seed")
+    seed_everything(seed if init_seed is None else init_seed)  # same initial weights for every method
     method = build_student_method(cfg, data, teacher, method_name, options)
+    seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
     result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
                    name=f"{method_name} s{seed}")
     if checkpoint is not None:
         state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, checkpoint.with_suffix(".tmp"))
-        checkpoint.with_suffix(".tmp").replace(checkpoint)
+        atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
     return method.student, result
 
 
@@ -142,6 +146,12 @@ def prepare(cfg: dict, log=print) -> dict:
     log(f"data {cfg['dataset']['name']}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
         f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}")
     return data
+
+
+def environment(cfg: dict) -> dict:
+    """What decides the numbers besides the config and the commit: versions, platform, threads, device."""
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+            "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu"), "packages": package_versions()}
 
 
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
@@ -155,13 +165,19 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
     dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
     teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
     hashes, rows = set(), []
-    env = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-           "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu")}
+    env = environment(cfg)
     for seed in cfg["seeds"]:
+        cached = teacher_checkpoint(cfg, cache_dir, seed).exists()
         teacher, record, thash = load_or_train_teacher(cfg, data, seed, cache_dir, progress, log)
         hashes.add(thash)
-        rows.append(_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
-                         record["best_epoch"], commit, teacher_name, teacher_name))
+        row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
+                   record["best_epoch"], commit, teacher_name, teacher_name)
+        rows.append(row)
+        # the teacher row is reproducible like a student row (its history comes from the cache record
+        # when the teacher was loaded rather than trained by this run)
+        atomic_write_json(dest / "runs" / f"{row['run_id']}.json",
+                          {"row": row, "config": cfg, "environment": env, "history": record.get("history", []),
+                           "teacher_loaded_from_cache": cached})
         for method_name in methods:
             run_id, chash = run_id_of(cfg, method_name, seed)
             hashes.add(chash)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Callable
 
 SPLITS = ("train", "fit", "val", "test")
-"""``train``/``test``: the official class-disjoint halves. ``val``: a held-out share of
-the training classes, for model selection. ``fit``: the training classes minus ``val``
-(what a model is trained on when it is selected on ``val``)."""
+"""Retrieval sets: ``train``/``test`` are the official class-disjoint halves, ``val`` a
+held-out share of the training classes, for model selection, and ``fit`` the training
+classes minus ``val`` (what a model is trained on when it is selected on ``val``).
+Classification sets (``cifar10``, ``cifar100``, ``*-cls``) hold every class in every
+split: ``val`` is a held-out share of the training images."""
 
 _DATASETS: dict[str, Callable] = {}
 
@@ -46,4 +48,4 @@ def build_dataset(name: str, root=None, split: str = "train", transform=None, **
 
 def _import_builtin():
     # Importing the modules runs their @register_dataset decorators.
-    from retrieval.data import cub, cars, sop, folder, embedded  # noqa: F401
+    from retrieval.data import cub, cars, sop, folder, embedded, cifar, classification  # noqa: F401

@@ -1,7 +1,11 @@
 """The training loop: sums a method's named losses, logs each, selects on validation.
 
 It never asks which method it runs: any ``Distiller`` (or anything with
-``training_step`` and ``trainable_parameters``) trains the same way.
+``training_step`` and ``trainable_parameters``) trains the same way. Nor does it ask
+which task it serves: the evaluator is a hook (``evaluator(model, dataset, cfg, desc)
+-> metrics dict``, retrieval metrics by default), batches come from a class-balanced
+or a plain shuffled sampler, and the kept weights are those of the best validation
+epoch or of the last epoch.
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ from tqdm.auto import tqdm
 from retrieval.engine.embed import compute_embeddings
 
 
+OPTIMIZERS = ("adam", "sgd")
+SAMPLERS = ("m_per_class", "random")
+SELECT = ("best", "last")
+SCHEDULES = ("step", "cosine")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 10
@@ -26,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     milestones: tuple = ()
     gamma: float = 0.1
+    schedule: str = "step"           # step: x gamma at each milestone | cosine: cosine decay to 0 over the epochs
     batch_size: int = 128
     m_per_class: int = 5
     eval_every: int = 1
@@ -34,6 +45,16 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "cpu"
     progress: bool = True
+    optimizer: str = "adam"          # adam | sgd
+    momentum: float = 0.9            # sgd only
+    sampler: str = "m_per_class"     # m_per_class (m images of each class per batch) | random (shuffled)
+    select: str = "best"             # best: epoch with the best select_metric on val | last: the last epoch
+
+    def __post_init__(self):
+        for option, allowed in (("optimizer", OPTIMIZERS), ("sampler", SAMPLERS), ("select", SELECT),
+                                ("schedule", SCHEDULES)):
+            if getattr(self, option) not in allowed:
+                raise ValueError(f"unknown {option} {getattr(self, option)!r}; expected one of {list(allowed)}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -46,6 +67,9 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """``best_epoch`` is the epoch whose weights were kept (the last one with ``select="last"``);
+    ``best_val`` its validation metrics (empty without a validation set)."""
+
     best_epoch: int
     best_val: dict
     seconds: float
@@ -57,7 +81,14 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def make_train_loader(dataset, cfg: TrainConfig) -> DataLoader:
-    """Batches of ``batch_size`` with ``m_per_class`` images of each class (MPerClassSampler)."""
+    """Batches of ``batch_size``: with ``sampler="m_per_class"``, ``m_per_class`` images of each
+    class (MPerClassSampler); with ``sampler="random"``, a reshuffled pass over the dataset.
+    Incomplete last batches are dropped either way."""
+    if cfg.sampler == "random":
+        if len(dataset) < cfg.batch_size:
+            raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
+        return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                          num_workers=cfg.num_workers)
     if cfg.batch_size % cfg.m_per_class:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
     sampler = MPerClassSampler(dataset.labels, m=cfg.m_per_class, batch_size=cfg.batch_size,
@@ -74,13 +105,26 @@ def evaluate_model(model, dataset, cfg: TrainConfig, desc: str = "eval") -> dict
     return evaluate(emb, labels, ks=cfg.ks)
 
 
-def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run") -> TrainResult:
-    """Train ``method`` on ``train_set``; after the epochs, the student holds the weights of
-    the epoch with the best ``select_metric`` on ``val_set`` (and its trainable extras too)."""
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evaluator=None) -> TrainResult:
+    """Train ``method`` on ``train_set``. With ``cfg.select == "best"`` the student (and its
+    trainable extras) ends with the weights of the epoch with the best ``select_metric`` on
+    ``val_set``; with ``"last"`` it keeps the last epoch's weights, and ``val_set`` (optional)
+    only fills the history. ``evaluator(model, dataset, cfg, desc) -> dict`` scores a model
+    (default: ``evaluate_model``, the retrieval metrics)."""
+    evaluator = evaluator or evaluate_model
+    if cfg.select == "best" and val_set is None:
+        raise ValueError("select='best' needs a validation set; use select='last' to train without one")
     method.to(cfg.device)
     params = method.trainable_parameters()
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
+    optimizer = make_optimizer(params, cfg)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs) if cfg.schedule == "cosine"
+                 else torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma))
     loader = make_train_loader(train_set, cfg)
     history, best, best_state, best_epoch = [], -math.inf, None, 0
     start = time.perf_counter()
@@ -106,15 +150,18 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run") -> Tr
             bar.set_postfix(loss=f"{float(total.detach()):.4f}")
         scheduler.step()
         record = {"epoch": epoch, **{f"loss/{k}": v / max(1, len(loader)) for k, v in sums.items()}}
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            val = evaluate_model(method.student, val_set, cfg, desc=f"{name} val")
+        if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            val = evaluator(method.student, val_set, cfg, desc=f"{name} val")
             record.update({f"val/{k}": v for k, v in val.items()})
-            if val[cfg.select_metric] > best:
+            if cfg.select == "best" and val[cfg.select_metric] > best:
                 best, best_epoch = val[cfg.select_metric], epoch
                 best_state = copy.deepcopy({k: v for k, v in method.state_dict().items()
                                             if not k.startswith("teacher.")})
         history.append(record)
     seconds = time.perf_counter() - start
-    method.load_state_dict(best_state, strict=False)
+    if cfg.select == "last":
+        best_epoch = cfg.epochs
+    else:
+        method.load_state_dict(best_state, strict=False)
     best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val/")}
     return TrainResult(best_epoch=best_epoch, best_val=best_val, seconds=seconds, history=history)

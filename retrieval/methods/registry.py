@@ -5,6 +5,8 @@ from __future__ import annotations
 from retrieval.methods.at import AttentionTransfer
 from retrieval.methods.crd import ContrastiveRepresentationDistillation
 from retrieval.methods.hmat import HierarchicalMultiAttention
+from retrieval.methods.hmat_kd import HierarchicalMultiAttentionKD
+from retrieval.methods.kd import KnowledgeDistillation
 from retrieval.methods.none import NoDistillation
 from retrieval.methods.rkd import RelationalKD
 
@@ -14,6 +16,8 @@ _METHODS = {
     "rkd": RelationalKD,
     "crd": ContrastiveRepresentationDistillation,
     "hmat": HierarchicalMultiAttention,
+    "kd": KnowledgeDistillation,  # on logits: classification
+    "hmat+kd": HierarchicalMultiAttentionKD,
 }
 
 

@@ -44,4 +44,4 @@ def create_model(name: str, embedding_dim: int = 128, normalize: bool = True, pr
 
 
 def _import_builtin():
-    from retrieval.models import small_cnn, torchvision_backbones  # noqa: F401
+    from retrieval.models import cifar_resnet, cifar_wrn, small_cnn, torchvision_backbones  # noqa: F401

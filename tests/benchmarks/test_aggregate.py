@@ -35,3 +35,13 @@ def test_markdown_lists_every_method():
     for method in ("teacher", "none", "at", "hmat"):
         assert f"| {method} |" in md
     assert "75.00 ± 7.07" in md and "75%" in md
+
+
+def test_gap_closed_when_the_teacher_row_names_itself_as_student():
+    # the suites write the teacher's row with student == teacher (it is its own model)
+    runs = _rows()
+    runs.loc[runs["method"] == "teacher", "student"] = "T"
+    board = leaderboard(runs).set_index("method")
+    assert board.loc["hmat", "gap_closed"] == pytest.approx(30.0 / 40.0)
+    assert board.loc["none", "gap_closed"] == pytest.approx(0.0)
+    assert pd.isna(board.loc["teacher", "gap_closed"])

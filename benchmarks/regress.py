@@ -1,0 +1,245 @@
+"""Regression gate: compare a fresh quick run (or a given runs.csv) with a committed baseline.
+
+    python -m benchmarks.regress --baseline results/baselines/quick_retrieval.csv
+        [--current runs.csv] [--tolerance-std 2] [--floor 0.01] [--metrics recall@1,map@r]
+    python -m benchmarks.regress --write-baseline results/baselines/quick_retrieval.csv
+
+Without ``--current`` it runs the quick config of each suite in the baseline
+(``benchmarks/configs/quick_<suite>.yaml``, or ``--config``) into a temporary folder.
+For every (suite, dataset, teacher, student, method) of the baseline and every compared
+metric, the baseline mean and std over seeds are set against the current mean: a drop
+larger than ``max(tolerance_std * baseline std, floor)`` is a regression, and a method of
+the baseline that the current rows lack is missing. Either makes the exit status 1.
+Metrics are fractions in the tables (``--floor 0.01`` is one point of Recall@1) and are
+printed in points (%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.aggregate import metric_columns
+from benchmarks.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
+
+KEY = ["suite", "dataset", "teacher", "student", "method"]
+DEFAULT_METRICS = ("recall@1", "map@r", "top1")  # those of them that the baseline carries
+QUICK = {"retrieval": "quick_retrieval.yaml"}  # suite -> packaged quick config
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.regress", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--baseline", help="baseline runs table (runs.csv rows, optional '# key: value' header lines)")
+    p.add_argument("--current", help="compare this runs.csv instead of running the quick config(s)")
+    p.add_argument("--tolerance-std", type=float, default=2.0,
+                   help="allowed drop in baseline standard deviations over seeds (default 2)")
+    p.add_argument("--floor", type=float, default=0.01,
+                   help="smallest allowed drop, as a fraction (default 0.01 = 1 point)")
+    p.add_argument("--metrics", help="comma-separated metrics to compare (default: those of "
+                                     f"{','.join(DEFAULT_METRICS)} in the baseline)")
+    p.add_argument("--suite", help="with --config: the suite it runs (default: retrieval)")
+    p.add_argument("--config", help="run this config instead of the quick config(s)")
+    p.add_argument("--jobs", type=int, default=2, help="seeds run in this many processes at once (default 2)")
+    p.add_argument("--out", help="results folder of the fresh run (default: a temporary folder)")
+    p.add_argument("--cache-dir", help="teacher cache of the fresh run (default: a temporary folder)")
+    p.add_argument("--write-baseline", metavar="PATH",
+                   help="write the current rows to PATH as a new baseline (with a header) and stop")
+    args = p.parse_args(argv)
+    if not args.baseline and not args.write_baseline:
+        p.error("--baseline is required (or --write-baseline PATH to create one)")
+    if args.tolerance_std < 0 or args.floor < 0:
+        p.error("--tolerance-std and --floor must be >= 0")
+    return args
+
+
+def _display(path: Path) -> str:
+    """A path as a command line in a file shows it: relative to the working folder when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def quick_config(suite: str) -> Path:
+    if suite not in QUICK:
+        raise SystemExit(f"no quick config for suite {suite!r} (known: {sorted(QUICK)}); "
+                         f"pass --config FILE --suite {suite}, or --current runs.csv")
+    return Path(str(resources.files("benchmarks") / "configs" / QUICK[suite]))
+
+
+def run_quick(jobs: list[tuple[str, Path]], out: Path, cache: Path, processes: int) -> tuple[pd.DataFrame, list]:
+    """Run each (suite, config) with ``python -m benchmarks.run``, its seeds split over
+    ``processes`` processes that append to the same runs.csv (under its lock)."""
+    from benchmarks.config import resolve_config
+
+    commands = []
+    for suite, config in jobs:
+        seeds = list(resolve_config(suite, config)["seeds"])
+        n = max(1, min(processes, len(seeds)))
+        shown = ["python", "-m", "benchmarks.run", "--suite", suite, "--config", _display(config), "--no-progress"]
+        commands.append(" ".join(shlex.quote(a) for a in shown))
+        procs = []
+        for i in range(n):
+            part = ",".join(str(s) for s in seeds[i::n])
+            cmd = [sys.executable, "-m", "benchmarks.run", "--suite", suite, "--config", str(config), "--out", str(out),
+                   "--cache-dir", str(cache), "--seeds", part, "--no-progress"]
+            log = tempfile.TemporaryFile("w+")
+            procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, cmd))
+        failed = []
+        for proc, log, cmd in procs:
+            proc.wait()
+            log.seek(0)
+            if proc.returncode:
+                failed.append((cmd, proc.returncode, log.read()[-4000:]))
+            log.close()
+        if failed:
+            for cmd, code, tail in failed:
+                print(f"FAILED (exit status {code}): {' '.join(cmd)}\n{tail}", file=sys.stderr)
+            raise SystemExit(2)
+    tables = [read_runs(p) for p in sorted(out.glob("*/*/runs.csv"))]
+    if not tables:
+        raise SystemExit(f"the quick run wrote no runs.csv under {out}")
+    return pd.concat(tables, ignore_index=True), commands
+
+
+def select_current(current: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
+    """Per key, the rows of one config: the baseline's config hash if the current rows have it,
+    else the most recent one (a runs.csv may hold runs of several configs)."""
+    if "config_hash" not in current.columns:
+        return current
+    keep = []
+    for key, part in current.groupby(KEY, sort=False, dropna=False):
+        hashes = list(part["config_hash"].astype(str).unique())
+        chosen = None
+        if "config_hash" in baseline.columns:
+            base = baseline
+            for col, value in zip(KEY, key):
+                base = base[base[col] == value]
+            matching = [h for h in hashes if h in set(base["config_hash"].astype(str))]
+            chosen = matching[0] if matching else None
+        if chosen is None:
+            latest = part.sort_values("timestamp") if "timestamp" in part.columns else part
+            chosen = str(latest["config_hash"].iloc[-1])
+        keep.append(part[part["config_hash"].astype(str) == chosen])
+    return pd.concat(keep, ignore_index=True) if keep else current.iloc[:0]
+
+
+def compare(baseline: pd.DataFrame, current: pd.DataFrame, metrics, tolerance_std: float = 2.0,
+            floor: float = 0.01) -> pd.DataFrame:
+    """One row per (key, metric): baseline mean/std, current mean, delta, tolerance and status
+    (``REGRESSION``, ``MISSING``, ``ok``, ``better``, or ``new`` for a key only the current has)."""
+    for name, table in (("baseline", baseline), ("current", current)):
+        lacking = [c for c in KEY if c not in table.columns]
+        if lacking:
+            raise ValueError(f"the {name} table lacks the column(s) {lacking}")
+    current = select_current(current, baseline)
+    cur_groups = {key: part for key, part in current.groupby(KEY, sort=False, dropna=False)}
+    rows = []
+    for key, base in baseline.groupby(KEY, sort=False, dropna=False):
+        cur = cur_groups.pop(key, None)
+        for metric in metrics:
+            if metric not in base.columns or base[metric].isna().all():
+                continue
+            b = base[metric].dropna()
+            b_std = float(b.std(ddof=1)) if len(b) > 1 else 0.0
+            tol = max(tolerance_std * b_std, floor)
+            row = {**dict(zip(KEY, key)), "metric": metric, "base_seeds": len(b), "base_mean": float(b.mean()),
+                   "base_std": b_std, "cur_seeds": 0, "cur_mean": float("nan"), "delta": float("nan"),
+                   "tolerance": tol, "status": "MISSING"}
+            if cur is not None and metric in cur.columns and cur[metric].notna().any():
+                c = cur[metric].dropna()
+                row.update(cur_seeds=len(c), cur_mean=float(c.mean()))
+                row["delta"] = row["cur_mean"] - row["base_mean"]
+                row["status"] = "REGRESSION" if row["delta"] < -tol else "better" if row["delta"] > tol else "ok"
+            rows.append(row)
+    for key, cur in cur_groups.items():  # only in the current rows
+        for metric in metrics:
+            if metric in cur.columns and cur[metric].notna().any():
+                rows.append({**dict(zip(KEY, key)), "metric": metric, "base_seeds": 0, "base_mean": float("nan"),
+                             "base_std": float("nan"), "cur_seeds": int(cur[metric].notna().sum()),
+                             "cur_mean": float(cur[metric].mean()), "delta": float("nan"),
+                             "tolerance": float("nan"), "status": "new"})
+    return pd.DataFrame(rows, columns=KEY + ["metric", "base_seeds", "base_mean", "base_std", "cur_seeds",
+                                             "cur_mean", "delta", "tolerance", "status"])
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The comparison in points (%), for the terminal."""
+    def pts(v, sign=False):
+        return "" if pd.isna(v) else (f"{100 * v:+.2f}" if sign else f"{100 * v:.2f}")
+
+    shown = table[KEY + ["metric"]].copy()
+    shown["baseline"] = [f"{pts(m)} ± {pts(s)} ({n})" if n else "" for m, s, n in
+                         zip(table["base_mean"], table["base_std"], table["base_seeds"])]
+    shown["current"] = [f"{pts(m)} ({n})" if n else "" for m, n in zip(table["cur_mean"], table["cur_seeds"])]
+    shown["delta"] = [pts(v, True) for v in table["delta"]]
+    shown["allowed drop"] = [pts(v) for v in table["tolerance"]]
+    shown["status"] = table["status"]
+    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_rows", None):
+        return shown.to_string(index=False)
+
+
+def write_baseline(path: Path, rows: pd.DataFrame, commands: list[str]) -> None:
+    """``rows`` as a baseline table, headed by the commands that made them, the commit and the date."""
+    env = package_versions(("torch", "numpy", "faiss-cpu", "pytorch-metric-learning"))
+    header = [f"# command: {c}" for c in commands]
+    header += [f"# commit: {git_commit()}", f"# date: {time.strftime('%Y-%m-%d')}",
+               f"# packages: {', '.join(f'{k} {v}' for k, v in env.items())}",
+               "# refresh: python -m benchmarks.regress --write-baseline " + _display(path)]
+    atomic_write_text(path, "\n".join(header) + "\n" + rows.to_csv(index=False))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    baseline = read_runs(args.baseline) if args.baseline else None
+    if args.current:
+        current = read_runs(args.current)
+        commands = [f"rows of {_display(Path(args.current))}"]
+    else:
+        if args.config:
+            jobs = [(args.suite or "retrieval", Path(args.config))]
+        else:
+            suites = sorted(baseline["suite"].unique()) if baseline is not None else ["retrieval"]
+            jobs = [(s, quick_config(s)) for s in suites]
+        with tempfile.TemporaryDirectory(prefix="regress-") as tmp:
+            out = Path(args.out) if args.out else Path(tmp) / "results"
+            cache = Path(args.cache_dir) if args.cache_dir else Path(tmp) / "cache"
+            out.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            current, commands = run_quick(jobs, out, cache, args.jobs)
+            print(f"ran {'; '.join(commands)} in {time.perf_counter() - start:.0f}s")
+    if args.write_baseline:
+        write_baseline(Path(args.write_baseline), current, commands)
+        print(f"wrote the baseline {args.write_baseline} ({len(current)} rows)")
+        return 0
+    metrics = args.metrics.split(",") if args.metrics else [m for m in DEFAULT_METRICS if m in baseline.columns]
+    unknown = [m for m in metrics if m not in baseline.columns]
+    if unknown or not metrics:
+        raise SystemExit(f"metric(s) {unknown or metrics} not in the baseline; it has {metric_columns(baseline)}")
+    table = compare(baseline, current, metrics, args.tolerance_std, args.floor)
+    meta = read_header(args.baseline)
+    made = f" (commit {meta['commit']}, {meta.get('date', '')})" if "commit" in meta else ""
+    print(f"baseline {args.baseline}{made}")
+    print(f"current  {'; '.join(commands)}; commit {git_commit()}")
+    print(f"allowed drop = max({args.tolerance_std:g} x baseline std over seeds, {100 * args.floor:.2f} points)\n")
+    print(format_table(table))
+    bad = table[table["status"].isin(["REGRESSION", "MISSING"])]
+    if len(bad):
+        print(f"\n{len(bad)} regression(s) / missing:\n")
+        print(format_table(bad))
+        return 1
+    print(f"\nno regression: {len(table)} comparisons within tolerance")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

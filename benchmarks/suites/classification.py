@@ -1,0 +1,208 @@
+"""The classification suite: a cached teacher classifier per (dataset, architecture, seed),
+then one student per (method, seed) from the same initial weights, scored on the test
+split with top-1 and top-5 accuracy.
+
+The methods are the registry's (``none``, ``kd``, ``at``, ``rkd``, ``crd``, ``hmat``,
+``hmat+kd``, ...), built exactly as in the retrieval track; here the task loss is
+cross-entropy on the logits and the models are ``ClassifierNet``s. Reported accuracy
+is that of the last epoch (``select: last``, RepDistiller's reporting; the model trains
+on the whole ``train`` split) or of the best validation epoch (``select: best``; it
+trains on ``fit`` and is selected on ``val``). The tables say which.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmarks.aggregate import leaderboard, to_markdown
+from benchmarks.config import config_hash, deep_merge
+from benchmarks.results_io import atomic_write_json, atomic_write_text, upsert_rows
+from benchmarks.suites.retrieval import run_id_of, student_checkpoint
+from retrieval.data import build_dataset
+from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
+from retrieval.methods import build_method, list_methods
+from retrieval.models import create_classifier
+
+PRIMARY = "top1"
+TASK_LOSSES = {"cross_entropy": nn.CrossEntropyLoss}
+
+
+def build_task_loss(name: str = "cross_entropy", **options) -> nn.Module:
+    if name not in TASK_LOSSES:
+        raise ValueError(f"unknown classification task loss {name!r}; expected one of {sorted(TASK_LOSSES)}")
+    return TASK_LOSSES[name](**options)
+
+
+def train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
+    """The ``train`` section merged with the role's own (``teacher``/``student``)."""
+    opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
+    opts.setdefault("select_metric", PRIMARY)
+    opts["ks"] = tuple(cfg["eval"]["ks"])
+    opts["progress"] = progress
+    opts["device"] = cfg.get("device", "cpu")
+    return TrainConfig.from_dict(opts)
+
+
+def splits_for(tcfg: TrainConfig) -> tuple[str, str | None]:
+    """(training split, validation split): ``train`` and none for ``select: last``, else ``fit``/``val``."""
+    return ("train", None) if tcfg.select == "last" else ("fit", "val")
+
+
+def prepare(cfg: dict, progress: bool = True, log=print) -> dict:
+    """Set threads; build the splits the teacher and student need (always ``test``)."""
+    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    d = cfg["dataset"]
+    names = {"test"}
+    for role in ("teacher", "student"):
+        names.update(s for s in splits_for(train_config(cfg, role, progress)) if s)
+    data = {s: build_dataset(d["name"], d.get("root"), s, **dict(d.get("options") or {})) for s in sorted(names)}
+    test = data["test"]
+    source = getattr(test, "source", d["name"])
+    log(f"data {d['name']}: {source}")
+    log("  " + ", ".join(f"{s} {len(data[s])} images" for s in sorted(data)) + f", {num_classes(data)} classes")
+    if d.get("root") and getattr(test, "embedded", False):
+        log(f"  note: --data-root is not read by the embedded set {d['name']}; for CIFAR pass --dataset cifar100 "
+            f"(or cifar10), or --config benchmarks/configs/cifar100.yaml")
+    return data
+
+
+def num_classes(data: dict) -> int:
+    ds = data["test"]
+    names = getattr(ds, "class_names", None)
+    return len(names) if names else int(max(int(d.labels.max()) for d in data.values())) + 1
+
+
+def _classifier(spec: dict, classes: int):
+    return create_classifier(spec["arch"], classes, pretrained=spec.get("pretrained", False))
+
+
+def _teacher_identity(cfg: dict) -> dict:
+    return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
+            "task_loss": cfg["task_loss"], "eval": cfg["eval"]}
+
+
+def _train(method, data: dict, tcfg: TrainConfig, name: str):
+    fit, val = splits_for(tcfg)
+    return train(method, data[fit], data[val] if val else None, tcfg, name=name, evaluator=evaluate_classifier)
+
+
+def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
+    """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""
+    chash = config_hash(_teacher_identity(cfg))
+    arch = cfg["teacher"]["arch"]
+    path = cache_dir / "teachers" / cfg["dataset"]["name"] / f"{arch}-{chash}-seed{seed}.pt"
+    seed_everything(seed)
+    model = _classifier(cfg["teacher"], num_classes(data))
+    tcfg = train_config(cfg, "teacher", progress)
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(blob["state_dict"])
+        log(f"teacher seed {seed}: loaded from cache {path}")
+        return model, blob["record"], chash
+    method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
+    result = _train(method, data, tcfg, f"teacher s{seed}")
+    test = evaluate_classifier(model, data["test"], tcfg, desc="teacher test")
+    record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "record": record}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    log(f"teacher seed {seed}: test top-1 {100 * test['top1']:.2f} (epoch {result.best_epoch}, "
+        f"trained in {result.seconds:.0f}s)")
+    return model, record, chash
+
+
+def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
+    """The method object of one student run, before training (named variants as in retrieval)."""
+    options = dict(options or {})
+    registered = options.pop("method", method_name)
+    if registered != method_name:
+        options = deep_merge(cfg["methods"].get(registered) or {}, options)
+    fit, _ = splits_for(train_config(cfg, "student", False))
+    student = _classifier(cfg["student"], num_classes(data))
+    return build_method(registered, student=student, teacher=teacher, task_loss=build_task_loss(**cfg["task_loss"]),
+                        train_labels=data[fit].labels, **options)
+
+
+def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
+                  progress: bool, checkpoint: Path | None = None):
+    """Train one student with ``method_name`` and ``options``; returns (student, TrainResult)."""
+    seed_everything(seed)  # same student initial weights and batch order for every method
+    method = build_student_method(cfg, data, teacher, method_name, options)
+    result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}")
+    if checkpoint is not None:
+        state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+    return method.student, result
+
+
+def _row(cfg, method, seed, run_id, chash, test, seconds, epoch, select, commit, teacher_name, student_name):
+    return {"run_id": run_id, "suite": cfg["suite"], "dataset": cfg["dataset"]["name"], "teacher": teacher_name,
+            "student": student_name, "method": method, "seed": seed, **test, "train_seconds": round(seconds, 2),
+            "epoch": epoch, "select": select, "commit": commit, "config_hash": chash,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def accuracy_note(cfg: dict) -> str:
+    tcfg = train_config(cfg, "student", False)
+    if tcfg.select == "last":
+        return (f"Accuracy of the **last epoch** ({tcfg.epochs}; RepDistiller's reporting, no checkpoint selection), "
+                f"trained on the whole train split; test split; % (mean ± std over seeds).")
+    fraction = (cfg["dataset"].get("options") or {}).get("val_fraction", 0.1)
+    return (f"Accuracy of the **best epoch** on the validation split ({100 * fraction:.0f}% of the training images, "
+            f"held out; trained on the rest); test split; % (mean ± std over seeds).")
+
+
+def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
+    """Run the suite described by ``cfg``; return the folder holding its tables."""
+    methods = list(cfg["run"])
+    known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
+    data = prepare(cfg, progress, log)
+    dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
+    teacher_name, student_name = cfg["teacher"]["arch"], cfg["student"]["arch"]
+    select = {role: train_config(cfg, role, progress).select for role in ("teacher", "student")}
+    hashes, rows = set(), []
+    env = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+           "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu")}
+    for seed in cfg["seeds"]:
+        teacher, record, thash = load_or_train_teacher(cfg, data, seed, cache_dir, progress, log)
+        hashes.add(thash)
+        rows.append(_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
+                         record["epoch"], select["teacher"], commit, teacher_name, teacher_name))
+        for method_name in methods:
+            run_id, chash = run_id_of(cfg, method_name, seed)
+            hashes.add(chash)
+            student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name),
+                                            seed, progress, checkpoint=student_checkpoint(cfg, cache_dir, run_id))
+            test = evaluate_classifier(student, data["test"], train_config(cfg, "student", progress),
+                                       desc=f"{method_name} test")
+            log(f"{method_name:>8} seed {seed}: test top-1 {100 * test['top1']:.2f} "
+                f"({select['student']} epoch {result.best_epoch}, {result.seconds:.0f}s)")
+            row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch,
+                       select["student"], commit, teacher_name, student_name)
+            rows.append(row)
+            atomic_write_json(dest / "runs" / f"{run_id}.json",
+                              {"row": row, "config": cfg, "environment": env, "history": result.history})
+            upsert_rows(dest / "runs.csv", [row])
+    table = upsert_rows(dest / "runs.csv", [r for r in rows if r["method"] == "teacher"])
+    current = table[table["config_hash"].isin(hashes)]
+    board = leaderboard(current, primary=PRIMARY)
+    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
+    notes = [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite classification')}`",
+             f"Commit: `{commit}`; seeds {list(cfg['seeds'])}.",
+             f"Data: {getattr(data['test'], 'source', cfg['dataset']['name'])}.",
+             accuracy_note(cfg),
+             f"Teacher {teacher_name}, student {student_name}; gap closed = (method - none) / (teacher - none) "
+             f"on top-1."]
+    atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"{cfg['suite']}: {cfg['dataset']['name']}", notes))
+    return dest

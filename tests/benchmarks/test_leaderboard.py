@@ -1,0 +1,96 @@
+"""The cross-suite leaderboard: merge rule, aggregation per folder, markdown and plots."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks import leaderboard
+
+
+def _folder(results, suite, dataset, metric_values, config_hash="c1", commit="abc1234", board=True, extra=None):
+    """A fake <results>/<suite>/<dataset>/ with runs.csv, leaderboard.csv and runs/<id>.json histories."""
+    folder = results / suite / dataset
+    (folder / "runs").mkdir(parents=True)
+    rows = []
+    for method, values in metric_values.items():
+        for seed in (0, 1):  # values(seed) -> {metric: value}
+            v = values
+            run_id = f"{method}-{config_hash}-s{seed}"
+            row = {"run_id": run_id, "suite": suite, "dataset": dataset, "teacher": "T",
+                   "student": "T" if method == "teacher" else "S", "method": method, "seed": seed, **v(seed),
+                   "train_seconds": 1.0, "commit": commit, "config_hash": config_hash}
+            rows.append(row)
+            history = [{"epoch": e, "loss/task": 1.0 / e, **({"loss/kd": 0.5 / e} if method == "hmat" else {}),
+                        **{f"val/{k}": x for k, x in v(seed).items()}} for e in (1, 2, 3)]
+            (folder / "runs" / f"{run_id}.json").write_text(json.dumps({"row": row, "history": history}))
+    runs = pd.DataFrame(rows + list(extra or []))
+    runs.to_csv(folder / "runs.csv", index=False)
+    if board:
+        pd.DataFrame({"method": sorted(metric_values), "config_hash": config_hash}).to_csv(
+            folder / "leaderboard.csv", index=False)
+    return folder
+
+
+def _retrieval(r1):
+    return lambda seed: {"recall@1": r1[seed], "recall@2": r1[seed] + 0.1, "recall@4": r1[seed] + 0.2,
+                         "map@r": r1[seed] / 2}
+
+
+def _classification(top1):
+    return lambda seed: {"top1": top1[seed], "top5": top1[seed] + 0.2}
+
+
+def test_merge_two_suites(tmp_path, capsys):
+    results = tmp_path / "results"
+    stale = {"run_id": "hmat-old-s0", "suite": "retrieval", "dataset": "synthetic", "teacher": "T", "student": "S",
+             "method": "hmat", "seed": 0, "recall@1": 0.01, "recall@2": 0.1, "recall@4": 0.2, "map@r": 0.0,
+             "train_seconds": 1.0, "commit": "old0000", "config_hash": "old"}
+    _folder(results, "retrieval", "synthetic",
+            {"teacher": _retrieval([0.8, 0.9]), "none": _retrieval([0.4, 0.5]), "hmat": _retrieval([0.7, 0.8])},
+            extra=[stale])
+    _folder(results, "classification", "cifar100",
+            {"teacher": _classification([0.7, 0.7]), "none": _classification([0.5, 0.6]),
+             "kd": _classification([0.6, 0.6])}, config_hash="c2", commit="def5678")
+    assert leaderboard.main(["--results", str(results)]) == 0
+
+    table = pd.read_csv(results / "leaderboard.csv")
+    assert set(zip(table["suite"], table["method"])) == {
+        ("retrieval", "teacher"), ("retrieval", "none"), ("retrieval", "hmat"),
+        ("classification", "teacher"), ("classification", "none"), ("classification", "kd")}
+    assert "old" not in set(table["config_hash"].astype(str))  # the stale config is not in the folder's leaderboard
+    ret = table[table["suite"] == "retrieval"].set_index("method")
+    assert ret.loc["hmat", "primary"] == "recall@1"
+    assert ret.loc["hmat", "recall@1_mean"] == pytest.approx(75.0)
+    assert ret.loc["hmat", "gain_vs_none"] == pytest.approx(30.0)
+    assert ret.loc["hmat", "gap_closed"] == pytest.approx(30.0 / 40.0)
+    assert ret.loc["hmat", "rank"] == 1 and ret.loc["none", "rank"] == 2
+    cls = table[table["suite"] == "classification"].set_index("method")
+    assert cls.loc["kd", "primary"] == "top1"
+    assert cls.loc["kd", "gain_vs_none"] == pytest.approx(5.0)
+    assert cls.loc["kd", "gap_closed"] == pytest.approx(5.0 / 15.0, abs=1e-3)
+
+    md = (results / "leaderboard.md").read_text()
+    assert "python -m benchmarks.leaderboard" in md
+    assert "## retrieval: synthetic" in md and "## classification: cifar100" in md
+    assert "`abc1234`" in md and "`def5678`" in md and "old0000" not in md
+    for name in ("retrieval_synthetic_recall.png", "retrieval_synthetic_curves.png",
+                 "classification_cifar100_topk.png", "classification_cifar100_curves.png"):
+        png = results / "plots" / name
+        assert png.read_bytes()[:4] == b"\x89PNG", name
+    assert not [p for p in results.rglob("*.tmp")]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_folder_without_leaderboard_keeps_every_config(tmp_path):
+    results = tmp_path / "results"
+    folder = _folder(results, "retrieval", "synthetic", {"none": _retrieval([0.4, 0.5])}, board=False)
+    more = pd.read_csv(folder / "runs.csv").assign(config_hash="c9", run_id=lambda d: d["run_id"] + "x")
+    pd.concat([pd.read_csv(folder / "runs.csv"), more]).to_csv(folder / "runs.csv", index=False)
+    table, md = leaderboard.build(results, "cmd", plots=False)
+    assert sorted(table["config_hash"].astype(str)) == ["c1", "c9"]
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no results to merge"):
+        leaderboard.main(["--results", str(tmp_path)])
