@@ -12,7 +12,6 @@ wall time <= 15 min; teacher Recall@1 >= none + 5 points; every method's seed st
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from benchmarks.results_io import atomic_write_json
 
 MAX_SECONDS, MIN_GAP, MAX_STD = 15 * 60, 5.0, 1.0
 
@@ -39,16 +40,16 @@ def main(argv=None) -> int:
     board = pd.read_csv(Path(args.out) / "retrieval" / "synthetic" / "leaderboard.csv").set_index("method")
     gap = board.loc["teacher", "recall@1_mean"] - board.loc["none", "recall@1_mean"]
     worst_std = board["recall@1_std"].max()
-    checks = {"wall_seconds": round(seconds, 1), "teacher_minus_none_recall@1": round(gap, 2),
-              "max_seed_std_recall@1": round(worst_std, 2),
-              "std_by_method": {m: round(v, 2) for m, v in board["recall@1_std"].items()}}
-    ok = {"time": seconds <= MAX_SECONDS, "gap": gap >= MIN_GAP, "std": worst_std <= MAX_STD}
+    checks = {"wall_seconds": round(seconds, 1), "teacher_minus_none_recall@1": round(float(gap), 2),
+              "max_seed_std_recall@1": round(float(worst_std), 2),
+              "std_by_method": {m: round(float(v), 2) for m, v in board["recall@1_std"].items()}}
+    ok = {"time": bool(seconds <= MAX_SECONDS), "gap": bool(gap >= MIN_GAP), "std": bool(worst_std <= MAX_STD)}
     print(f"wall time {seconds:.0f}s (target <= {MAX_SECONDS}s): {'PASS' if ok['time'] else 'FAIL'}")
     print(f"teacher - none recall@1 {gap:.2f} points (target >= {MIN_GAP}): {'PASS' if ok['gap'] else 'FAIL'}")
     print(f"largest seed std of recall@1 {worst_std:.2f} points (target <= {MAX_STD}): "
           f"{'PASS' if ok['std'] else 'FAIL'}  {checks['std_by_method']}")
     if args.json:
-        Path(args.json).write_text(json.dumps({**checks, "pass": ok}, indent=2) + "\n")
+        atomic_write_json(args.json, {**checks, "pass": ok})
     return 0 if all(ok.values()) else 1
 
 

@@ -1,6 +1,6 @@
 """Pictures of what HMAT transfers: teacher vs ``none`` student vs ``hmat`` student.
 
-    python -m benchmarks.visualize [--config FILE] [--seed 0] [--cache-dir cache] [--images 3]
+    python -m benchmarks.visualize [--suite retrieval] [--config FILE] [--seed 0] [--cache-dir cache] [--images 3]
                                    [--out results/retrieval/<dataset>/hmat_attention.png]
 
 Reads the checkpoints a ``python -m benchmarks.run`` of the same config left in the
@@ -51,13 +51,14 @@ def _panels(model, image, connector=None):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", default="retrieval", help="retrieval or hmat-ablation: whose checkpoints to read")
     p.add_argument("--config")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default="cache")
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--out")
     args = p.parse_args(argv)
-    cfg = resolve_config("retrieval", args.config)
+    cfg = resolve_config(args.suite, args.config)
     data = suite.prepare(cfg)
     teacher, _, _ = suite.load_or_train_teacher(cfg, data, args.seed, Path(args.cache_dir), False)
     teacher.eval()

@@ -12,8 +12,6 @@ trains on ``fit`` and is selected on ``val``). The tables say which.
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -22,8 +20,8 @@ from torch import nn
 
 from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_json, atomic_write_text, upsert_rows
-from benchmarks.suites.retrieval import run_id_of, student_checkpoint
+from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, upsert_rows
+from benchmarks.suites.retrieval import environment, run_id_of, student_checkpoint
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method, list_methods
@@ -84,7 +82,19 @@ def _classifier(spec: dict, classes: int):
 
 def _teacher_identity(cfg: dict) -> dict:
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
-            "task_loss": cfg["task_loss"], "eval": cfg["eval"]}
+            "task_loss": cfg["task_loss"], "eval": cfg["eval"], "init_seed": cfg.get("init_seed")}
+
+
+def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
+    """Where the teacher of ``seed`` is cached (named by the hash of what decides its weights)."""
+    chash = config_hash(_teacher_identity(cfg))
+    return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{cfg['teacher']['arch']}-{chash}-seed{seed}.pt"
+
+
+def _seed_init(cfg: dict, seed: int) -> None:
+    """Seed the initial weights: ``init_seed`` when the config fixes them, else the run's seed."""
+    init_seed = cfg.get("init_seed")
+    seed_everything(seed if init_seed is None else init_seed)
 
 
 def _train(method, data: dict, tcfg: TrainConfig, name: str):
@@ -95,10 +105,10 @@ def _train(method, data: dict, tcfg: TrainConfig, name: str):
 def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
     """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""
     chash = config_hash(_teacher_identity(cfg))
-    arch = cfg["teacher"]["arch"]
-    path = cache_dir / "teachers" / cfg["dataset"]["name"] / f"{arch}-{chash}-seed{seed}.pt"
-    seed_everything(seed)
+    path = teacher_checkpoint(cfg, cache_dir, seed)
+    _seed_init(cfg, seed)
     model = _classifier(cfg["teacher"], num_classes(data))
+    seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -109,9 +119,7 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     result = _train(method, data, tcfg, f"teacher s{seed}")
     test = evaluate_classifier(model, data["test"], tcfg, desc="teacher test")
     record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "record": record}, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
     log(f"teacher seed {seed}: test top-1 {100 * test['top1']:.2f} (epoch {result.best_epoch}, "
         f"trained in {result.seconds:.0f}s)")
     return model, record, chash
@@ -132,14 +140,13 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
                   progress: bool, checkpoint: Path | None = None):
     """Train one student with ``method_name`` and ``options``; returns (student, TrainResult)."""
-    seed_everything(seed)  # same student initial weights and batch order for every method
+    _seed_init(cfg, seed)  # same student initial weights for every method
     method = build_student_method(cfg, data, teacher, method_name, options)
+    seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
     result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}")
     if checkpoint is not None:
         state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, checkpoint.with_suffix(".tmp"))
-        checkpoint.with_suffix(".tmp").replace(checkpoint)
+        atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
     return method.student, result
 
 
@@ -151,13 +158,19 @@ def _row(cfg, method, seed, run_id, chash, test, seconds, epoch, select, commit,
 
 
 def accuracy_note(cfg: dict) -> str:
-    tcfg = train_config(cfg, "student", False)
-    if tcfg.select == "last":
-        return (f"Accuracy of the **last epoch** ({tcfg.epochs}; RepDistiller's reporting, no checkpoint selection), "
-                f"trained on the whole train split; test split; % (mean ± std over seeds).")
+    """The table's statement of which epoch's accuracy it holds, and for how many epochs each role trained."""
     fraction = (cfg["dataset"].get("options") or {}).get("val_fraction", 0.1)
-    return (f"Accuracy of the **best epoch** on the validation split ({100 * fraction:.0f}% of the training images, "
-            f"held out; trained on the rest); test split; % (mean ± std over seeds).")
+    what = {"last": "the **last epoch** (RepDistiller's reporting, no checkpoint selection; trained on the whole "
+                    "train split)",
+            "best": f"the **best epoch** on the validation split ({100 * fraction:.0f}% of the training images, "
+                    f"held out; trained on the rest)"}
+    student, teacher = (train_config(cfg, role, False) for role in ("student", "teacher"))
+    if student.select == teacher.select:
+        which = f"{what[student.select]}: students {student.epochs} epochs, teacher {teacher.epochs}"
+    else:
+        which = (f"students: {what[student.select]}, {student.epochs} epochs; teacher: {what[teacher.select]}, "
+                 f"{teacher.epochs} epochs")
+    return f"Accuracy in % (mean ± std over seeds) on the test split, of {which}."
 
 
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
@@ -172,13 +185,17 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
     teacher_name, student_name = cfg["teacher"]["arch"], cfg["student"]["arch"]
     select = {role: train_config(cfg, role, progress).select for role in ("teacher", "student")}
     hashes, rows = set(), []
-    env = {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-           "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu")}
+    env = environment(cfg)
     for seed in cfg["seeds"]:
+        cached = teacher_checkpoint(cfg, cache_dir, seed).exists()
         teacher, record, thash = load_or_train_teacher(cfg, data, seed, cache_dir, progress, log)
         hashes.add(thash)
-        rows.append(_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
-                         record["epoch"], select["teacher"], commit, teacher_name, teacher_name))
+        row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
+                   record["epoch"], select["teacher"], commit, teacher_name, teacher_name)
+        rows.append(row)
+        atomic_write_json(dest / "runs" / f"{row['run_id']}.json",
+                          {"row": row, "config": cfg, "environment": env, "history": record.get("history", []),
+                           "teacher_loaded_from_cache": cached})
         for method_name in methods:
             run_id, chash = run_id_of(cfg, method_name, seed)
             hashes.add(chash)

