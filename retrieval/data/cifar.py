@@ -86,9 +86,10 @@ def _load(name: str, base: str, strict: bool):
     for train in (True, False):
         try:
             ds = reader(base, train=train, download=False)
-        except RuntimeError as exc:  # torchvision's MD5 check
-            raise ValueError(f"{name}: {exc} (files under {base}; checked with strict=True against the "
-                             f"official MD5 sums)") from None
+        except RuntimeError:  # torchvision's MD5 check (its message suggests a download; we never download)
+            raise ValueError(f"{name}: a file under {base} does not match its official MD5 sum (strict=True): "
+                             f"a modified or partial copy? Expected the official python version of "
+                             f"{', '.join(expected_files(name))}") from None
         except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
             raise ValueError(f"{name}: cannot parse the pickle files under {base} ({type(exc).__name__}: {exc}); "
                              f"expected the official python version") from None

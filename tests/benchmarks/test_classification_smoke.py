@@ -12,10 +12,10 @@ from retrieval.data import DatasetNotFoundError
 
 METHODS = ["none", "kd", "at", "rkd", "crd", "hmat", "hmat+kd"]
 TINY = {
-    "dataset": {"name": "digits-cls", "options": {"per_class": 30, "test_fraction": 0.5}},  # 150 train, 150 test
+    "dataset": {"name": "digits-cls", "options": {"per_class": 20, "test_fraction": 0.5}},  # 100 train, 100 test
     "teacher": {"arch": "wrn_16_2", "train": {"epochs": 2, "milestones": [1]}},
     "student": {"arch": "resnet20", "train": {"epochs": 1, "milestones": []}},
-    "train": {"batch_size": 30},
+    "train": {"batch_size": 25},
     "methods": {"crd": {"num_negatives": 16, "feat_dim": 8}},
     "seeds": [0, 1],
 }
@@ -63,7 +63,7 @@ def test_every_method_writes_runs_and_leaderboard(tmp_path, capsys):
 
 
 def test_best_epoch_selection_is_stated(tmp_path):
-    cfg = _config(tmp_path, {"train": {"batch_size": 30, "select": "best"}, "seeds": [0]})
+    cfg = _config(tmp_path, {"train": {"batch_size": 25, "select": "best"}, "seeds": [0]})
     _run(tmp_path, cfg, "--methods", "none")
     dest = tmp_path / "results" / "classification" / "digits-cls"
     assert "**best epoch** on the validation split" in (dest / "leaderboard.md").read_text()
