@@ -21,27 +21,18 @@ from __future__ import annotations
 from torch import nn
 
 from retrieval.models.backbone import Backbone
+from retrieval.models.basic_block import BasicBlock
 from retrieval.models.registry import register_model
 
 
-class BasicBlock(nn.Module):
-    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut (1x1 conv + BN when the shape changes), then ReLU."""
-
-    def __init__(self, cin: int, cout: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = (None if stride == 1 and cin == cout else
-                           nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        residual = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + residual)
+def init_cifar_weights(model: nn.Module) -> None:
+    """RepDistiller's initialisation: Kaiming-normal (fan_out) convolutions, BN weight 1 and bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 class CifarResNet(nn.Module):
@@ -58,12 +49,7 @@ class CifarResNet(nn.Module):
         self.layer1 = self._layer(widths[0], widths[1], n, 1)
         self.layer2 = self._layer(widths[1], widths[2], n, 2)
         self.layer3 = self._layer(widths[2], widths[3], n, 2)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_cifar_weights(self)
 
     @staticmethod
     def _layer(cin: int, cout: int, blocks: int, stride: int) -> nn.Sequential:

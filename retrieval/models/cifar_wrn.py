@@ -20,6 +20,7 @@ from __future__ import annotations
 from torch import nn
 
 from retrieval.models.backbone import Backbone
+from retrieval.models.cifar_resnet import init_cifar_weights
 from retrieval.models.registry import register_model
 
 
@@ -57,12 +58,7 @@ class WideResNet(nn.Module):
         self.block3 = self._stage(widths[2], widths[3], n, 2)
         self.bn1 = nn.BatchNorm2d(widths[3])
         self.relu = nn.ReLU(inplace=True)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_cifar_weights(self)
 
     @staticmethod
     def _stage(cin: int, cout: int, blocks: int, stride: int) -> nn.Sequential:

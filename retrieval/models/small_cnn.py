@@ -5,26 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from retrieval.models.backbone import Backbone
+from retrieval.models.basic_block import BasicBlock
 from retrieval.models.registry import register_model
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with a residual connection (ResNet's basic block)."""
-
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = (nn.Identity() if stride == 1 and cin == cout else
-                         nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
 
 
 class SmallResNet(nn.Module):
