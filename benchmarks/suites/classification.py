@@ -21,7 +21,7 @@ from torch import nn
 from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, upsert_rows
-from benchmarks.suites.retrieval import environment, run_id_of, student_checkpoint
+from benchmarks.suites.retrieval import environment, run_id_of, seed_init, student_checkpoint
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method, list_methods
@@ -91,12 +91,6 @@ def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
     return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{cfg['teacher']['arch']}-{chash}-seed{seed}.pt"
 
 
-def _seed_init(cfg: dict, seed: int) -> None:
-    """Seed the initial weights: ``init_seed`` when the config fixes them, else the run's seed."""
-    init_seed = cfg.get("init_seed")
-    seed_everything(seed if init_seed is None else init_seed)
-
-
 def _train(method, data: dict, tcfg: TrainConfig, name: str):
     fit, val = splits_for(tcfg)
     return train(method, data[fit], data[val] if val else None, tcfg, name=name, evaluator=evaluate_classifier)
@@ -106,7 +100,7 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""
     chash = config_hash(_teacher_identity(cfg))
     path = teacher_checkpoint(cfg, cache_dir, seed)
-    _seed_init(cfg, seed)
+    seed_init(cfg, seed)
     model = _classifier(cfg["teacher"], num_classes(data))
     seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
@@ -140,7 +134,7 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
                   progress: bool, checkpoint: Path | None = None):
     """Train one student with ``method_name`` and ``options``; returns (student, TrainResult)."""
-    _seed_init(cfg, seed)  # same student initial weights for every method
+    seed_init(cfg, seed)  # same student initial weights for every method
     method = build_student_method(cfg, data, teacher, method_name, options)
     seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
     result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}")

@@ -59,6 +59,12 @@ def _row(cfg, method, seed, run_id, chash, test, seconds, best_epoch, commit, te
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def seed_init(cfg: dict, seed: int) -> None:
+    """Seed the initial weights: ``init_seed`` when the config fixes them, else the run's seed."""
+    init_seed = cfg.get("init_seed")
+    seed_everything(seed if init_seed is None else init_seed)
+
+
 def _model_name(spec: dict) -> str:
     return f"{spec['arch']}-{spec['embedding_dim']}"
 
@@ -73,8 +79,7 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
     chash = config_hash(_teacher_identity(cfg))
     path = teacher_checkpoint(cfg, cache_dir, seed)
-    init_seed = cfg.get("init_seed")
-    seed_everything(seed if init_seed is None else init_seed)
+    seed_init(cfg, seed)
     model = _model(cfg["teacher"])
     seed_everything(seed)
     tcfg = _train_config(cfg, "teacher", progress)
@@ -127,8 +132,7 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
                   progress: bool, checkpoint: Path | None = None):
     """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``."""
-    init_seed = cfg.get("init_seed")
-    seed_everything(seed if init_seed is None else init_seed)  # same initial weights for every method
+    seed_init(cfg, seed)  # same initial weights for every method
     method = build_student_method(cfg, data, teacher, method_name, options)
     seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
     result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
