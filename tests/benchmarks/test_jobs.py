@@ -1,0 +1,67 @@
+"""The job runner: students wait for their seed's teacher, rows come back in a fixed order,
+the same with one worker or a process pool, and a failing job stops the run with its error."""
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks.jobs import run_jobs
+
+
+def teacher_job(seed):
+    return {"seed": seed, "method": "teacher", "pid": os.getpid()}
+
+
+def student_job(seed, method):
+    if method == "boom":
+        raise RuntimeError(f"job {method} of seed {seed} failed")
+    return {"seed": seed, "method": method, "pid": os.getpid()}
+
+
+def marking_teacher(folder, seed):
+    Path(folder, f"teacher{seed}").write_text("done")
+    return teacher_job(seed)
+
+
+def checking_student(folder, seed, method):
+    assert Path(folder, f"teacher{seed}").exists(), f"student {method} of seed {seed} started before its teacher"
+    return student_job(seed, method)
+
+
+def _keys(rows):
+    return [(r["seed"], r["method"]) for r in rows]
+
+
+EXPECTED = [(0, "teacher"), (0, "a"), (0, "b"), (1, "teacher"), (1, "a"), (1, "b")]
+
+
+def test_one_worker_runs_in_this_process_in_order():
+    rows = run_jobs(teacher_job, student_job, [0, 1], ["a", "b"], workers=1)
+    assert _keys(rows) == EXPECTED
+    assert {r["pid"] for r in rows} == {os.getpid()}
+
+
+def test_a_pool_gives_the_same_rows_in_the_same_order():
+    rows = run_jobs(teacher_job, student_job, [0, 1], ["a", "b"], workers=2, log=lambda *a: None)
+    assert _keys(rows) == EXPECTED
+    assert os.getpid() not in {r["pid"] for r in rows}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_job_raises_its_error(workers):
+    with pytest.raises(RuntimeError, match="job boom of seed 0 failed"):
+        run_jobs(teacher_job, student_job, [0], ["a", "boom"], workers=workers, log=lambda *a: None)
+
+
+def test_workers_must_be_positive():
+    with pytest.raises(ValueError, match="at least 1"):
+        run_jobs(teacher_job, student_job, [0], ["a"], workers=0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_students_start_after_their_teacher(tmp_path, workers):
+    rows = run_jobs(functools.partial(marking_teacher, str(tmp_path)), functools.partial(checking_student, str(tmp_path)),
+                    [0, 1, 2], ["a", "b", "c"], workers=workers, log=lambda *a: None)
+    assert len(rows) == 12
