@@ -5,6 +5,10 @@ from __future__ import annotations
 import pandas as pd
 
 GROUP = ["suite", "dataset", "teacher", "student", "method", "config_hash"]
+COST = ("params", "macs", "weights_bytes", "latency_ms_b1", "throughput_b64", "cost_threads")
+"""Cost columns of runs.csv (retrieval.cost.COST_COLUMNS; kept here so this module needs no torch)."""
+RATIOS = {"params_ratio": "params", "macs_ratio": "macs", "latency_ratio": "latency_ms_b1"}
+"""Ratio columns of the leaderboard: a row's value over its teacher's (student / teacher)."""
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -29,6 +33,9 @@ def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
             row[f"{m}_mean"] = 100 * group[m].mean()
             row[f"{m}_std"] = 100 * group[m].std(ddof=1) if len(group) > 1 else 0.0
         row["train_seconds_mean"] = group["train_seconds"].mean()
+        for c in COST:  # the median over seeds (counts are the same in every seed; timings vary)
+            if c in group.columns and group[c].notna().any():
+                row[c] = float(group[c].median())
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -47,6 +54,7 @@ def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
             table.loc[idx, "gain_vs_none"] = part[col] - none.iloc[0]
             if len(teacher) and teacher.iloc[0] != none.iloc[0]:
                 table.loc[idx, "gap_closed"] = (part[col] - none.iloc[0]) / (teacher.iloc[0] - none.iloc[0])
+    add_cost_ratios(table, is_teacher)
     order = {"teacher": 0, "none": 1}
     table["_order"] = table["method"].map(lambda m: order.get(m, 2))
     table = table.sort_values(["dataset", "_order", col], ascending=[True, True, False])
@@ -57,10 +65,46 @@ def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
     return table.drop(columns="_order").reset_index(drop=True)
 
 
+def add_cost_ratios(table: pd.DataFrame, is_teacher: pd.Series) -> None:
+    """``params_ratio``, ``macs_ratio``, ``latency_ratio``: each row's cost over that of the teacher row of
+    its (suite, dataset, teacher), in place (1.0 on the teacher row; absent without cost columns)."""
+    for ratio, col in RATIOS.items():
+        if col not in table.columns:
+            continue
+        table[ratio] = float("nan")
+        for idx in table.groupby(["suite", "dataset", "teacher"], dropna=False).groups.values():
+            ref = table.loc[idx].loc[is_teacher.loc[idx], col].dropna()
+            if len(ref) and ref.iloc[0] > 0:
+                table.loc[idx, ratio] = table.loc[idx, col] / ref.iloc[0]
+
+
+def _si(value: float, unit: str = "") -> str:
+    """1234567 -> '1.23M' (k, M, G): the cost columns of the markdown table."""
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{prefix}{unit}"
+    return f"{value:.3g}{unit}"
+
+
+COST_CELLS = {  # markdown header -> (column, format)
+    "params": ("params", _si),
+    "MACs/img": ("macs", _si),
+    "weights": ("weights_bytes", lambda v: _si(v, "B")),
+    "ms/img (b1)": ("latency_ms_b1", lambda v: f"{v:.3f}"),
+    "img/s (b64)": ("throughput_b64", lambda v: f"{v:.0f}"),
+    "threads": ("cost_threads", lambda v: f"{v:.0f}"),
+    "params ratio": ("params_ratio", lambda v: f"{v:.2f}x"),
+    "MACs ratio": ("macs_ratio", lambda v: f"{v:.2f}x"),
+    "latency ratio": ("latency_ratio", lambda v: f"{v:.2f}x"),
+}
+
+
 def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
-    """A readable markdown table: mean ± std per metric, plus gain and gap closed."""
+    """A readable markdown table: mean ± std per metric, plus gain and gap closed, and the cost columns
+    (median over seeds, ratios to the teacher) when the rows carry them."""
     metrics = [c[:-5] for c in table.columns if c.endswith("_mean") and c != "train_seconds_mean"]
-    head = ["method", "teacher", "student", "seeds"] + metrics + ["gain vs none", "gap closed", "train s"]
+    cost = {h: cf for h, cf in COST_CELLS.items() if cf[0] in table.columns and table[cf[0]].notna().any()}
+    head = ["method", "teacher", "student", "seeds"] + metrics + ["gain vs none", "gap closed", "train s", *cost]
     lines = [f"# {title}", "", *[f"{n}  " for n in notes], "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
@@ -69,5 +113,6 @@ def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
         cells += ["" if pd.isna(r["gain_vs_none"]) or r["method"] == "teacher" else f"{r['gain_vs_none']:+.2f}",
                   "" if pd.isna(r["gap_closed"]) or r["method"] in ("teacher", "none") else f"{100 * r['gap_closed']:.0f}%",
                   f"{r['train_seconds_mean']:.0f}"]
+        cells += ["" if pd.isna(r[col]) else fmt(r[col]) for col, fmt in cost.values()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

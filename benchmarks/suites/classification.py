@@ -19,9 +19,11 @@ import torch
 from torch import nn
 
 from benchmarks.aggregate import leaderboard, to_markdown
+from benchmarks.pareto import write_pareto
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, upsert_rows
 from benchmarks.suites.retrieval import environment, run_id_of, seed_init, student_checkpoint
+from retrieval.cost import row_record, suite_cost
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method, list_methods
@@ -186,9 +188,10 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
         hashes.add(thash)
         row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
                    record["epoch"], select["teacher"], commit, teacher_name, teacher_name)
+        row.update(suite_cost(teacher, data["test"], cfg))
         rows.append(row)
         atomic_write_json(dest / "runs" / f"{row['run_id']}.json",
-                          {"row": row, "config": cfg, "environment": env, "history": record.get("history", []),
+                          {**row_record(row), "config": cfg, "environment": env, "history": record.get("history", []),
                            "teacher_loaded_from_cache": cached})
         for method_name in methods:
             run_id, chash = run_id_of(cfg, method_name, seed)
@@ -201,9 +204,10 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
                 f"({select['student']} epoch {result.best_epoch}, {result.seconds:.0f}s)")
             row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch,
                        select["student"], commit, teacher_name, student_name)
+            row.update(suite_cost(student, data["test"], cfg))
             rows.append(row)
             atomic_write_json(dest / "runs" / f"{run_id}.json",
-                              {"row": row, "config": cfg, "environment": env, "history": result.history})
+                              {**row_record(row), "config": cfg, "environment": env, "history": result.history})
             upsert_rows(dest / "runs.csv", [row])
     table = upsert_rows(dest / "runs.csv", [r for r in rows if r["method"] == "teacher"])
     current = table[table["config_hash"].isin(hashes)]
@@ -216,4 +220,5 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
              f"Teacher {teacher_name}, student {student_name}; gap closed = (method - none) / (teacher - none) "
              f"on top-1."]
     atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"{cfg['suite']}: {cfg['dataset']['name']}", notes))
+    write_pareto(dest)
     return dest
