@@ -12,9 +12,10 @@ RATIOS = {"params_ratio": "params", "macs_ratio": "macs", "latency_ratio": "late
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
-    """Recall@K columns in K order, then MAP@R and R-Precision (whatever the rows carry)."""
+    """Recall@K columns in K order, then MAP@R and R-Precision, top-k accuracy and COCO AP
+    (whatever the rows carry)."""
     recalls = sorted((c for c in runs.columns if c.startswith("recall@")), key=lambda c: int(c.split("@")[1]))
-    others = [c for c in ("map@r", "r_precision", "top1", "top5") if c in runs.columns]
+    others = [c for c in ("map@r", "r_precision", "top1", "top5", "ap", "ap50", "ap75") if c in runs.columns]
     return recalls + others
 
 

@@ -83,18 +83,20 @@ class NonFiniteLossError(FloatingPointError):
 def make_train_loader(dataset, cfg: TrainConfig) -> DataLoader:
     """Batches of ``batch_size``: with ``sampler="m_per_class"``, ``m_per_class`` images of each
     class (MPerClassSampler); with ``sampler="random"``, a reshuffled pass over the dataset.
-    Incomplete last batches are dropped either way."""
+    Incomplete last batches are dropped either way. A dataset with a ``collate_fn`` attribute
+    (e.g. detection: images of several sizes, a varying number of boxes) batches with it."""
+    collate = getattr(dataset, "collate_fn", None)
     if cfg.sampler == "random":
         if len(dataset) < cfg.batch_size:
             raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
         return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                          num_workers=cfg.num_workers)
+                          num_workers=cfg.num_workers, collate_fn=collate)
     if cfg.batch_size % cfg.m_per_class:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
     sampler = MPerClassSampler(dataset.labels, m=cfg.m_per_class, batch_size=cfg.batch_size,
                                length_before_new_iter=len(dataset))
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                      num_workers=cfg.num_workers)
+                      num_workers=cfg.num_workers, collate_fn=collate)
 
 
 def evaluate_model(model, dataset, cfg: TrainConfig, desc: str = "eval") -> dict:

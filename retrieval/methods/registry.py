@@ -7,6 +7,7 @@ from retrieval.methods.crd import ContrastiveRepresentationDistillation
 from retrieval.methods.hmat import HierarchicalMultiAttention
 from retrieval.methods.hmat_kd import HierarchicalMultiAttentionKD
 from retrieval.methods.kd import KnowledgeDistillation
+from retrieval.methods.mimic import FeatureMimic
 from retrieval.methods.none import NoDistillation
 from retrieval.methods.rkd import RelationalKD
 
@@ -18,6 +19,7 @@ _METHODS = {
     "hmat": HierarchicalMultiAttention,
     "kd": KnowledgeDistillation,  # on logits: classification
     "hmat+kd": HierarchicalMultiAttentionKD,
+    "mimic": FeatureMimic,  # feature regression on FPN levels (detection) or stages
 }
 
 
