@@ -1,0 +1,296 @@
+"""Ship a trained model: ``python -m benchmarks.export --run RUN_ID --format onnx``.
+
+    python -m benchmarks.export --run RUN_ID --format onnx [--out results] [--cache-dir cache]
+        [--dest FILE.onnx] [--index-folder DIR [--index-dest FILE.faiss]]
+
+Finds ``runs/<RUN_ID>.json`` under ``--out`` (any suite and dataset, as ``--reproduce``
+does), rebuilds the run's network from the saved config, loads its weights from
+``--cache-dir`` (a student's selected checkpoint, or the cached teacher for a
+``teacher-...`` row) and writes it to ONNX with ``torch.onnx.export`` (the
+torch.export-based exporter, torch's default; ``--exporter torchscript`` for the legacy
+one), with a dynamic batch axis. Retrieval runs export the embedding network (output:
+the embedding), classification runs the classifier (output: logits).
+
+The command then runs the ONNX file with onnxruntime on real images (the first
+``--check-images`` of the run's test split, as one batch and one image alone) and
+compares with PyTorch: every output must satisfy ``|onnx - torch| <= atol + rtol * |torch|``
+(default atol 1e-4, rtol 1e-3). Otherwise it stops with exit status 1 and the largest
+difference. ``<dest>.json`` (e.g. ``model.onnx.json``) records the run, the input size, the check and its result.
+
+``--index-folder DIR`` (retrieval runs) embeds every image under DIR with the exported
+model (one sub-folder per class, as the ``folder`` dataset reads, or a flat folder),
+preprocessed like the run's test split, and writes a faiss index (``IndexFlatIP`` when the
+network L2-normalises its embeddings, else ``IndexFlatL2``) to ``--index-dest`` (default:
+``<dest>`` with ``.faiss``) and, beside it in ``<index-dest>.json``, the image paths in index order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.reproduce import find_run
+from benchmarks.results_io import atomic_write_json, atomic_write_via
+
+ATOL, RTOL = 1e-4, 1e-3
+RETRIEVAL_SUITES = ("retrieval", "hmat-ablation")
+FORMATS = ("onnx",)
+KNOWN_SHOWN = 8
+
+
+class ExportMismatch(SystemExit):
+    """The exported model's outputs differ from PyTorch's beyond the tolerance."""
+
+
+def locate_run(results: Path, run_id: str) -> Path:
+    """``runs/<run_id>.json`` under ``results``; a clear error naming where it looked and some known ids."""
+    try:
+        return find_run(results, run_id)
+    except SystemExit as exc:
+        known = sorted(p.stem for p in results.glob("*/*/runs/*.json"))
+        shown = ", ".join(known[:KNOWN_SHOWN]) + (f", ... ({len(known)} in all)" if len(known) > KNOWN_SHOWN else "")
+        where = f"looked in {results}/<suite>/<dataset>/runs/<run_id>.json"
+        raise SystemExit(f"{exc}\n{where}; known run ids there: {shown or 'none (no saved runs)'}") from None
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
+    """The run's network weights (state dict) and the file they came from."""
+    if row["method"] == "teacher":
+        path = suite.teacher_checkpoint(cfg, cache_dir, int(row["seed"]))
+        loader = lambda blob: blob["state_dict"]  # noqa: E731
+    else:
+        path = suite.student_checkpoint(cfg, cache_dir, row["run_id"])
+        loader = lambda blob: _strip(blob, "student.")  # noqa: E731
+    if not path.exists():
+        raise SystemExit(f"no weights for run {row['run_id']}: {path} does not exist. Checkpoints are kept in the "
+                         f"--cache-dir of the run that trained them (default: cache); pass that folder with "
+                         f"--cache-dir, or train the run again with python -m benchmarks.run and its config")
+    return loader(torch.load(path, map_location="cpu", weights_only=True)), path
+
+
+def _suite(name: str | None, run_id: str):
+    if name in RETRIEVAL_SUITES:
+        from benchmarks.suites import retrieval as suite
+    elif name == "classification":
+        from benchmarks.suites import classification as suite
+    else:
+        raise SystemExit(f"run {run_id}: export of suite {name!r} is not supported; "
+                         f"supported: {sorted(RETRIEVAL_SUITES + ('classification',))}")
+    return suite
+
+
+def build_network(saved: dict, cache_dir: Path):
+    """(network in eval mode with the run's weights, test split, what the output is, weights file)."""
+    from retrieval.data import build_dataset
+    from retrieval.models import create_classifier, create_model
+
+    cfg, row = saved["config"], saved["row"]
+    suite = _suite(cfg.get("suite"), row["run_id"])
+    spec, d = cfg["teacher" if row["method"] == "teacher" else "student"], cfg["dataset"]
+    state, path = _weights(suite, cfg, row, cache_dir)
+    if cfg["suite"] in RETRIEVAL_SUITES:
+        net = create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
+                           pretrained=False, pooling=spec.get("pooling", "avg"))
+        output = "embedding (L2-normalised)" if spec["normalize"] else "embedding"
+    else:
+        if "fc.weight" not in state:
+            raise SystemExit(f"the checkpoint {path} of {row['run_id']} holds no classifier head (fc.weight)")
+        net = create_classifier(spec["arch"], int(state["fc.weight"].shape[0]), pretrained=False)
+        output = "logits"
+    net.load_state_dict(state)
+    test = build_dataset(d["name"], d.get("root"), "test", **dict(d.get("options") or {}))
+    return net.eval(), test, output, path
+
+
+def export_onnx(net, example: torch.Tensor, dest: Path, exporter: str = "dynamo") -> None:
+    """Write ``net`` to ``dest`` (atomically) with input ``input`` (N, C, H, W; N dynamic) and output ``output``."""
+    def write(tmp):
+        names = {"input_names": ["input"], "output_names": ["output"]}
+        if exporter == "dynamo":
+            torch.onnx.export(net, (example,), tmp, dynamo=True, verbose=False,
+                              dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, **names)
+        else:
+            torch.onnx.export(net, (example,), tmp, dynamo=False,
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, **names)
+    atomic_write_via(dest, write)
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def compare_outputs(net, path: Path, images: torch.Tensor, atol: float = ATOL, rtol: float = RTOL) -> dict:
+    """Run ``images`` as one batch and the first image alone through PyTorch and onnxruntime.
+
+    Returns ``{"max_abs_diff", "max_excess", "ok", ...}``; ``max_excess`` is the largest
+    ``|onnx - torch| - (atol + rtol * |torch|)`` (``ok`` when it is <= 0 everywhere)."""
+    session = _session(path)
+    worst, excess = 0.0, -np.inf
+    for batch in (images, images[:1]):
+        with torch.no_grad():
+            expected = net(batch).numpy()
+        got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
+        if got.shape != expected.shape:
+            raise ExportMismatch(f"ONNX output shape {got.shape} != PyTorch's {expected.shape}")
+        diff = np.abs(got - expected)
+        worst = max(worst, float(diff.max()))
+        excess = max(excess, float((diff - (atol + rtol * np.abs(expected))).max()))
+    return {"images": int(len(images)), "batches": [int(len(images)), 1], "atol": atol, "rtol": rtol,
+            "max_abs_diff": worst, "max_excess": excess, "ok": bool(excess <= 0)}
+
+
+def first_images(dataset, n: int) -> torch.Tensor:
+    """The first ``n`` images of ``dataset`` (as the model sees them) stacked into one batch."""
+    n = min(n, len(dataset))
+    if n < 1:
+        raise SystemExit(f"the run's test split {dataset!r} is empty: nothing to check the export on")
+    return torch.stack([dataset[i]["image"] for i in range(n)])
+
+
+def export_run(run_id: str, results: Path, cache_dir: Path, dest: Path | None = None, exporter: str = "dynamo",
+               check_images: int = 64, atol: float = ATOL, rtol: float = RTOL, log=print) -> dict:
+    """Export one run to ONNX and check it; returns the record written to ``<dest>.json``.
+    Raises ``ExportMismatch`` (exit status 1) when the check fails."""
+    path = locate_run(results, run_id)
+    saved = json.loads(path.read_text())
+    net, test, output, weights = build_network(saved, cache_dir)
+    dest = Path(dest) if dest else cache_dir / "exports" / f"{run_id}.onnx"
+    images = first_images(test, check_images)
+    log(f"exporting {run_id} ({saved['config']['suite']}, {saved['config']['dataset']['name']}, "
+        f"{saved['row']['student']}) from {weights} to {dest} ({exporter} exporter)")
+    export_onnx(net, images[:1], dest, exporter)
+    check = compare_outputs(net, dest, images, atol, rtol)
+    record = {"run_id": run_id, "suite": saved["config"]["suite"], "dataset": saved["config"]["dataset"]["name"],
+              "model": saved["row"]["student"], "method": saved["row"]["method"], "seed": saved["row"]["seed"],
+              "onnx": dest.name, "input": {"name": "input", "shape": ["batch", *images.shape[1:]],
+                                           "preprocessing": repr(test.transform)},
+              "output": {"name": "output", "meaning": output}, "exporter": exporter, "check": check}
+    atomic_write_json(dest.with_name(dest.name + ".json"), record)
+    verdict = "OK" if check["ok"] else "FAILED"
+    log(f"check {verdict}: onnxruntime vs PyTorch on {check['images']} test images (batch {check['images']} and 1): "
+        f"max |difference| {check['max_abs_diff']:.3g} (tolerance atol {atol:g} + rtol {rtol:g} x |value|)")
+    if not check["ok"]:
+        raise ExportMismatch(f"export check FAILED for {run_id}: the ONNX outputs differ from PyTorch's by up to "
+                             f"{check['max_abs_diff']:.6g} (beyond atol {atol:g} + rtol {rtol:g} x |value| by "
+                             f"{check['max_excess']:.6g}); {dest} was written but must not be used")
+    record["network"], record["test"], record["path"] = net, test, dest
+    return record
+
+
+# --------------------------------------------------------------------------- faiss index of an image folder
+
+def folder_images(folder: Path) -> list[tuple[Path, str | None]]:
+    """(image path, class) of every image under ``folder``, sorted: the class is the first sub-folder,
+    or None for images directly in ``folder``. Hidden files and folders are skipped."""
+    from retrieval.data.folder import IMAGE_EXTENSIONS
+
+    if not folder.is_dir():
+        raise SystemExit(f"--index-folder {folder} is not a folder")
+    found = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(s.startswith(".") for s in rel.parts):
+            found.append((p, rel.parts[0] if len(rel.parts) > 1 else None))
+    if not found:
+        raise SystemExit(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
+    return found
+
+
+def preprocess_like(test):
+    """A function PIL image -> input tensor that prepares a file as the run's test split prepares its images:
+    the split's own transform for image-file datasets; for in-memory tensor sets (the embedded data), the
+    image is first resized to the split's (C, H, W) as uint8, then given the split's transform."""
+    from PIL import Image
+
+    if hasattr(test, "paths"):  # ImageFileDataset: its transform reads PIL images
+        return lambda img: test.transform(img.convert("RGB"))
+    channels, height, width = (int(s) for s in test.images.shape[1:])
+
+    def prepare(img):
+        img = img.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+        array = np.asarray(img, dtype=np.uint8).reshape(height, width, channels)
+        return test.transform(torch.from_numpy(array.copy()).permute(2, 0, 1))
+    return prepare
+
+
+def write_index(onnx_path: Path, test, folder: Path, dest: Path, normalized: bool,
+                batch_size: int = 64) -> tuple[int, Path]:
+    """Embed every image under ``folder`` with the ONNX model and write a faiss flat index to ``dest``
+    (inner product for L2-normalised embeddings, else L2) and the image list to ``dest`` with ``.json``."""
+    import faiss
+    from PIL import Image
+
+    images = folder_images(folder)
+    prepare, session = preprocess_like(test), _session(onnx_path)
+    name = session.get_inputs()[0].name
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        batch = []
+        for path, _ in images[start:start + batch_size]:
+            with Image.open(path) as img:
+                batch.append(prepare(img))
+        chunks.append(session.run(None, {name: torch.stack(batch).numpy()})[0])
+    vectors = np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+    index = (faiss.IndexFlatIP if normalized else faiss.IndexFlatL2)(vectors.shape[1])
+    index.add(vectors)
+    atomic_write_via(dest, lambda tmp: faiss.write_index(index, str(tmp)))
+    paths_file = dest.with_name(dest.name + ".json")
+    atomic_write_json(paths_file, {
+        "index": dest.name, "model": onnx_path.name, "metric": "inner_product" if normalized else "l2",
+        "dimension": int(vectors.shape[1]), "folder": str(folder),
+        "images": [{"id": i, "path": path.relative_to(folder).as_posix(), "class": label}
+                   for i, (path, label) in enumerate(images)]})
+    return len(images), paths_file
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, metavar="RUN_ID", help="a run id of some runs.csv under --out")
+    p.add_argument("--format", default="onnx", choices=FORMATS, help="export format (default: onnx)")
+    p.add_argument("--out", default="results", help="results folder holding the run (default: results)")
+    p.add_argument("--cache-dir", default="cache", help="where the run's checkpoint is (default: cache)")
+    p.add_argument("--dest", help="ONNX file to write (default: <cache-dir>/exports/<RUN_ID>.onnx)")
+    p.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"),
+                   help="torch.onnx exporter: dynamo (torch.export-based, default) or torchscript (legacy)")
+    p.add_argument("--check-images", type=int, default=64, help="test images compared (default 64)")
+    p.add_argument("--atol", type=float, default=ATOL, help=f"absolute tolerance of the check (default {ATOL:g})")
+    p.add_argument("--rtol", type=float, default=RTOL, help=f"relative tolerance of the check (default {RTOL:g})")
+    p.add_argument("--index-folder", metavar="DIR",
+                   help="retrieval runs: embed the images under DIR into a faiss index")
+    p.add_argument("--index-dest", metavar="FILE", help="faiss index to write (default: <dest> with .faiss)")
+    args = p.parse_args(argv)
+    if args.check_images < 1:
+        p.error("--check-images must be at least 1")
+    if args.index_dest and not args.index_folder:
+        p.error("--index-dest needs --index-folder")
+    if args.index_folder:  # fail before exporting
+        suite = json.loads(locate_run(Path(args.out), args.run).read_text())["config"].get("suite")
+        if suite not in RETRIEVAL_SUITES:
+            raise SystemExit(f"--index-folder needs a retrieval run; {args.run} is a {suite} run")
+        folder_images(Path(args.index_folder))
+    record = export_run(args.run, Path(args.out), Path(args.cache_dir), Path(args.dest) if args.dest else None,
+                        args.exporter, args.check_images, args.atol, args.rtol)
+    print(f"wrote {record['path']} and {record['path'].name}.json beside it")
+    if args.index_folder:
+        normalized = bool(getattr(record["network"], "normalize", False))  # EmbeddingNet L2-normalises or not
+        index_dest = Path(args.index_dest) if args.index_dest else record["path"].with_suffix(".faiss")
+        count, paths_file = write_index(record["path"], record["test"], Path(args.index_folder), index_dest,
+                                        normalized)
+        print(f"wrote {index_dest} ({count} images) and {paths_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""``python -m benchmarks.export``: ONNX round trip of tiny trained students, the faiss index of
+an image folder, a failed check stops loudly, and a bad run id is a clear error."""
+
+import json
+
+import faiss
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from benchmarks import export, run
+
+RETRIEVAL = {
+    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
+    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 1}},
+    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 1}},
+    "train": {"batch_size": 20, "m_per_class": 5, "milestones": []},
+    "cost": {"repeats": 1, "warmup": 0},
+    "run": ["at"],
+    "seeds": [0],
+}
+CLASSIFICATION = {
+    "dataset": {"name": "digits-cls", "options": {"per_class": 20, "test_fraction": 0.5}},
+    "teacher": {"arch": "resnet8x4", "train": {"epochs": 1, "milestones": []}},
+    "student": {"arch": "resnet20", "train": {"epochs": 1, "milestones": []}},
+    "train": {"batch_size": 25},
+    "cost": {"repeats": 1, "warmup": 0},
+    "run": ["kd"],
+    "seeds": [0],
+}
+
+
+def _train(root, suite, config):
+    path = root / f"{suite}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert run.main(["--suite", suite, "--config", str(path), "--out", str(root / "results"),
+                     "--cache-dir", str(root / "cache"), "--no-progress"]) == 0
+    return next(p.stem for p in (root / "results").glob(f"{suite}/*/runs/{config['run'][0]}-*-s0.json"))
+
+
+@pytest.fixture(scope="module")
+def retrieval_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    return root, _train(root, "retrieval", RETRIEVAL)
+
+
+def _export(root, run_id, *extra):
+    return export.main(["--run", run_id, "--format", "onnx", "--out", str(root / "results"),
+                        "--cache-dir", str(root / "cache"), *extra])
+
+
+def _write_gallery(folder):
+    """Six synthetic test images as PNG files, in two class sub-folders."""
+    from retrieval.data import build_dataset
+
+    test = build_dataset("synthetic", None, "test", classes=20, per_class=10, size=16)
+    for i in range(6):
+        (folder / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(test.images[i].permute(1, 2, 0).numpy()).save(folder / "ab"[i % 2] / f"img{i}.png")
+    return test
+
+
+def test_retrieval_student_round_trip_and_index(retrieval_run, tmp_path, capsys):
+    root, run_id = retrieval_run
+    dest = tmp_path / "student.onnx"
+    gallery = tmp_path / "gallery"
+    test = _write_gallery(gallery)
+    assert _export(root, run_id, "--dest", str(dest), "--index-folder", str(gallery)) == 0
+    out = capsys.readouterr().out
+    assert "check OK" in out and "max |difference|" in out
+
+    record = json.loads((tmp_path / "student.onnx.json").read_text())
+    assert record["run_id"] == run_id and record["check"]["ok"] and record["check"]["images"] == 64
+    assert record["check"]["max_abs_diff"] <= 1e-4 and record["input"]["shape"] == ["batch", 3, 16, 16]
+
+    # the ONNX file alone reproduces the trained student's embeddings of real test images
+    net, _, _, _ = export.build_network(json.loads(next(root.glob(f"results/*/*/runs/{run_id}.json")).read_text()),
+                                        root / "cache")
+    images = torch.stack([test[i]["image"] for i in range(10)])
+    session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": images.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(images).numpy(), atol=1e-4, rtol=1e-3)
+    trained = torch.load(next(root.glob(f"cache/students/*/*/{run_id}.pt")), weights_only=True)
+    assert torch.equal(net.embed.weight, trained["student.embed.weight"])  # the run's weights, not fresh ones
+
+    # the index holds the gallery in path order, normalised embeddings searched by inner product
+    index = faiss.read_index(str(tmp_path / "student.faiss"))
+    listing = json.loads((tmp_path / "student.faiss.json").read_text())
+    assert index.ntotal == 6 and isinstance(index, faiss.IndexFlatIP) and listing["metric"] == "inner_product"
+    assert [r["path"] for r in listing["images"]] == ["a/img0.png", "a/img2.png", "a/img4.png", "b/img1.png",
+                                                      "b/img3.png", "b/img5.png"]
+    assert [r["class"] for r in listing["images"]] == ["a"] * 3 + ["b"] * 3
+    query = got[[2]]  # test image 2 is a/img2.png, id 1: the PNG round trip is lossless at the same size
+    _, ids = index.search(query, 1)
+    assert ids[0, 0] == 1
+    np.testing.assert_allclose(index.reconstruct(1), got[2], atol=1e-5)
+
+
+def test_classifier_round_trip(tmp_path, capsys):
+    run_id = _train(tmp_path, "classification", CLASSIFICATION)
+    dest = tmp_path / "classifier.onnx"
+    assert _export(tmp_path, run_id, "--dest", str(dest), "--check-images", "16") == 0
+    record = json.loads((tmp_path / "classifier.onnx.json").read_text())
+    assert record["output"]["meaning"] == "logits" and record["check"]["ok"] and record["check"]["images"] == 16
+    session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape[-1] == 10  # the ten digit classes
+    with pytest.raises(SystemExit, match="needs a retrieval run"):
+        _export(tmp_path, run_id, "--index-folder", str(tmp_path))
+
+
+def test_a_failing_check_stops_loudly(retrieval_run, tmp_path, monkeypatch):
+    root, run_id = retrieval_run
+    real_export = export.export_onnx
+
+    def export_a_different_network(net, example, dest, exporter="dynamo"):
+        import copy
+
+        other = copy.deepcopy(net)
+        with torch.no_grad():
+            other.embed.bias.add_(0.5)
+        real_export(other, example, dest, exporter)
+
+    monkeypatch.setattr(export, "export_onnx", export_a_different_network)
+    with pytest.raises(export.ExportMismatch, match=r"export check FAILED.*differ from PyTorch's by up to") as err:
+        _export(root, run_id, "--dest", str(tmp_path / "bad.onnx"), "--exporter", "torchscript")
+    assert err.value.code != 0
+
+
+def test_bad_run_id_and_missing_weights_are_clear_errors(retrieval_run, tmp_path):
+    root, run_id = retrieval_run
+    with pytest.raises(SystemExit, match=r"no saved run 'hmat-0000000000-s0'[\s\S]*looked in .*known run ids there: "
+                                         r".*at-") as err:
+        _export(root, "hmat-0000000000-s0")
+    assert run_id in str(err.value)
+    with pytest.raises(SystemExit, match="bad run id"):
+        _export(root, "../../etc/passwd")
+    with pytest.raises(SystemExit, match=r"known run ids there: none"):
+        export.main(["--run", "at-x-s0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"no weights for run .*does not exist.*--cache-dir"):
+        export.main(["--run", run_id, "--out", str(root / "results"), "--cache-dir", str(tmp_path / "empty")])
+    with pytest.raises(SystemExit, match="not a folder"):
+        _export(root, run_id, "--index-folder", str(tmp_path / "nowhere"))
