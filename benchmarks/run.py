@@ -12,8 +12,8 @@ from benchmarks.config import resolve_config
 from benchmarks.results_io import git_commit
 
 SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval",
-          "classification": "benchmarks.suites.classification"}
-PLANNED = ("detection",)
+          "classification": "benchmarks.suites.classification", "detection": "benchmarks.suites.detection"}
+PLANNED = ()
 
 
 def _csv(text: str, cast=str) -> list:

@@ -85,8 +85,8 @@ def test_ablation_suite_runs_named_variants(tmp_path, tiny_config):
 
 
 def test_bad_arguments_give_clear_errors(tmp_path, tiny_config):
-    with pytest.raises(SystemExit, match="not implemented yet"):
-        run.main(["--suite", "detection"])
+    with pytest.raises(SystemExit, match="unknown suite"):
+        run.main(["--suite", "segmentation"])
     with pytest.raises(ValueError, match="unknown method"):
         _run(tmp_path, tiny_config, "--methods", "none,bogus")
     bad = tmp_path / "bad.yaml"
