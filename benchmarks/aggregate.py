@@ -100,6 +100,13 @@ COST_CELLS = {  # markdown header -> (column, format)
 }
 
 
+COST_NOTE = ("Cost (median over seeds): params = parameter values; MACs/img = multiply-accumulates of the "
+             "convolutions and matrix multiplies of one image at the suite's input size (torch.utils.flop_counter "
+             "FLOPs / 2); weights = size of torch.save(state_dict) of the network alone; ms/img (b1) = median CPU "
+             "time of a batch of one, img/s (b64) = 64 / median time of a batch of 64, with {threads} torch "
+             "thread(s) on the machine of the run (noisy on a shared machine); ratios = row / teacher.")
+
+
 def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
     """A readable markdown table: mean ± std per metric, plus gain and gap closed, and the cost columns
     (median over seeds, ratios to the teacher) when the rows carry them."""
@@ -116,4 +123,7 @@ def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
                   f"{r['train_seconds_mean']:.0f}"]
         cells += ["" if pd.isna(r[col]) else fmt(r[col]) for col, fmt in cost.values()]
         lines.append("| " + " | ".join(cells) + " |")
+    if cost:
+        threads = sorted({int(t) for t in table.get("cost_threads", pd.Series(dtype=float)).dropna()})
+        lines += ["", COST_NOTE.format(threads="/".join(map(str, threads)) or "?")]
     return "\n".join(lines) + "\n"

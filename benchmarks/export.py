@@ -88,27 +88,45 @@ def _suite(name: str | None, run_id: str):
     return suite
 
 
-def build_network(saved: dict, cache_dir: Path):
-    """(network in eval mode with the run's weights, test split, what the output is, weights file)."""
-    from retrieval.data import build_dataset
+def fresh_network(cfg: dict, role: str, num_classes: int | None = None):
+    """The untrained network of ``role`` (``teacher`` or ``student``) of a saved run config: the embedding
+    network of a retrieval suite, the classifier (``num_classes`` outputs) of the classification suite."""
     from retrieval.models import create_classifier, create_model
 
+    spec = cfg[role]
+    if cfg.get("suite") in RETRIEVAL_SUITES:
+        return create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
+                            pretrained=False, pooling=spec.get("pooling", "avg"))
+    if cfg.get("suite") == "classification":
+        return create_classifier(spec["arch"], num_classes, pretrained=False)
+    raise SystemExit(f"no network builder for suite {cfg.get('suite')!r}; supported: "
+                     f"{sorted(RETRIEVAL_SUITES + ('classification',))}")
+
+
+def run_test_split(cfg: dict):
+    """The test split of a saved run config's dataset, as the suite built it."""
+    from retrieval.data import build_dataset
+
+    d = cfg["dataset"]
+    return build_dataset(d["name"], d.get("root"), "test", **dict(d.get("options") or {}))
+
+
+def build_network(saved: dict, cache_dir: Path):
+    """(network in eval mode with the run's weights, test split, what the output is, weights file)."""
     cfg, row = saved["config"], saved["row"]
     suite = _suite(cfg.get("suite"), row["run_id"])
-    spec, d = cfg["teacher" if row["method"] == "teacher" else "student"], cfg["dataset"]
+    role = "teacher" if row["method"] == "teacher" else "student"
     state, path = _weights(suite, cfg, row, cache_dir)
     if cfg["suite"] in RETRIEVAL_SUITES:
-        net = create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
-                           pretrained=False, pooling=spec.get("pooling", "avg"))
-        output = "embedding (L2-normalised)" if spec["normalize"] else "embedding"
+        net = fresh_network(cfg, role)
+        output = "embedding (L2-normalised)" if cfg[role]["normalize"] else "embedding"
     else:
         if "fc.weight" not in state:
             raise SystemExit(f"the checkpoint {path} of {row['run_id']} holds no classifier head (fc.weight)")
-        net = create_classifier(spec["arch"], int(state["fc.weight"].shape[0]), pretrained=False)
+        net = fresh_network(cfg, role, int(state["fc.weight"].shape[0]))
         output = "logits"
     net.load_state_dict(state)
-    test = build_dataset(d["name"], d.get("root"), "test", **dict(d.get("options") or {}))
-    return net.eval(), test, output, path
+    return net.eval(), run_test_split(cfg), output, path
 
 
 def export_onnx(net, example: torch.Tensor, dest: Path, exporter: str = "dynamo") -> None:

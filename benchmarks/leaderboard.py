@@ -4,7 +4,9 @@ Reads every ``<results>/<suite>/<dataset>/runs.csv`` and writes ``<results>/lead
 ``<results>/leaderboard.md`` and, per (suite, dataset), ``<results>/plots/<suite>_<dataset>_recall.png``
 (Recall@K per method, error bars = std over seeds; ``_topk.png`` for top-1/top-5 accuracy)
 and ``<results>/plots/<suite>_<dataset>_curves.png`` (per-epoch training loss terms and the
-validation primary metric, mean over seeds, from ``runs/<run_id>.json``).
+validation primary metric, mean over seeds, from ``runs/<run_id>.json``), and, for rows with
+cost columns, ``<results>/plots/<suite>_<dataset>_pareto.png`` (accuracy against MACs and
+latency, see ``benchmarks.pareto``).
 
 Merge rule: a runs.csv keeps every run ever made in its folder, with several configs.
 From each folder only the rows whose ``config_hash`` appears in that folder's
@@ -176,6 +178,8 @@ def plot_curves(hist: pd.DataFrame, path: Path, title: str, primary: str) -> boo
 
 def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame, str]:
     """Merge, aggregate and draw; returns (leaderboard table, markdown) without writing the tables."""
+    from benchmarks.pareto import plot_pareto  # it imports this module
+
     found = collect(results)
     if not found:
         raise SystemExit(f"no results to merge: no {results}/<suite>/<dataset>/runs.csv; "
@@ -197,6 +201,9 @@ def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame
                 made.append(name)
             name = f"{suite}_{dataset}_curves.png"
             if plot_curves(histories(folder, runs), results / "plots" / name, title, primary):
+                made.append(name)
+            name = f"{suite}_{dataset}_pareto.png"
+            if plot_pareto(runs, results / "plots" / name, title):  # only when the rows carry cost columns
                 made.append(name)
         notes = [f"From `{folder.relative_to(results)}/runs.csv`: {len(runs)} rows, "
                  f"config(s) {', '.join(f'`{h}`' for h in sorted(runs['config_hash'].astype(str).unique()))}; "

@@ -56,3 +56,15 @@ def test_rows_without_cost_columns_write_nothing(tmp_path, capsys):
     assert pareto.main([str(folder), str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert "no cost columns" in err and "no " in err and "missing" in err
+
+
+def test_the_merged_leaderboard_draws_it_too(tmp_path):
+    from benchmarks import leaderboard
+
+    folder = tmp_path / "results" / "retrieval" / "d"
+    folder.mkdir(parents=True)
+    _runs().to_csv(folder / "runs.csv", index=False)
+    assert leaderboard.main(["--results", str(tmp_path / "results")]) == 0
+    assert (tmp_path / "results" / "plots" / "retrieval_d_pareto.png").read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "results" / "leaderboard.md").read_text()
+    assert "retrieval_d_pareto.png" in md and "MACs ratio" in md and "| 0.25x |" in md  # student MACs / teacher's
