@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
@@ -21,6 +21,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from retrieval.engine.embed import compute_embeddings
+from retrieval.engine.mixed_precision import MixedPrecision
+from retrieval.engine.train_state import capture_rng, load_train_state, restore_rng, save_train_state, trainable_state
 
 
 OPTIMIZERS = ("adam", "sgd")
@@ -49,6 +51,8 @@ class TrainConfig:
     momentum: float = 0.9            # sgd only
     sampler: str = "m_per_class"     # m_per_class (m images of each class per batch) | random (shuffled)
     select: str = "best"             # best: epoch with the best select_metric on val | last: the last epoch
+    amp: bool = False                # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
+    channels_last: bool = False      # NHWC memory layout for models and image batches (faster convolutions on GPU)
 
     def __post_init__(self):
         for option, allowed in (("optimizer", OPTIMIZERS), ("sampler", SAMPLERS), ("select", SELECT),
@@ -113,40 +117,63 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evaluator=None) -> TrainResult:
+def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evaluator=None,
+          state_path=None) -> TrainResult:
     """Train ``method`` on ``train_set``. With ``cfg.select == "best"`` the student (and its
     trainable extras) ends with the weights of the epoch with the best ``select_metric`` on
     ``val_set``; with ``"last"`` it keeps the last epoch's weights, and ``val_set`` (optional)
     only fills the history. ``evaluator(model, dataset, cfg, desc) -> dict`` scores a model
-    (default: ``evaluate_model``, the retrieval metrics)."""
+    (default: ``evaluate_model``, the retrieval metrics).
+
+    ``state_path``: where the training state is saved after every epoch (see
+    ``retrieval.engine.train_state``). If the file exists when ``train`` starts, the run
+    continues from it, ending with what an uninterrupted run would have given (same
+    config and code; on CPU, bit for bit). A finished run's file is kept, marked
+    ``complete``, so calling ``train`` again returns its result without training."""
     evaluator = evaluator or evaluate_model
     if cfg.select == "best" and val_set is None:
         raise ValueError("select='best' needs a validation set; use select='last' to train without one")
     method.to(cfg.device)
+    if cfg.channels_last:
+        method.to(memory_format=torch.channels_last)
     params = method.trainable_parameters()
     optimizer = make_optimizer(params, cfg)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs) if cfg.schedule == "cosine"
                  else torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma))
-    loader = make_train_loader(train_set, cfg)
-    history, best, best_state, best_epoch = [], -math.inf, None, 0
-    start = time.perf_counter()
-    step = 0
-    for epoch in range(1, cfg.epochs + 1):
+    precision = MixedPrecision(cfg.amp, cfg.device)
+    history, best, best_state, best_epoch, step, first_epoch, elapsed = [], -math.inf, None, 0, 0, 1, 0.0
+    saved = load_train_state(state_path) if state_path else None
+    if saved is not None:
+        method.load_state_dict(saved["method"], strict=False)
+        if saved.get("complete"):
+            return TrainResult(**saved["result"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        precision.load_state_dict(saved["scaler"])
+        restore_rng(saved["rng"])
+        history, best, best_epoch, best_state = saved["history"], saved["best"], saved["best_epoch"], saved["best_state"]
+        step, first_epoch, elapsed = saved["step"], saved["epoch"] + 1, saved["seconds"]
+    start = time.perf_counter() - elapsed
+    for epoch in range(first_epoch, cfg.epochs + 1):
         method.train()
+        # a fresh loader each epoch: its batches depend only on the random state at the epoch's start
+        # (MPerClassSampler shuffles its own label list in place), which the saved state restores
+        loader = make_train_loader(train_set, cfg)
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
         for batch in bar:
-            batch = {k: v.to(cfg.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            _, losses = method.training_step(batch)
+            batch = {k: _to_device(v, cfg) for k, v in batch.items()}
+            with precision.autocast():
+                _, losses = method.training_step(batch)
             step += 1
             for term, value in losses.items():
                 if not torch.isfinite(value).all():
+                    kept = f"the last good state is kept in {state_path}" if state_path else "no state file was kept"
                     raise NonFiniteLossError(f"{name}: loss term {term!r} is {value.item()} at epoch {epoch}, "
-                                             f"step {step}; the best checkpoint so far is kept")
+                                             f"step {step}; {kept}")
             total = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
+            precision.backward_and_step(total, optimizer)
             for term, value in losses.items():
                 sums[term] = sums.get(term, 0.0) + float(value.detach())
             bar.set_postfix(loss=f"{float(total.detach()):.4f}")
@@ -157,13 +184,27 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
             record.update({f"val/{k}": v for k, v in val.items()})
             if cfg.select == "best" and val[cfg.select_metric] > best:
                 best, best_epoch = val[cfg.select_metric], epoch
-                best_state = copy.deepcopy({k: v for k, v in method.state_dict().items()
-                                            if not k.startswith("teacher.")})
+                best_state = copy.deepcopy(trainable_state(method))
         history.append(record)
+        if state_path:
+            save_train_state(state_path, method=trainable_state(method), optimizer=optimizer.state_dict(),
+                             scheduler=scheduler.state_dict(), scaler=precision.state_dict(), rng=capture_rng(),
+                             history=history, best=best, best_epoch=best_epoch, best_state=best_state, step=step,
+                             epoch=epoch, seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
     if cfg.select == "last":
         best_epoch = cfg.epochs
     else:
         method.load_state_dict(best_state, strict=False)
     best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val/")}
-    return TrainResult(best_epoch=best_epoch, best_val=best_val, seconds=seconds, history=history)
+    result = TrainResult(best_epoch=best_epoch, best_val=best_val, seconds=seconds, history=history)
+    if state_path:
+        save_train_state(state_path, complete=True, method=trainable_state(method), result=asdict(result))
+    return result
+
+
+def _to_device(value, cfg: TrainConfig):
+    if not torch.is_tensor(value):
+        return value
+    value = value.to(cfg.device)
+    return value.contiguous(memory_format=torch.channels_last) if cfg.channels_last and value.dim() == 4 else value
