@@ -9,7 +9,9 @@ does), rebuilds the run's network from the saved config, loads its weights from
 ``teacher-...`` row) and writes it to ONNX with ``torch.onnx.export`` (the
 torch.export-based exporter, torch's default; ``--exporter torchscript`` for the legacy
 one), with a dynamic batch axis. Retrieval runs export the embedding network (output:
-the embedding), classification runs the classifier (output: logits).
+the embedding), classification runs the classifier (output: logits), detection runs the
+detector's backbone and FPN (outputs: the FPN levels, from images already normalised,
+resized and padded by the detector's transform; the RPN and box heads stay in PyTorch).
 
 The command then runs the ONNX file with onnxruntime on real images (the first
 ``--check-images`` of the run's test split, as one batch and one image alone) and
@@ -29,10 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from benchmarks.reproduce import find_run
 from benchmarks.results_io import atomic_write_json, atomic_write_via
@@ -62,6 +67,25 @@ def _strip(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+STUDENT_PREFIX = {"detection": "kd.student."}  # where the student sits in a run's checkpoint (default "student.")
+SUITES = sorted(RETRIEVAL_SUITES + ("classification", "detection"))
+
+
+@dataclass
+class Exportable:
+    """What one run exports: ``net`` maps a batch (N, C, H, W) to ``output_names`` tensors;
+    ``inputs(n)`` is the first ``n`` images of the run's test split, prepared as ``net`` reads them."""
+
+    net: nn.Module
+    inputs: Callable[[int], torch.Tensor]
+    output: str
+    output_names: list[str]
+    weights: Path
+    test: object
+    preprocessing: str
+    normalized: bool = False
+
+
 def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
     """The run's network weights (state dict) and the file they came from."""
     if row["method"] == "teacher":
@@ -69,7 +93,7 @@ def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
         loader = lambda blob: blob["state_dict"]  # noqa: E731
     else:
         path = suite.student_checkpoint(cfg, cache_dir, row["run_id"])
-        loader = lambda blob: _strip(blob, "student.")  # noqa: E731
+        loader = lambda blob: _strip(blob, STUDENT_PREFIX.get(cfg["suite"], "student."))  # noqa: E731
     if not path.exists():
         raise SystemExit(f"no weights for run {row['run_id']}: {path} does not exist. Checkpoints are kept in the "
                          f"--cache-dir of the run that trained them (default: cache); pass that folder with "
@@ -82,9 +106,10 @@ def _suite(name: str | None, run_id: str):
         from benchmarks.suites import retrieval as suite
     elif name == "classification":
         from benchmarks.suites import classification as suite
+    elif name == "detection":
+        from benchmarks.suites import detection as suite
     else:
-        raise SystemExit(f"run {run_id}: export of suite {name!r} is not supported; "
-                         f"supported: {sorted(RETRIEVAL_SUITES + ('classification',))}")
+        raise SystemExit(f"run {run_id}: export of suite {name!r} is not supported; supported: {SUITES}")
     return suite
 
 
@@ -111,12 +136,22 @@ def run_test_split(cfg: dict):
     return build_dataset(d["name"], d.get("root"), "test", **dict(d.get("options") or {}))
 
 
-def build_network(saved: dict, cache_dir: Path):
-    """(network in eval mode with the run's weights, test split, what the output is, weights file)."""
+def first_images(dataset, n: int) -> torch.Tensor:
+    """The first ``n`` images of ``dataset`` (as the model sees them) stacked into one batch."""
+    n = min(n, len(dataset))
+    if n < 1:
+        raise SystemExit(f"the run's test split {dataset!r} is empty: nothing to check the export on")
+    return torch.stack([dataset[i]["image"] for i in range(n)])
+
+
+def build_network(saved: dict, cache_dir: Path) -> Exportable:
+    """The run's network in eval mode with its trained weights, and its real test inputs."""
     cfg, row = saved["config"], saved["row"]
     suite = _suite(cfg.get("suite"), row["run_id"])
     role = "teacher" if row["method"] == "teacher" else "student"
     state, path = _weights(suite, cfg, row, cache_dir)
+    if cfg["suite"] == "detection":
+        return _detector_backbone(suite, cfg, role, state, path, cache_dir)
     if cfg["suite"] in RETRIEVAL_SUITES:
         net = fresh_network(cfg, role)
         output = "embedding (L2-normalised)" if cfg[role]["normalize"] else "embedding"
@@ -126,19 +161,61 @@ def build_network(saved: dict, cache_dir: Path):
         net = fresh_network(cfg, role, int(state["fc.weight"].shape[0]))
         output = "logits"
     net.load_state_dict(state)
-    return net.eval(), run_test_split(cfg), output, path
+    test = run_test_split(cfg)
+    return Exportable(net.eval(), lambda n: first_images(test, n), output, ["output"], path, test,
+                      f"the test split's transform: {test.transform!r}", bool(getattr(net, "normalize", False)))
 
 
-def export_onnx(net, example: torch.Tensor, dest: Path, exporter: str = "dynamo") -> None:
-    """Write ``net`` to ``dest`` (atomically) with input ``input`` (N, C, H, W; N dynamic) and output ``output``."""
+class DetectorBackbone(nn.Module):
+    """A detector's body + FPN: normalised, resized images (N, C, H, W) -> the FPN levels, as a tuple."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.backbone = detector.detector.backbone
+
+    def forward(self, x: torch.Tensor):
+        return tuple(self.backbone(x).values())
+
+
+def _detector_backbone(suite, cfg: dict, role: str, state: dict, path: Path, cache_dir: Path) -> Exportable:
+    """The detection suite's export: the detector's backbone and FPN (the RPN and RoI heads, with their
+    data-dependent proposals and NMS, stay in PyTorch). Inputs are test images after the detector's own
+    transform (normalise, resize to min_size/max_size, pad to a multiple of 32)."""
+    from retrieval.detection.data import build_detection_dataset
+
+    key = "detector.roi_heads.box_predictor.cls_score.weight"
+    if key not in state:
+        raise SystemExit(f"the checkpoint {path} holds no detector ({key} missing)")
+    detector = suite._detector(cfg, role, int(state[key].shape[0]) - 1)  # the predictor adds the background
+    detector.load_state_dict(state)
+    detector.eval()
+    d = cfg["dataset"]
+    test = build_detection_dataset(d["name"], d.get("root"), "test", cache_dir=cache_dir,
+                                   **dict(d.get("options") or {}))
+
+    def inputs(n: int) -> torch.Tensor:
+        images = [test[i]["image"] for i in range(min(n, len(test)))]
+        if not images:
+            raise SystemExit("the run's test split is empty: nothing to check the export on")
+        with torch.no_grad():
+            return detector.detector.transform(images)[0].tensors
+
+    names = [level.name for level in detector.fpn_levels]
+    return Exportable(DetectorBackbone(detector).eval(), inputs, f"FPN levels {', '.join(names)} of the backbone",
+                      names, path, test, f"the detector's transform: {detector.detector.transform!r}")
+
+
+def export_onnx(net, example: torch.Tensor, dest: Path, exporter: str = "dynamo",
+                output_names: list[str] = ("output",)) -> None:
+    """Write ``net`` to ``dest`` (atomically) with input ``input`` (N, C, H, W; N dynamic) and ``output_names``."""
     def write(tmp):
-        names = {"input_names": ["input"], "output_names": ["output"]}
+        names = {"input_names": ["input"], "output_names": list(output_names)}
         if exporter == "dynamo":
             torch.onnx.export(net, (example,), tmp, dynamo=True, verbose=False,
                               dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, **names)
         else:
             torch.onnx.export(net, (example,), tmp, dynamo=False,
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, **names)
+                              dynamic_axes={n: {0: "batch"} for n in ["input", *output_names]}, **names)
     atomic_write_via(dest, write)
 
 
@@ -148,52 +225,52 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def _as_list(out) -> list[np.ndarray]:
+    return [t.numpy() for t in out] if isinstance(out, (tuple, list)) else [out.numpy()]
+
+
 def compare_outputs(net, path: Path, images: torch.Tensor, atol: float = ATOL, rtol: float = RTOL) -> dict:
     """Run ``images`` as one batch and the first image alone through PyTorch and onnxruntime.
 
-    Returns ``{"max_abs_diff", "max_excess", "ok", ...}``; ``max_excess`` is the largest
-    ``|onnx - torch| - (atol + rtol * |torch|)`` (``ok`` when it is <= 0 everywhere)."""
+    Returns ``{"max_abs_diff", "max_excess", "ok", ...}`` over every output; ``max_excess`` is the
+    largest ``|onnx - torch| - (atol + rtol * |torch|)`` (``ok`` when it is <= 0 everywhere)."""
     session = _session(path)
     worst, excess = 0.0, -np.inf
     for batch in (images, images[:1]):
         with torch.no_grad():
-            expected = net(batch).numpy()
-        got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
-        if got.shape != expected.shape:
-            raise ExportMismatch(f"ONNX output shape {got.shape} != PyTorch's {expected.shape}")
-        diff = np.abs(got - expected)
-        worst = max(worst, float(diff.max()))
-        excess = max(excess, float((diff - (atol + rtol * np.abs(expected))).max()))
+            expected = _as_list(net(batch))
+        got = session.run(None, {session.get_inputs()[0].name: batch.numpy()})
+        if len(got) != len(expected):
+            raise ExportMismatch(f"the ONNX model has {len(got)} outputs, PyTorch's {len(expected)}")
+        for g, e in zip(got, expected):
+            if g.shape != e.shape:
+                raise ExportMismatch(f"ONNX output shape {g.shape} != PyTorch's {e.shape}")
+            diff = np.abs(g - e)
+            worst = max(worst, float(diff.max()))
+            excess = max(excess, float((diff - (atol + rtol * np.abs(e))).max()))
     return {"images": int(len(images)), "batches": [int(len(images)), 1], "atol": atol, "rtol": rtol,
             "max_abs_diff": worst, "max_excess": excess, "ok": bool(excess <= 0)}
 
 
-def first_images(dataset, n: int) -> torch.Tensor:
-    """The first ``n`` images of ``dataset`` (as the model sees them) stacked into one batch."""
-    n = min(n, len(dataset))
-    if n < 1:
-        raise SystemExit(f"the run's test split {dataset!r} is empty: nothing to check the export on")
-    return torch.stack([dataset[i]["image"] for i in range(n)])
-
-
 def export_run(run_id: str, results: Path, cache_dir: Path, dest: Path | None = None, exporter: str = "dynamo",
                check_images: int = 64, atol: float = ATOL, rtol: float = RTOL, log=print) -> dict:
-    """Export one run to ONNX and check it; returns the record written to ``<dest>.json``.
-    Raises ``ExportMismatch`` (exit status 1) when the check fails."""
+    """Export one run to ONNX and check it; returns the record written to ``<dest>.json`` (plus, not
+    written, ``exportable`` and ``path``). Raises ``ExportMismatch`` (exit status 1) when the check fails."""
     path = locate_run(results, run_id)
     saved = json.loads(path.read_text())
-    net, test, output, weights = build_network(saved, cache_dir)
+    cfg, row = saved["config"], saved["row"]
+    ex = build_network(saved, cache_dir)
     dest = Path(dest) if dest else cache_dir / "exports" / f"{run_id}.onnx"
-    images = first_images(test, check_images)
-    log(f"exporting {run_id} ({saved['config']['suite']}, {saved['config']['dataset']['name']}, "
-        f"{saved['row']['student']}) from {weights} to {dest} ({exporter} exporter)")
-    export_onnx(net, images[:1], dest, exporter)
-    check = compare_outputs(net, dest, images, atol, rtol)
-    record = {"run_id": run_id, "suite": saved["config"]["suite"], "dataset": saved["config"]["dataset"]["name"],
-              "model": saved["row"]["student"], "method": saved["row"]["method"], "seed": saved["row"]["seed"],
-              "onnx": dest.name, "input": {"name": "input", "shape": ["batch", *images.shape[1:]],
-                                           "preprocessing": repr(test.transform)},
-              "output": {"name": "output", "meaning": output}, "exporter": exporter, "check": check}
+    images = ex.inputs(check_images)
+    log(f"exporting {run_id} ({cfg['suite']}, {cfg['dataset']['name']}, {row['student']}: {ex.output}) "
+        f"from {ex.weights} to {dest} ({exporter} exporter)")
+    export_onnx(ex.net, images[:1], dest, exporter, ex.output_names)
+    check = compare_outputs(ex.net, dest, images, atol, rtol)
+    record = {"run_id": run_id, "suite": cfg["suite"], "dataset": cfg["dataset"]["name"], "model": row["student"],
+              "method": row["method"], "seed": row["seed"], "onnx": dest.name,
+              "input": {"name": "input", "shape": ["batch", *images.shape[1:]],
+                        "preprocessing": ex.preprocessing},
+              "output": {"names": ex.output_names, "meaning": ex.output}, "exporter": exporter, "check": check}
     atomic_write_json(dest.with_name(dest.name + ".json"), record)
     verdict = "OK" if check["ok"] else "FAILED"
     log(f"check {verdict}: onnxruntime vs PyTorch on {check['images']} test images (batch {check['images']} and 1): "
@@ -202,8 +279,7 @@ def export_run(run_id: str, results: Path, cache_dir: Path, dest: Path | None = 
         raise ExportMismatch(f"export check FAILED for {run_id}: the ONNX outputs differ from PyTorch's by up to "
                              f"{check['max_abs_diff']:.6g} (beyond atol {atol:g} + rtol {rtol:g} x |value| by "
                              f"{check['max_excess']:.6g}); {dest} was written but must not be used")
-    record["network"], record["test"], record["path"] = net, test, dest
-    return record
+    return {**record, "exportable": ex, "path": dest}
 
 
 # --------------------------------------------------------------------------- faiss index of an image folder
@@ -302,10 +378,9 @@ def main(argv=None) -> int:
                         args.exporter, args.check_images, args.atol, args.rtol)
     print(f"wrote {record['path']} and {record['path'].name}.json beside it")
     if args.index_folder:
-        normalized = bool(getattr(record["network"], "normalize", False))  # EmbeddingNet L2-normalises or not
+        ex = record["exportable"]
         index_dest = Path(args.index_dest) if args.index_dest else record["path"].with_suffix(".faiss")
-        count, paths_file = write_index(record["path"], record["test"], Path(args.index_folder), index_dest,
-                                        normalized)
+        count, paths_file = write_index(record["path"], ex.test, Path(args.index_folder), index_dest, ex.normalized)
         print(f"wrote {index_dest} ({count} images) and {paths_file}")
     return 0
 

@@ -77,8 +77,8 @@ def test_retrieval_student_round_trip_and_index(retrieval_run, tmp_path, capsys)
     assert record["check"]["max_abs_diff"] <= 1e-4 and record["input"]["shape"] == ["batch", 3, 16, 16]
 
     # the ONNX file alone reproduces the trained student's embeddings of real test images
-    net, _, _, _ = export.build_network(json.loads(next(root.glob(f"results/*/*/runs/{run_id}.json")).read_text()),
-                                        root / "cache")
+    net = export.build_network(json.loads(next(root.glob(f"results/*/*/runs/{run_id}.json")).read_text()),
+                                        root / "cache").net
     images = torch.stack([test[i]["image"] for i in range(10)])
     session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": images.numpy()})[0]
@@ -105,7 +105,7 @@ def test_classifier_round_trip(tmp_path, capsys):
     dest = tmp_path / "classifier.onnx"
     assert _export(tmp_path, run_id, "--dest", str(dest), "--check-images", "16") == 0
     record = json.loads((tmp_path / "classifier.onnx.json").read_text())
-    assert record["output"]["meaning"] == "logits" and record["check"]["ok"] and record["check"]["images"] == 16
+    assert record["output"] == {"names": ["output"], "meaning": "logits"} and record["check"]["ok"] and record["check"]["images"] == 16
     session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     assert session.get_outputs()[0].shape[-1] == 10  # the ten digit classes
     with pytest.raises(SystemExit, match="needs a retrieval run"):
@@ -116,13 +116,13 @@ def test_a_failing_check_stops_loudly(retrieval_run, tmp_path, monkeypatch):
     root, run_id = retrieval_run
     real_export = export.export_onnx
 
-    def export_a_different_network(net, example, dest, exporter="dynamo"):
+    def export_a_different_network(net, example, dest, *args):
         import copy
 
         other = copy.deepcopy(net)
         with torch.no_grad():
             other.embed.bias.add_(0.5)
-        real_export(other, example, dest, exporter)
+        real_export(other, example, dest, *args)
 
     monkeypatch.setattr(export, "export_onnx", export_a_different_network)
     with pytest.raises(export.ExportMismatch, match=r"export check FAILED.*differ from PyTorch's by up to") as err:
@@ -144,3 +144,28 @@ def test_bad_run_id_and_missing_weights_are_clear_errors(retrieval_run, tmp_path
         export.main(["--run", run_id, "--out", str(root / "results"), "--cache-dir", str(tmp_path / "empty")])
     with pytest.raises(SystemExit, match="not a folder"):
         _export(root, run_id, "--index-folder", str(tmp_path / "nowhere"))
+
+
+def test_detector_backbone_round_trip(tmp_path):
+    detection = {
+        "dataset": {"options": {"size": 64, "max_objects": 2, "min_height": 10, "max_height": 20,
+                                "train_images": 8, "val_images": 4, "test_images": 4}},
+        "detector": {"fpn_channels": 8, "representation_size": 32, "rpn_pre_nms_top_n_train": 50,
+                     "rpn_post_nms_top_n_train": 20, "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
+                     "box_batch_size_per_image": 16},
+        "teacher": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
+        "student": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
+        "train": {"batch_size": 4},
+        "run": ["none"],
+        "seeds": [0],
+    }
+    run_id = _train(tmp_path, "detection", detection)
+    dest = tmp_path / "backbone.onnx"
+    assert _export(tmp_path, run_id, "--dest", str(dest)) == 0
+    record = json.loads((tmp_path / "backbone.onnx.json").read_text())
+    assert record["output"]["names"] == ["p2", "p3", "p4", "pool"] and record["check"]["ok"]
+    assert record["input"]["shape"] == ["batch", 3, 64, 64] and "GeneralizedRCNNTransform" in record["input"][
+        "preprocessing"]
+    session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
+    levels = session.run(None, {"input": np.zeros((2, 3, 64, 64), np.float32)})
+    assert [level.shape for level in levels] == [(2, 8, 16, 16), (2, 8, 8, 8), (2, 8, 4, 4), (2, 8, 2, 2)]
