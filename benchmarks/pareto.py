@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.leaderboard import _colors, _figure, _save, current_rows, primary_metric
@@ -66,12 +67,25 @@ def pareto_front(x, y) -> list[int]:
     return front
 
 
+def _tick(value: float, _pos=None) -> str:
+    """Log-axis tick labels as plain numbers: 0.5, 2, 1.2M (minor ticks labelled only at 2, 3 and 5 x 10^k)."""
+    from benchmarks.aggregate import _si
+
+    mantissa = value / 10 ** np.floor(np.log10(value)) if value > 0 else 0
+    if not any(np.isclose(mantissa, m) for m in (1, 2, 3, 5)):
+        return ""
+    return _si(value) if value >= 1000 else f"{value:g}"
+
+
 def plot_pareto(runs: pd.DataFrame, path: Path, title: str) -> bool:
     """Draw the two panels into ``path``; False (nothing written) if the rows carry no cost columns."""
     if not any(col in runs.columns and runs[col].notna().any() for col, _ in PANELS):
         return False
     primary = primary_metric(runs)
     points = pareto_points(runs, primary)
+    from matplotlib.ticker import FuncFormatter
+
+    ticks = FuncFormatter(_tick)
     fig, axes, plt = _figure(len(PANELS), 2, (5.2, 4.0))
     colors = _colors([lab for lab, m in zip(points["label"], points["method"]) if m != "teacher"])
     for ax, (col, xlabel) in zip(axes, PANELS):
@@ -92,6 +106,8 @@ def plot_pareto(runs: pd.DataFrame, path: Path, title: str) -> bool:
             ax.step(part.loc[front, col], part.loc[front, "acc_mean"], where="post", color="grey", linestyle=":",
                     label="Pareto front")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticks)
+        ax.xaxis.set_minor_formatter(ticks)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{primary} (%)")
         ax.grid(alpha=0.3, which="both")
