@@ -1,0 +1,63 @@
+"""The detection suite end to end on a tiny config: generated scenes -> COCO json -> teacher and
+students -> COCOeval -> runs.csv and leaderboard."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmarks import run
+
+TINY = {
+    "dataset": {"options": {"size": 64, "max_objects": 2, "min_height": 10, "max_height": 20,
+                            "train_images": 16, "val_images": 8, "test_images": 8}},
+    "detector": {"fpn_channels": 8, "representation_size": 32, "rpn_pre_nms_top_n_train": 50,
+                 "rpn_post_nms_top_n_train": 20, "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
+                 "box_batch_size_per_image": 16},
+    "teacher": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
+    "student": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
+    "train": {"batch_size": 8},
+    "methods": {"hmat": {"block_elements": 65536}},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny_detection.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def test_detection_suite_writes_ap_tables(tmp_path, tiny_config, capsys):
+    argv = ["--suite", "detection", "--config", str(tiny_config), "--out", str(tmp_path / "results"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--seeds", "0"]
+    assert run.main(argv) == 0
+    dest = tmp_path / "results" / "detection" / "mnist-scenes"
+    runs = pd.read_csv(dest / "runs.csv")
+    assert set(runs["method"]) == {"teacher", "none", "at", "hmat", "mimic"}
+    for col in ("ap", "ap50", "ap75"):
+        assert runs[col].between(0, 1).all()
+    assert (runs["ap50"] >= runs["ap"]).all()
+    board = pd.read_csv(dest / "leaderboard.csv")
+    assert {"ap_mean", "ap50_mean", "ap75_mean", "gain_vs_none"} <= set(board.columns)
+    assert "COCO box AP" in (dest / "leaderboard.md").read_text()
+    saved = json.loads(next((dest / "runs").glob("mimic-*.json")).read_text())
+    assert {"loss/det/loss_classifier", "loss/det/loss_objectness", "loss/mimic", "val/ap"} <= set(saved["history"][0])
+    assert list((tmp_path / "cache" / "detection").glob("mnist-scenes-*/annotations/instances_test.json"))
+    # a second run reuses the cached teacher and scenes and gives the same teacher row
+    assert run.main(argv[:-2] + ["--seeds", "0", "--methods", "none"]) == 0
+    assert "loaded from cache" in capsys.readouterr().out
+    again = pd.read_csv(dest / "runs.csv")
+    teacher = again[again["method"] == "teacher"]
+    assert len(teacher) == 1 and teacher["ap"].iloc[0] == runs.loc[runs["method"] == "teacher", "ap"].iloc[0]
+
+
+def test_data_root_without_annotations_names_the_expected_file(tmp_path, tiny_config):
+    argv = ["--suite", "detection", "--config", str(tiny_config), "--dataset", "coco", "--data-root",
+            str(tmp_path / "nowhere"), "--out", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+            "--no-progress"]
+    with pytest.raises(FileNotFoundError, match="instances_train.json"):
+        run.main(argv)
