@@ -16,7 +16,9 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     (whatever the rows carry)."""
     recalls = sorted((c for c in runs.columns if c.startswith("recall@")), key=lambda c: int(c.split("@")[1]))
     others = [c for c in ("map@r", "r_precision", "top1", "top5", "ap", "ap50", "ap75") if c in runs.columns]
-    return recalls + others
+    approximate = sorted((c for c in runs.columns if c.endswith(tuple(f"_{r}" for r in recalls))),
+                         key=lambda c: (c.split("_")[0], int(c.split("@")[1])))  # ivf_recall@K, hnsw_recall@K
+    return recalls + others + approximate
 
 
 def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:

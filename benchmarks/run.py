@@ -35,6 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default="cache", help="where trained teachers are cached (default: cache)")
     p.add_argument("--epochs", type=int, help="override the epochs of teacher and student (quick runs)")
     p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
+    p.add_argument("--workers", type=int,
+                   help="jobs (teachers, students) run at once, each in its own process (default: from the config)")
+    p.add_argument("--index", type=_csv,
+                   help="also report Recall@K from approximate faiss indexes beside the exact one: ivf, hnsw or both")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--reproduce", metavar="RUN_ID",
                    help="rerun the saved row RUN_ID (found under --out) with its saved config and compare")
@@ -63,6 +67,12 @@ def build_config(args) -> dict:
                 cfg[role]["train"]["milestones"] = [m for m in milestones if m < args.epochs]
     if args.device:
         cfg["device"] = args.device
+    if args.workers is not None:
+        if args.workers < 1:
+            raise SystemExit(f"--workers must be at least 1, got {args.workers}")
+        cfg["workers"] = args.workers
+    if args.index:
+        cfg["eval"]["index"] = args.index
     return cfg
 
 
@@ -84,7 +94,7 @@ def main(argv=None) -> int:
 
 def _reproduce(args) -> int:
     given = [f"--{k.replace('_', '-')}" for k in ("dataset", "data_root", "methods", "seeds", "config", "epochs",
-                                                 "device") if getattr(args, k) is not None]
+                                                 "device", "index") if getattr(args, k) is not None]
     if given:
         raise SystemExit(f"--reproduce takes its config, method and seed from the saved run; drop {given}")
     from benchmarks.reproduce import reproduce

@@ -7,6 +7,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -14,10 +15,12 @@ import torch
 from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.pareto import write_pareto
 from benchmarks.config import config_hash, deep_merge
+from benchmarks.jobs import run_jobs
 from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, package_versions, upsert_rows
 from retrieval.cost import row_record, suite_cost
 from retrieval.data import build_dataset
-from retrieval.engine import TrainConfig, evaluate_model, seed_everything, train
+from retrieval.engine import TrainConfig, seed_everything, train
+from retrieval.engine.embed import compute_embeddings
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method, list_methods
 from retrieval.models import create_model
@@ -45,8 +48,9 @@ def _train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
 
 
 def _teacher_identity(cfg: dict) -> dict:
+    evaluation = {k: v for k, v in cfg["eval"].items() if k != "index"}  # extra metrics, not other weights
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
-            "task_loss": cfg["task_loss"], "eval": cfg["eval"], "init_seed": cfg.get("init_seed")}
+            "task_loss": cfg["task_loss"], "eval": evaluation, "init_seed": cfg.get("init_seed")}
 
 
 def _run_identity(cfg: dict, method: str) -> dict:
@@ -90,16 +94,20 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
         record = blob["record"]
-        if record["test"] is None and "test" in data:  # trained by the tuner, which never builds test
-            record["test"] = evaluate_model(model, data["test"], tcfg, desc="teacher test")
+        missing = record["test"] is None or any(not any(k.startswith(f"{index}_") for k in record["test"])
+                                                for index in approximate_indexes(cfg))
+        if missing and "test" in data:  # trained by the tuner (no test split) or without an approximate index
+            record["test"] = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test")
             _save_teacher(path, model, record)
         return model, record, chash
     task_loss = build_task_loss(**cfg["task_loss"])
     method = build_method("none", student=model, task_loss=task_loss)
-    result = train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}")
-    test = evaluate_model(model, data["test"], tcfg, desc="teacher test") if "test" in data else None
+    state = train_state_path(path)
+    result = train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}", state_path=state)
+    test = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test") if "test" in data else None
     record = {"test": test, "seconds": result.seconds, "best_epoch": result.best_epoch, "history": result.history}
     _save_teacher(path, model, record)
+    state.unlink(missing_ok=True)  # the cached teacher is the finished run
     log(f"teacher seed {seed}: trained in {result.seconds:.0f}s, "
         f"validation recall@1 {100 * result.best_val['recall@1']:.2f}")
     return model, record, chash
@@ -120,6 +128,37 @@ def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:
     return cache_dir / "students" / cfg["suite"] / cfg["dataset"]["name"] / f"{run_id}.pt"
 
 
+def train_state_path(checkpoint: Path) -> Path:
+    """The per-epoch training state kept beside a checkpoint, from which a killed run resumes."""
+    return checkpoint.with_name(checkpoint.stem + ".state.pt")
+
+
+def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
+    """Exact Recall@K, MAP@R and R-Precision; plus ``<index>_recall@K`` for each approximate
+    index named in ``cfg["eval"]["index"]`` (ivf, hnsw), from the same embeddings."""
+    from retrieval.metrics import evaluate
+    from retrieval.metrics.approximate import approximate_recall_at_k
+
+    emb, labels = compute_embeddings(model, dataset, num_workers=tcfg.num_workers, device=tcfg.device,
+                                     progress=tcfg.progress, desc=desc)
+    out = evaluate(emb, labels, ks=tcfg.ks)
+    for index in approximate_indexes(cfg):
+        approx = approximate_recall_at_k(emb, labels, ks=tcfg.ks, index=index)
+        out.update({f"{index}_{k}": v for k, v in approx.items()})
+    return out
+
+
+def approximate_indexes(cfg: dict) -> list[str]:
+    from retrieval.metrics.approximate import INDEXES
+
+    names = cfg["eval"].get("index") or []
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in names if n not in INDEXES]
+    if unknown:
+        raise ValueError(f"eval.index {unknown}: expected some of {list(INDEXES)} (exact search always runs)")
+    return names
+
+
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training."""
     options = dict(options or {})
@@ -132,13 +171,17 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 
 
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                  progress: bool, checkpoint: Path | None = None):
-    """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``."""
+                  progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
+    """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``.
+    With a ``checkpoint``, the training state is saved beside it after every epoch and a run
+    saved under the same ``resume_tag`` (the commit) continues from it, or is not retrained
+    if it had finished."""
     seed_init(cfg, seed)  # same initial weights for every method
     method = build_student_method(cfg, data, teacher, method_name, options)
     seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
+    state = train_state_path(checkpoint) if checkpoint is not None else None
     result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
-                   name=f"{method_name} s{seed}")
+                   name=f"{method_name} s{seed}", state_path=state, state_tag=resume_tag)
     if checkpoint is not None:
         state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
         atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
@@ -160,47 +203,79 @@ def environment(cfg: dict) -> dict:
             "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu"), "packages": package_versions()}
 
 
+_PREPARED: dict = {}
+
+
+def prepared_data(cfg: dict, log=print) -> dict:
+    """``prepare(cfg)`` once per process and dataset config (each pool worker builds its own)."""
+    key = config_hash({"dataset": cfg["dataset"], "threads": cfg.get("threads")})
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = prepare(cfg, log)
+    return _PREPARED[key]
+
+
+def teacher_job(job: dict, seed: int) -> dict:
+    """Train (or load) the teacher of ``seed``; write its run JSON; return its row."""
+    cfg, log = job["cfg"], job.get("log", print)
+    data = prepared_data(cfg, log)
+    cached = teacher_checkpoint(cfg, job["cache_dir"], seed).exists()
+    teacher, record, thash = load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], log)
+    name = _model_name(cfg["teacher"])
+    row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
+               record["best_epoch"], job["commit"], name, name)
+    row.update(suite_cost(teacher, data["test"], cfg))
+    # the teacher row is reproducible like a student row (its history comes from the cache record
+    # when the teacher was loaded rather than trained by this run)
+    atomic_write_json(job["dest"] / "runs" / f"{row['run_id']}.json",
+                      {**row_record(row), "config": cfg, "environment": job["env"],
+                       "history": record.get("history", []), "teacher_loaded_from_cache": cached})
+    return row
+
+
+def student_job(job: dict, seed: int, method_name: str) -> dict:
+    """Train one student against the cached teacher of ``seed`` (resuming a killed run); return its row."""
+    cfg, log = job["cfg"], job.get("log", print)
+    data = prepared_data(cfg, log)
+    teacher, _, _ = load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
+    run_id, chash = run_id_of(cfg, method_name, seed)
+    student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name), seed,
+                                    job["progress"], checkpoint=student_checkpoint(cfg, job["cache_dir"], run_id),
+                                    resume_tag=job["commit"])
+    test = evaluate_test(student, data["test"], cfg, _train_config(cfg, "student", job["progress"]),
+                         desc=f"{method_name} test")
+    log(f"{method_name:>8} seed {seed}: test recall@1 {100 * test['recall@1']:.2f} "
+        f"(best val epoch {result.best_epoch}, {result.seconds:.0f}s)")
+    row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch, job["commit"],
+               _model_name(cfg["teacher"]), _model_name(cfg["student"]))
+    row.update(suite_cost(student, data["test"], cfg))
+    atomic_write_json(job["dest"] / "runs" / f"{run_id}.json",
+                      {**row_record(row), "config": cfg, "environment": job["env"], "history": result.history})
+    upsert_rows(job["dest"] / "runs.csv", [row])
+    return row
+
+
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
-    """Run the suite described by ``cfg``; return the folder holding its tables."""
+    """Run the suite described by ``cfg``; return the folder holding its tables.
+
+    ``cfg["workers"]`` (default 1) jobs run at once, each in its own process (see
+    ``benchmarks.jobs``); progress bars are shown only with one worker."""
     methods = list(cfg["run"])
     known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
     unknown = [m for m in methods if m not in known]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
-    data = prepare(cfg, log)
+    approximate_indexes(cfg)
+    workers = int(cfg.get("workers") or 1)
+    data = prepared_data(cfg, log)
     dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
     teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
-    hashes, rows = set(), []
-    env = environment(cfg)
-    for seed in cfg["seeds"]:
-        cached = teacher_checkpoint(cfg, cache_dir, seed).exists()
-        teacher, record, thash = load_or_train_teacher(cfg, data, seed, cache_dir, progress, log)
-        hashes.add(thash)
-        row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
-                   record["best_epoch"], commit, teacher_name, teacher_name)
-        row.update(suite_cost(teacher, data["test"], cfg))
-        rows.append(row)
-        # the teacher row is reproducible like a student row (its history comes from the cache record
-        # when the teacher was loaded rather than trained by this run)
-        atomic_write_json(dest / "runs" / f"{row['run_id']}.json",
-                          {**row_record(row), "config": cfg, "environment": env, "history": record.get("history", []),
-                           "teacher_loaded_from_cache": cached})
-        for method_name in methods:
-            run_id, chash = run_id_of(cfg, method_name, seed)
-            hashes.add(chash)
-            student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name),
-                                            seed, progress, checkpoint=student_checkpoint(cfg, cache_dir, run_id))
-            test = evaluate_model(student, data["test"], _train_config(cfg, "student", progress),
-                                  desc=f"{method_name} test")
-            log(f"{method_name:>8} seed {seed}: test recall@1 {100 * test['recall@1']:.2f} "
-                f"(best val epoch {result.best_epoch}, {result.seconds:.0f}s)")
-            row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch, commit,
-                       teacher_name, student_name)
-            row.update(suite_cost(student, data["test"], cfg))
-            rows.append(row)
-            atomic_write_json(dest / "runs" / f"{run_id}.json",
-                              {**row_record(row), "config": cfg, "environment": env, "history": result.history})
-            upsert_rows(dest / "runs.csv", [row])
+    job = {"cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit, "env": environment(cfg),
+           "progress": progress and workers == 1}
+    if workers == 1:
+        job["log"] = log  # jobs in this process log where the caller asked; pool workers print
+    rows = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log)
+    hashes = {r["config_hash"] for r in rows}
     table = upsert_rows(dest / "runs.csv", [r for r in rows if r["method"] == "teacher"])
     current = table[table["config_hash"].isin(hashes)]
     board = leaderboard(current)

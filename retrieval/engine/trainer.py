@@ -118,7 +118,7 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evaluator=None,
-          state_path=None) -> TrainResult:
+          state_path=None, state_tag: str | None = None) -> TrainResult:
     """Train ``method`` on ``train_set``. With ``cfg.select == "best"`` the student (and its
     trainable extras) ends with the weights of the epoch with the best ``select_metric`` on
     ``val_set``; with ``"last"`` it keeps the last epoch's weights, and ``val_set`` (optional)
@@ -129,7 +129,9 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
     ``retrieval.engine.train_state``). If the file exists when ``train`` starts, the run
     continues from it, ending with what an uninterrupted run would have given (same
     config and code; on CPU, bit for bit). A finished run's file is kept, marked
-    ``complete``, so calling ``train`` again returns its result without training."""
+    ``complete``, so calling ``train`` again returns its result without training.
+    ``state_tag`` (e.g. the code's commit) is saved with the state; a file saved under
+    another tag is ignored and overwritten."""
     evaluator = evaluator or evaluate_model
     if cfg.select == "best" and val_set is None:
         raise ValueError("select='best' needs a validation set; use select='last' to train without one")
@@ -143,6 +145,8 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
     precision = MixedPrecision(cfg.amp, cfg.device)
     history, best, best_state, best_epoch, step, first_epoch, elapsed = [], -math.inf, None, 0, 0, 1, 0.0
     saved = load_train_state(state_path) if state_path else None
+    if saved is not None and saved.get("tag") != state_tag:
+        saved = None
     if saved is not None:
         method.load_state_dict(saved["method"], strict=False)
         if saved.get("complete"):
@@ -187,10 +191,11 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
                 best_state = copy.deepcopy(trainable_state(method))
         history.append(record)
         if state_path:
-            save_train_state(state_path, method=trainable_state(method), optimizer=optimizer.state_dict(),
-                             scheduler=scheduler.state_dict(), scaler=precision.state_dict(), rng=capture_rng(),
-                             history=history, best=best, best_epoch=best_epoch, best_state=best_state, step=step,
-                             epoch=epoch, seconds=time.perf_counter() - start)
+            save_train_state(state_path, tag=state_tag, method=trainable_state(method),
+                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                             scaler=precision.state_dict(), rng=capture_rng(), history=history, best=best,
+                             best_epoch=best_epoch, best_state=best_state, step=step, epoch=epoch,
+                             seconds=time.perf_counter() - start)
     seconds = time.perf_counter() - start
     if cfg.select == "last":
         best_epoch = cfg.epochs
@@ -199,7 +204,8 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
     best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val/")}
     result = TrainResult(best_epoch=best_epoch, best_val=best_val, seconds=seconds, history=history)
     if state_path:
-        save_train_state(state_path, complete=True, method=trainable_state(method), result=asdict(result))
+        save_train_state(state_path, tag=state_tag, complete=True, method=trainable_state(method),
+                         result=asdict(result))
     return result
 
 

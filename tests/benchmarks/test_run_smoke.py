@@ -15,6 +15,7 @@ TINY = {
     "train": {"batch_size": 20, "m_per_class": 5, "milestones": [1]},
     "methods": {"crd": {"num_negatives": 16, "feat_dim": 8}},
     "seeds": [0, 1],
+    "workers": 1,
 }
 
 

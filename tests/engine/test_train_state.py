@@ -92,6 +92,21 @@ def test_finished_run_is_not_trained_again(data, tmp_path):
         assert torch.equal(v, _weights(again_method)[k]), k
 
 
+def test_a_state_saved_under_another_tag_is_ignored(data, tmp_path):
+    state = tmp_path / "run.state.pt"
+    train(_method(), data["fit"], data["val"], _cfg(epochs=1), state_path=state, state_tag="abc")
+    calls = []
+
+    def counting(model, dataset, cfg, desc):
+        from retrieval.engine import evaluate_model
+        calls.append(desc)
+        return evaluate_model(model, dataset, cfg, desc)
+    train(_method(), data["fit"], data["val"], _cfg(epochs=1), evaluator=counting, state_path=state, state_tag="abc")
+    assert calls == []
+    train(_method(), data["fit"], data["val"], _cfg(epochs=1), evaluator=counting, state_path=state, state_tag="def")
+    assert len(calls) == 1 and load_train_state(state)["tag"] == "def"
+
+
 class _NanAtStep(Distiller):
     """Its ``probe`` term is NaN at training step ``nan_at`` (1-based), zero before."""
     needs_teacher = False
