@@ -1,11 +1,13 @@
 """Tune KD method options on the validation classes only (never on test).
 
-    python -m benchmarks.tune --grid benchmarks/configs/tune_retrieval.yaml [--config FILE] [--seed 0]
+    python -m benchmarks.tune --grid benchmarks/configs/tune_retrieval.yaml [--config FILE] [--seeds 0,1]
+        [--workers N]
 
 For each method of the grid file, every combination of the listed option values
-trains one student (on ``fit``, the training classes minus ``val``); the table holds
-the best validation Recall@1 of each, and the best combination per method is printed
-as YAML ready to paste into a config. The test split is never built here.
+trains one student per seed (on ``fit``, the training classes minus ``val``); the table
+holds the mean over seeds of each one's best validation Recall@1, and the best
+combination per method is printed, ready to paste into a config. The test split is
+never evaluated here.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import argparse
 import itertools
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks.config import config_hash, deep_merge, load_yaml, resolve_config
+from benchmarks.jobs import run_jobs
 from benchmarks.results_io import atomic_write_text, git_commit
 from benchmarks.suites import retrieval as suite
 
@@ -33,12 +37,38 @@ def expand(grid: dict) -> list[tuple[str, dict]]:
     return out
 
 
+def _tune_data(cfg: dict) -> dict:
+    data = suite.prepared_data(cfg, log=lambda *a: None)
+    return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test classes
+
+
+def _teacher_job(job: dict, seed: int) -> dict:
+    suite.load_or_train_teacher(job["cfg"], _tune_data(job["cfg"]), seed, job["cache_dir"], job["progress"])
+    return {}
+
+
+def _cell_job(job: dict, seed: int, cell: int) -> dict:
+    cfg = job["cfg"]
+    method, options = job["cells"][cell]
+    data = _tune_data(cfg)
+    teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
+    merged = deep_merge(cfg["methods"].get(method) or {}, options)
+    _, result = suite.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+    print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} seed {seed}: val recall@1 "
+          f"{100 * result.best_val['recall@1']:.2f}", flush=True)
+    return {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "seed": seed,
+            "val_recall@1": result.best_val["recall@1"], "val_map@r": result.best_val["map@r"],
+            "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
+            "options_hash": config_hash(merged)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", required=True, help="YAML: {method: {option: [values, ...]}}")
     p.add_argument("--config", help="YAML merged over the retrieval default")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds; the table ranks by their mean (default 0)")
+    p.add_argument("--workers", type=int, help="trainings at once, one process each (default: the config's)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--cache-dir", default="cache")
     p.add_argument("--no-progress", action="store_true")
@@ -47,27 +77,30 @@ def main(argv=None) -> int:
     grid = load_yaml(args.grid).get("grid") or {}
     if not grid:
         raise SystemExit(f"{args.grid}: expected a top-level 'grid' mapping of method -> options")
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    workers = args.workers or int(cfg.get("workers") or 1)
     cells = expand(grid)
-    data = suite.prepare(cfg)
-    data = {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test classes
-    teacher, _, _ = suite.load_or_train_teacher(cfg, data, args.seed, Path(args.cache_dir), not args.no_progress)
-    rows, commit = [], git_commit()
-    for i, (method, options) in enumerate(cells, 1):
-        merged = deep_merge(cfg["methods"].get(method) or {}, options)
-        _, result = suite.train_student(cfg, data, teacher, method, merged, args.seed, not args.no_progress)
-        row = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "seed": args.seed,
-               "val_recall@1": result.best_val["recall@1"], "val_map@r": result.best_val["map@r"],
-               "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
-               "options_hash": config_hash(merged)}
-        rows.append(row)
-        print(f"[{i}/{len(cells)}] {method} {options}: val recall@1 {100 * row['val_recall@1']:.2f}", flush=True)
-    table = pd.DataFrame(rows).sort_values(["method", "val_recall@1"], ascending=[True, False])
+    job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
+           "progress": not args.no_progress and workers == 1}
+    rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), seeds, range(len(cells)),
+                                workers) if r]
+    commit = git_commit()
+    per_seed = pd.DataFrame(rows)
+    keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]
+    table = (per_seed.groupby(keys, dropna=False, sort=False)
+             .agg(seeds=("seed", "nunique"), val_recall_at_1=("val_recall@1", "mean"),
+                  val_recall_at_1_std=("val_recall@1", "std"), val_map_at_r=("val_map@r", "mean"),
+                  train_seconds=("train_seconds", "mean"))
+             .reset_index()
+             .rename(columns={"val_recall_at_1": "val_recall@1", "val_recall_at_1_std": "val_recall@1_std",
+                              "val_map_at_r": "val_map@r"})
+             .sort_values(["method", "val_recall@1"], ascending=[True, False]))
     dest = Path(args.out) / "retrieval" / cfg["dataset"]["name"]
     command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
     header = f"# command: {command}\n# commit: {commit}\n# date: {time.strftime('%Y-%m-%d')}\n"
     atomic_write_text(dest / "tuning.csv", header + table.to_csv(index=False, float_format="%.4f"))
     print(table.to_string(index=False))
-    print("\nbest on validation:")
+    print(f"\nbest on validation (mean over seeds {seeds}):")
     for method, part in table.groupby("method"):
         best = part.iloc[0]
         opts = {k[4:]: best[k] for k in part.columns if k.startswith("opt.") and not pd.isna(best[k])}

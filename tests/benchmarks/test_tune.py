@@ -1,0 +1,31 @@
+"""The validation-only tuner: every grid cell trains once per seed; the table holds the mean."""
+
+import pandas as pd
+import yaml
+
+from benchmarks import tune
+from benchmarks.results_io import read_header
+
+TINY = {
+    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
+    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 1}},
+    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 1}},
+    "train": {"batch_size": 20, "m_per_class": 5},
+    "workers": 1,
+}
+
+
+def test_grid_cells_times_seeds(tmp_path, capsys):
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}, "at": {"beta": [1, 2]}}}))
+    assert tune.main(["--grid", str(grid), "--config", str(config), "--seeds", "0,1", "--out", str(tmp_path / "r"),
+                      "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
+    path = tmp_path / "r" / "retrieval" / "synthetic" / "tuning.csv"
+    table = pd.read_csv(path, comment="#")
+    assert len(table) == 3 and (table["seeds"] == 2).all()
+    assert table["val_recall@1"].between(0, 1).all()
+    at = table[table["method"] == "at"]
+    assert sorted(at["opt.beta"]) == [1, 2] and at["val_recall@1"].is_monotonic_decreasing
+    assert "python -m benchmarks.tune" in read_header(path)["command"]
+    assert "best on validation" in capsys.readouterr().out
