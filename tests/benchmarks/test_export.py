@@ -112,6 +112,7 @@ def test_classifier_round_trip(tmp_path, capsys):
         _export(tmp_path, run_id, "--index-folder", str(tmp_path))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter says it is legacy
 def test_a_failing_check_stops_loudly(retrieval_run, tmp_path, monkeypatch):
     root, run_id = retrieval_run
     real_export = export.export_onnx
