@@ -22,7 +22,7 @@ from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.pareto import write_pareto
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, upsert_rows
-from benchmarks.suites.retrieval import environment, run_id_of, seed_init, student_checkpoint
+from benchmarks.suites.retrieval import environment, run_id_of, seed_init, student_checkpoint, train_state_path
 from retrieval.cost import row_record, suite_cost
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
@@ -93,9 +93,10 @@ def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
     return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{cfg['teacher']['arch']}-{chash}-seed{seed}.pt"
 
 
-def _train(method, data: dict, tcfg: TrainConfig, name: str):
+def _train(method, data: dict, tcfg: TrainConfig, name: str, state_path=None, state_tag=None):
     fit, val = splits_for(tcfg)
-    return train(method, data[fit], data[val] if val else None, tcfg, name=name, evaluator=evaluate_classifier)
+    return train(method, data[fit], data[val] if val else None, tcfg, name=name, evaluator=evaluate_classifier,
+                 state_path=state_path, state_tag=state_tag)
 
 
 def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
@@ -112,10 +113,12 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
         log(f"teacher seed {seed}: loaded from cache {path}")
         return model, blob["record"], chash
     method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
-    result = _train(method, data, tcfg, f"teacher s{seed}")
+    state = train_state_path(path)
+    result = _train(method, data, tcfg, f"teacher s{seed}", state_path=state)
     test = evaluate_classifier(model, data["test"], tcfg, desc="teacher test")
     record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
     atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
+    state.unlink(missing_ok=True)  # the cached teacher is the finished run
     log(f"teacher seed {seed}: test top-1 {100 * test['top1']:.2f} (epoch {result.best_epoch}, "
         f"trained in {result.seconds:.0f}s)")
     return model, record, chash
@@ -134,12 +137,16 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 
 
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                  progress: bool, checkpoint: Path | None = None):
-    """Train one student with ``method_name`` and ``options``; returns (student, TrainResult)."""
+                  progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
+    """Train one student with ``method_name`` and ``options``; returns (student, TrainResult).
+    With a ``checkpoint``, a killed run saved under the same ``resume_tag`` (the commit)
+    continues from its last epoch, and a finished one is not retrained."""
     seed_init(cfg, seed)  # same student initial weights for every method
     method = build_student_method(cfg, data, teacher, method_name, options)
     seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
-    result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}")
+    state = train_state_path(checkpoint) if checkpoint is not None else None
+    result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}",
+                    state_path=state, state_tag=resume_tag)
     if checkpoint is not None:
         state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
         atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
@@ -197,7 +204,8 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
             run_id, chash = run_id_of(cfg, method_name, seed)
             hashes.add(chash)
             student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name),
-                                            seed, progress, checkpoint=student_checkpoint(cfg, cache_dir, run_id))
+                                            seed, progress, checkpoint=student_checkpoint(cfg, cache_dir, run_id),
+                                            resume_tag=commit)
             test = evaluate_classifier(student, data["test"], train_config(cfg, "student", progress),
                                        desc=f"{method_name} test")
             log(f"{method_name:>8} seed {seed}: test top-1 {100 * test['top1']:.2f} "

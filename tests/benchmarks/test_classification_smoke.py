@@ -89,3 +89,17 @@ def test_missing_cifar_names_the_expected_files(tmp_path):
         _run(tmp_path, _config(tmp_path), "--dataset", "cifar100", "--data-root", str(tmp_path / "none"))
     for name in ("cifar-100-python", "train", "test", "meta"):
         assert name in str(err.value)
+
+
+def test_rerun_reuses_finished_runs_with_the_same_rows(tmp_path, monkeypatch):
+    config = _config(tmp_path, {"seeds": [0]})
+    _run(tmp_path, config, "--methods", "none,kd")
+    runs = tmp_path / "results" / "classification" / "digits-cls" / "runs.csv"
+    first = pd.read_csv(runs).set_index("method")["top1"]
+    from retrieval.engine import trainer
+    epochs = []
+    real = trainer.make_train_loader
+    monkeypatch.setattr(trainer, "make_train_loader", lambda *a: epochs.append(1) or real(*a))
+    _run(tmp_path, config, "--methods", "none,kd")
+    assert epochs == []  # teacher cached, both students finished under this commit
+    pd.testing.assert_series_equal(pd.read_csv(runs).set_index("method")["top1"], first)
