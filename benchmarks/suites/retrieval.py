@@ -16,10 +16,11 @@ from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.pareto import write_pareto
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.jobs import run_jobs
-from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, package_versions, upsert_rows
+from benchmarks.results_io import (atomic_write_json, atomic_write_text, atomic_write_via, package_versions, read_runs,
+                                   upsert_rows)
 from retrieval.cost import row_record, suite_cost
 from retrieval.data import build_dataset
-from retrieval.engine import TrainConfig, seed_everything, train
+from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.engine.embed import compute_embeddings
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method, list_methods
@@ -89,27 +90,30 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
     model = _model(cfg["teacher"])
     seed_everything(seed)
     tcfg = _train_config(cfg, "teacher", progress)
-    if path.exists():
+    if distributed.broadcast_object(path.exists()):  # under torchrun every rank takes rank 0's branch
         blob = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
         record = blob["record"]
         missing = record["test"] is None or any(not any(k.startswith(f"{index}_") for k in record["test"])
                                                 for index in approximate_indexes(cfg))
-        if missing and "test" in data:  # trained by the tuner (no test split) or without an approximate index
-            record["test"] = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test")
+        if missing and "test" in data and distributed.is_main():  # trained by the tuner (no test split)
+            record["test"] = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test")  # or no approx. index
             _save_teacher(path, model, record)
+        distributed.barrier()
         return model, record, chash
     task_loss = build_task_loss(**cfg["task_loss"])
     method = build_method("none", student=model, task_loss=task_loss)
     state = train_state_path(path)
     result = train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}", state_path=state)
-    test = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test") if "test" in data else None
-    record = {"test": test, "seconds": result.seconds, "best_epoch": result.best_epoch, "history": result.history}
-    _save_teacher(path, model, record)
-    state.unlink(missing_ok=True)  # the cached teacher is the finished run
-    log(f"teacher seed {seed}: trained in {result.seconds:.0f}s, "
-        f"validation recall@1 {100 * result.best_val['recall@1']:.2f}")
+    record = {"test": None, "seconds": result.seconds, "best_epoch": result.best_epoch, "history": result.history}
+    if distributed.is_main():  # under torchrun rank 0 scores and writes; the others wait for the file
+        record["test"] = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test") if "test" in data else None
+        _save_teacher(path, model, record)
+        state.unlink(missing_ok=True)  # the cached teacher is the finished run
+        log(f"teacher seed {seed}: trained in {result.seconds:.0f}s, "
+            f"validation recall@1 {100 * result.best_val['recall@1']:.2f}")
+    distributed.barrier()
     return model, record, chash
 
 
@@ -182,7 +186,7 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
     state = train_state_path(checkpoint) if checkpoint is not None else None
     result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
                    name=f"{method_name} s{seed}", state_path=state, state_tag=resume_tag)
-    if checkpoint is not None:
+    if checkpoint is not None and distributed.is_main():
         state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
         atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
     return method.student, result
@@ -216,25 +220,25 @@ def prepared_data(cfg: dict, log=print) -> dict:
 
 
 def teacher_job(job: dict, seed: int) -> dict:
-    """Train (or load) the teacher of ``seed``; write its run JSON; return its row."""
+    """Train (or load) the teacher of ``seed``; return its row and the rest of its run JSON."""
     cfg, log = job["cfg"], job.get("log", print)
     data = prepared_data(cfg, log)
     cached = teacher_checkpoint(cfg, job["cache_dir"], seed).exists()
     teacher, record, thash = load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], log)
+    if not distributed.is_main():  # under torchrun only rank 0 scores and writes
+        return None
     name = _model_name(cfg["teacher"])
     row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
                record["best_epoch"], job["commit"], name, name)
-    row.update(suite_cost(teacher, data["test"], cfg))
     # the teacher row is reproducible like a student row (its history comes from the cache record
     # when the teacher was loaded rather than trained by this run)
-    atomic_write_json(job["dest"] / "runs" / f"{row['run_id']}.json",
-                      {**row_record(row), "config": cfg, "environment": job["env"],
-                       "history": record.get("history", []), "teacher_loaded_from_cache": cached})
-    return row
+    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": record.get("history", []),
+                                   "teacher_loaded_from_cache": cached}}
 
 
 def student_job(job: dict, seed: int, method_name: str) -> dict:
-    """Train one student against the cached teacher of ``seed`` (resuming a killed run); return its row."""
+    """Train one student against the cached teacher of ``seed`` (resuming a killed run); return its row
+    (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON."""
     cfg, log = job["cfg"], job.get("log", print)
     data = prepared_data(cfg, log)
     teacher, _, _ = load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
@@ -242,17 +246,32 @@ def student_job(job: dict, seed: int, method_name: str) -> dict:
     student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name), seed,
                                     job["progress"], checkpoint=student_checkpoint(cfg, job["cache_dir"], run_id),
                                     resume_tag=job["commit"])
+    if not distributed.is_main():  # under torchrun only rank 0 scores and writes
+        return None
     test = evaluate_test(student, data["test"], cfg, _train_config(cfg, "student", job["progress"]),
                          desc=f"{method_name} test")
     log(f"{method_name:>8} seed {seed}: test recall@1 {100 * test['recall@1']:.2f} "
         f"(best val epoch {result.best_epoch}, {result.seconds:.0f}s)")
     row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch, job["commit"],
                _model_name(cfg["teacher"]), _model_name(cfg["student"]))
-    row.update(suite_cost(student, data["test"], cfg))
-    atomic_write_json(job["dest"] / "runs" / f"{run_id}.json",
-                      {**row_record(row), "config": cfg, "environment": job["env"], "history": result.history})
     upsert_rows(job["dest"] / "runs.csv", [row])
-    return row
+    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": result.history}}
+
+
+def write_runs(cfg: dict, data: dict, dest: Path, results: list[dict]) -> list[dict]:
+    """Add the cost columns to every row and write runs/<run_id>.json and runs.csv; return the rows.
+
+    Cost is measured here, once per network, after every job has finished, so that no training
+    shares the CPU with the timing (untrained weights: the counts, file size and speed of a
+    network do not depend on its values)."""
+    cost = {role: suite_cost(_model(cfg[role]), data["test"], cfg) for role in ("teacher", "student")}
+    rows = []
+    for result in results:
+        row = {**result["row"], **cost["teacher" if result["row"]["method"] == "teacher" else "student"]}
+        atomic_write_json(dest / "runs" / f"{row['run_id']}.json", {**row_record(row), **result["record"]})
+        rows.append(row)
+    upsert_rows(dest / "runs.csv", rows)
+    return rows
 
 
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
@@ -267,6 +286,12 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
         raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
     approximate_indexes(cfg)
     workers = int(cfg.get("workers") or 1)
+    if distributed.is_distributed():  # each job is trained by all the torchrun processes together
+        if workers != 1:
+            log(f"torchrun: {distributed.world_size()} processes train each job together; workers {workers} -> 1")
+        workers = 1
+        if not distributed.is_main():
+            log, progress = (lambda *a, **k: None), False
     data = prepared_data(cfg, log)
     dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
     teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
@@ -274,9 +299,12 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
            "progress": progress and workers == 1}
     if workers == 1:
         job["log"] = log  # jobs in this process log where the caller asked; pool workers print
-    rows = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log)
+    results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log)
+    if not distributed.is_main():  # rank 0 writes the run files and tables
+        return dest
+    rows = write_runs(cfg, data, dest, results)
     hashes = {r["config_hash"] for r in rows}
-    table = upsert_rows(dest / "runs.csv", [r for r in rows if r["method"] == "teacher"])
+    table = read_runs(dest / "runs.csv")
     current = table[table["config_hash"].isin(hashes)]
     board = leaderboard(current)
     atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
