@@ -20,6 +20,7 @@ from pytorch_metric_learning.samplers import MPerClassSampler
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from retrieval.engine import distributed
 from retrieval.engine.embed import compute_embeddings
 from retrieval.engine.mixed_precision import MixedPrecision
 from retrieval.engine.train_state import capture_rng, load_train_state, restore_rng, save_train_state, trainable_state
@@ -90,6 +91,9 @@ def make_train_loader(dataset, cfg: TrainConfig) -> DataLoader:
     Incomplete last batches are dropped either way. A dataset with a ``collate_fn`` attribute
     (e.g. detection: images of several sizes, a varying number of boxes) batches with it."""
     collate = getattr(dataset, "collate_fn", None)
+    if distributed.is_distributed():  # this rank's slice of every global batch (see engine.distributed)
+        return DataLoader(dataset, batch_sampler=distributed.rank_batch_sampler(dataset, cfg),
+                          num_workers=cfg.num_workers, collate_fn=collate)
     if cfg.sampler == "random":
         if len(dataset) < cfg.batch_size:
             raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
@@ -154,23 +158,31 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         precision.load_state_dict(saved["scaler"])
-        restore_rng(saved["rng"])
+        ranks_rng = saved.get("ranks_rng")  # per-rank generators of a run under torchrun
+        restore_rng(ranks_rng[distributed.rank()] if ranks_rng and len(ranks_rng) == distributed.world_size()
+                    else saved["rng"])
         history, best, best_epoch, best_state = saved["history"], saved["best"], saved["best_epoch"], saved["best_state"]
         step, first_epoch, elapsed = saved["step"], saved["epoch"] + 1, saved["seconds"]
     start = time.perf_counter() - elapsed
+    training_step = distributed.wrap_for_training(method, cfg.device)  # method.training_step in one process
     for epoch in range(first_epoch, cfg.epochs + 1):
         method.train()
         # a fresh loader each epoch: its batches depend only on the random state at the epoch's start
         # (MPerClassSampler shuffles its own label list in place), which the saved state restores
         loader = make_train_loader(train_set, cfg)
         sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+        bar = tqdm(loader, desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=not cfg.progress or not distributed.is_main())
         for batch in bar:
             batch = {k: _to_device(v, cfg) for k, v in batch.items()}
             with precision.autocast():
-                _, losses = method.training_step(batch)
+                _, losses = training_step(batch)
             step += 1
-            for term, value in losses.items():
+            logged = losses
+            if distributed.is_distributed():  # the mean over ranks: every rank logs and checks the same values
+                mean = distributed.average(torch.stack([v.detach().float() for v in losses.values()]))
+                logged = dict(zip(losses, mean))
+            for term, value in logged.items():
                 if not torch.isfinite(value).all():
                     kept = f"the last good state is kept in {state_path}" if state_path else "no state file was kept"
                     raise NonFiniteLossError(f"{name}: loss term {term!r} is {value.item()} at epoch {epoch}, "
@@ -178,24 +190,28 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
             total = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
             precision.backward_and_step(total, optimizer)
-            for term, value in losses.items():
+            for term, value in logged.items():
                 sums[term] = sums.get(term, 0.0) + float(value.detach())
             bar.set_postfix(loss=f"{float(total.detach()):.4f}")
         scheduler.step()
         record = {"epoch": epoch, **{f"loss/{k}": v / max(1, len(loader)) for k, v in sums.items()}}
         if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            val = evaluator(method.student, val_set, cfg, desc=f"{name} val")
+            # under torchrun rank 0 evaluates alone (the weights are the same on every rank)
+            val = evaluator(method.student, val_set, cfg, desc=f"{name} val") if distributed.is_main() else None
+            val = distributed.broadcast_object(val)
             record.update({f"val/{k}": v for k, v in val.items()})
             if cfg.select == "best" and val[cfg.select_metric] > best:
                 best, best_epoch = val[cfg.select_metric], epoch
                 best_state = copy.deepcopy(trainable_state(method))
         history.append(record)
-        if state_path:
+        extra = ({"ranks_rng": distributed.all_gather_object(capture_rng())}
+                 if state_path and distributed.is_distributed() else {})
+        if state_path and distributed.is_main():
             save_train_state(state_path, tag=state_tag, method=trainable_state(method),
                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                              scaler=precision.state_dict(), rng=capture_rng(), history=history, best=best,
                              best_epoch=best_epoch, best_state=best_state, step=step, epoch=epoch,
-                             seconds=time.perf_counter() - start)
+                             seconds=time.perf_counter() - start, **extra)
     seconds = time.perf_counter() - start
     if cfg.select == "last":
         best_epoch = cfg.epochs
@@ -203,7 +219,7 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
         method.load_state_dict(best_state, strict=False)
     best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val/")}
     result = TrainResult(best_epoch=best_epoch, best_val=best_val, seconds=seconds, history=history)
-    if state_path:
+    if state_path and distributed.is_main():
         save_train_state(state_path, tag=state_tag, complete=True, method=trainable_state(method),
                          result=asdict(result))
     return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pytorch_metric_learning import losses, miners
 from torch import nn
 
+from retrieval.engine import distributed
+
 LOSSES = {
     "triplet": lambda margin=0.2, **kw: losses.TripletMarginLoss(margin=margin, **kw),
     "multi_similarity": lambda alpha=2.0, beta=50.0, base=0.5, **kw: losses.MultiSimilarityLoss(alpha, beta, base, **kw),
@@ -30,6 +32,8 @@ class MetricLoss(nn.Module):
         self.loss, self.miner = loss, miner
 
     def forward(self, embeddings, labels):
+        if distributed.is_distributed():  # under torchrun: mine and score the global batch, in rank order
+            embeddings, labels = distributed.gather_with_grad(embeddings), distributed.gather(labels)
         pairs = self.miner(embeddings, labels) if self.miner is not None else None
         return self.loss(embeddings, labels, pairs)
 

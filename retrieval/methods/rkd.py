@@ -1,5 +1,6 @@
 """``rkd``: relational KD on the final embedding (distance + angle terms)."""
 
+from retrieval.engine.distributed import gather, gather_with_grad
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.rkd import rkd_angle_loss, rkd_distance_loss
 
@@ -12,6 +13,7 @@ class RelationalKD(Distiller):
 
     def distill_losses(self, s, t, batch):
         losses = {}
+        s, t = {"embedding": gather_with_grad(s["embedding"])}, {"embedding": gather(t["embedding"])}  # global batch
         if self.distance_weight:
             losses["rkd_distance"] = self.distance_weight * rkd_distance_loss(s["embedding"], t["embedding"])
         if self.angle_weight:

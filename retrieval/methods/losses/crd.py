@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from retrieval.engine import distributed
+
 NCE_EPS = 1e-7
 
 
@@ -79,7 +81,10 @@ class CRDLoss(nn.Module):
         index = index.long()
         v_s = F.normalize(self.embed_s(s_emb), dim=1)
         v_t = F.normalize(self.embed_t(t_emb.detach()), dim=1)
-        idx = self.sample_indices(index)
+        if distributed.is_distributed():  # under torchrun: the global batch, so every rank updates the same banks
+            index = distributed.gather(index)
+            v_s, v_t = distributed.gather_with_grad(v_s), distributed.gather_with_grad(v_t)
+        idx = distributed.broadcast(self.sample_indices(index))  # rank 0's negatives (each rank drew as many)
         loss = nce_loss(self._scores(self.bank_t, idx, v_s, 0), self.n_data) \
             + nce_loss(self._scores(self.bank_s, idx, v_t, 1), self.n_data)
         if self.training:
