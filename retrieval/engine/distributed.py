@@ -28,6 +28,7 @@ Under ``torchrun --nproc_per_node=N`` (see docs/distributed.md):
 from __future__ import annotations
 
 import inspect
+import io
 import os
 from typing import Callable, Iterator
 
@@ -101,12 +102,16 @@ def broadcast_object(obj, src: int = 0):
 
 
 def all_gather_object(obj) -> list:
-    """``[obj of rank 0, obj of rank 1, ...]`` (``[obj]`` in a single process)."""
+    """``[obj of rank 0, obj of rank 1, ...]`` (``[obj]`` in a single process). ``obj`` travels as
+    ``torch.save`` bytes (tensors, numbers, strings and containers of them): torch 2.14's
+    ``all_gather_object`` fails to unpickle CPU tensors on gloo."""
     if not is_distributed():
         return [obj]
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     out = [None] * world_size()
-    dist.all_gather_object(out, obj)
-    return out
+    dist.all_gather_object(out, buffer.getvalue())
+    return [torch.load(io.BytesIO(b), weights_only=True) for b in out]
 
 
 # --------------------------------------------------------------------------- tensors

@@ -19,7 +19,8 @@ rank 0 alone from those weights, must be equal.
 
 from __future__ import annotations
 
-import copy
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from pytorch_metric_learning.samplers import MPerClassSampler
 from torch import nn
 from torch.utils.data import BatchSampler
 
-from retrieval.engine import TrainConfig, distributed, seed_everything, train
+from retrieval.engine import TrainConfig, distributed, evaluate_model, seed_everything, train
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
@@ -66,30 +67,61 @@ def _without_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+def _build(name: str, fit) -> nn.Module:
+    torch.manual_seed(0)
+    teacher = _without_batchnorm(create_model("small_cnn_s", embedding_dim=16, normalize=True))
+    student = _without_batchnorm(create_model("small_cnn_xs", embedding_dim=8, normalize=True))
+    return _without_batchnorm(build_method(  # also HMAT's connector
+        name, student=student, teacher=teacher, train_labels=fit.labels,
+        task_loss=build_task_loss("multi_similarity", miner="multi_similarity"), **METHODS[name]))
+
+
+def _trainable(method) -> dict:
+    return {k: v.clone() for k, v in method.state_dict().items() if not k.startswith("teacher.")}
+
+
 def _train_all() -> dict:
     """Train every method on the same data from the same weights; return what to compare."""
     torch.set_num_threads(1)
     fit, val = TinySet(8, 6, seed=1), TinySet(4, 5, seed=2)
     cfg = TrainConfig(epochs=2, lr=1e-3, batch_size=20, m_per_class=5, schedule="cosine", progress=False)
     out = {}
-    for name, options in METHODS.items():
-        torch.manual_seed(0)
-        teacher = _without_batchnorm(create_model("small_cnn_s", embedding_dim=16, normalize=True))
-        student = _without_batchnorm(create_model("small_cnn_xs", embedding_dim=8, normalize=True))
-        method = _without_batchnorm(build_method(  # also HMAT's connector
-            name, student=student, teacher=teacher, train_labels=fit.labels,
-            task_loss=build_task_loss("multi_similarity", miner="multi_similarity"), **options))
+    for name in METHODS:
+        method = _build(name, fit)
         seed_everything(0)
         result = train(method, fit, val, cfg, name=name)
-        state = {k: v.clone() for k, v in method.state_dict().items() if not k.startswith("teacher.")}
-        out[name] = {"history": result.history, "best_epoch": result.best_epoch, "state": state}
+        out[name] = {"history": result.history, "best_epoch": result.best_epoch, "state": _trainable(method)}
     return out
+
+
+def _resume(out_dir: Path) -> dict:
+    """CRD (memory banks, random negatives) for 2 epochs with a state file, and again from the
+    state saved after epoch 1 (copied aside by the evaluator, which rank 0 runs in epoch 2)."""
+    fit, val = TinySet(8, 6, seed=1), TinySet(4, 5, seed=2)
+    cfg = TrainConfig(epochs=2, lr=1e-3, batch_size=20, m_per_class=5, schedule="cosine", progress=False)
+    state, epoch1, resumed = out_dir / "crd.state.pt", out_dir / "crd.epoch1.pt", out_dir / "crd.resumed.pt"
+
+    def evaluator(model, dataset, cfg, desc):
+        if state.exists() and not epoch1.exists():
+            shutil.copy(state, epoch1)
+            shutil.copy(state, resumed)
+        return evaluate_model(model, dataset, cfg, desc)
+
+    whole = _build("crd", fit)
+    seed_everything(0)
+    train(whole, fit, val, cfg, state_path=state, evaluator=evaluator)
+    distributed.barrier()
+    again = _build("crd", fit)
+    seed_everything(123)  # the saved state restores every generator
+    result = train(again, fit, val, cfg, state_path=resumed)
+    return {"whole": _trainable(whole), "resumed": _trainable(again), "epochs": len(result.history)}
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.save(_train_all(), f"{out_dir}/rank{rank}.pt")
+        torch.save(_resume(Path(out_dir)), f"{out_dir}/resume{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -100,12 +132,13 @@ def runs(tmp_path_factory):
     assert not distributed.is_distributed()
     single = _train_all()
     mp.spawn(_worker, args=(2, str(tmp / "init"), str(tmp)), nprocs=2, join=True)
-    return single, [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return (single, [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)],
+            [torch.load(tmp / f"resume{r}.pt", weights_only=False) for r in range(2)])
 
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_two_processes_train_like_one(runs, method):
-    single, ranks = runs
+    single, ranks, _ = runs
     one, two = single[method], ranks[0][method]
     assert len(one["history"]) == len(two["history"]) == 2
     for h1, h2 in zip(one["history"], two["history"]):
@@ -124,20 +157,17 @@ def test_two_processes_train_like_one(runs, method):
     assert moved > 30 * ATOL_WEIGHT  # training moved the weights far more than the tolerance
 
 
-_INITIAL: dict = {}
-
-
 def _initial_state(method: str) -> dict:
-    if method not in _INITIAL:
-        torch.manual_seed(0)
-        teacher = _without_batchnorm(create_model("small_cnn_s", embedding_dim=16, normalize=True))
-        student = _without_batchnorm(create_model("small_cnn_xs", embedding_dim=8, normalize=True))
-        fit = TinySet(8, 6, seed=1)
-        m = _without_batchnorm(build_method(
-            method, student=student, teacher=teacher, train_labels=fit.labels,
-            task_loss=build_task_loss("multi_similarity", miner="multi_similarity"), **METHODS[method]))
-        _INITIAL[method] = copy.deepcopy({k: v for k, v in m.state_dict().items() if not k.startswith("teacher.")})
-    return _INITIAL[method]
+    return _trainable(_build(method, TinySet(8, 6, seed=1)))
+
+
+def test_two_processes_resume_bit_for_bit(runs):
+    """A 2-process run resumed from its epoch-1 state file ends with the weights (and CRD banks)
+    of the uninterrupted 2-process run, exactly, on both ranks."""
+    for r, saved in enumerate(runs[2]):
+        assert saved["epochs"] == 2
+        for key, value in saved["whole"].items():
+            torch.testing.assert_close(saved["resumed"][key], value, atol=0, rtol=0, msg=f"rank {r} {key}")
 
 
 def test_rank_slices_rebuild_the_single_process_batches():
@@ -162,8 +192,8 @@ def test_rank_slices_rebuild_the_single_process_batches():
 
 def test_per_rank_batch_must_keep_class_groups_whole():
     dataset = type("D", (), {"labels": np.repeat(np.arange(10), 10), "__len__": lambda self: 100})()
-    with pytest.raises(ValueError, match="not a multiple of m_per_class 5"):
-        distributed.rank_batch_sampler(dataset, TrainConfig(batch_size=20, m_per_class=5), rank_index=0, world=4)
+    with pytest.raises(ValueError, match="5 images per process, not a multiple of m_per_class 10"):
+        distributed.rank_batch_sampler(dataset, TrainConfig(batch_size=20, m_per_class=10), rank_index=0, world=4)
     with pytest.raises(ValueError, match="divisible by the number of processes"):
         distributed.rank_batch_sampler(dataset, TrainConfig(batch_size=20, m_per_class=5), rank_index=0, world=3)
     sampler = distributed.rank_batch_sampler(dataset, TrainConfig(batch_size=20, m_per_class=5), rank_index=1, world=2)
