@@ -11,6 +11,7 @@ from pathlib import Path
 from benchmarks.config import resolve_config
 from benchmarks.results_io import git_commit
 
+DISTRIBUTED_SUITES = ("retrieval", "hmat-ablation")  # the suites that run under torchrun
 SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval",
           "classification": "benchmarks.suites.classification", "detection": "benchmarks.suites.detection"}
 PLANNED = ()
@@ -78,6 +79,12 @@ def build_config(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from retrieval.engine import distributed
+
+    torchrun = distributed.env_world_size() > 1  # started by torchrun --nproc_per_node=N, N > 1
+    if torchrun and (args.reproduce or args.suite not in DISTRIBUTED_SUITES):
+        raise SystemExit(f"under torchrun only --suite {' or '.join(DISTRIBUTED_SUITES)} runs (no --reproduce); "
+                         f"start other suites with python -m benchmarks.run")
     if args.reproduce:
         return _reproduce(args)
     cfg = build_config(args)
@@ -86,7 +93,16 @@ def main(argv=None) -> int:
 
     suite = importlib.import_module(SUITES[args.suite])
     start = time.perf_counter()
-    dest = suite.run(cfg, Path(args.out), Path(args.cache_dir), git_commit(), progress=not args.no_progress)
+    distributed.init_from_env(cfg.get("device", "cpu"))  # nothing without torchrun
+    try:
+        dest = suite.run(cfg, Path(args.out), Path(args.cache_dir), git_commit(), progress=not args.no_progress)
+        main_rank = distributed.is_main()
+        distributed.teardown()
+    except BaseException:
+        distributed.teardown(wait=False)  # torchrun stops the other processes
+        raise
+    if not main_rank:
+        return 0
     print((dest / "leaderboard.md").read_text())
     print(f"wrote {dest}/runs.csv, leaderboard.csv, leaderboard.md in {time.perf_counter() - start:.0f}s")
     return 0

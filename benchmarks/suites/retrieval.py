@@ -287,11 +287,11 @@ def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool =
     approximate_indexes(cfg)
     workers = int(cfg.get("workers") or 1)
     if distributed.is_distributed():  # each job is trained by all the torchrun processes together
+        if not distributed.is_main():
+            log, progress = (lambda *a, **k: None), False
         if workers != 1:
             log(f"torchrun: {distributed.world_size()} processes train each job together; workers {workers} -> 1")
         workers = 1
-        if not distributed.is_main():
-            log, progress = (lambda *a, **k: None), False
     data = prepared_data(cfg, log)
     dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
     teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
