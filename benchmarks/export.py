@@ -41,6 +41,7 @@ from torch import nn
 
 from benchmarks.reproduce import find_run
 from benchmarks.results_io import atomic_write_json, atomic_write_via
+from benchmarks.suite_runner import student_checkpoint
 
 ATOL, RTOL = 1e-4, 1e-3
 RETRIEVAL_SUITES = ("retrieval", "hmat-ablation")
@@ -92,7 +93,7 @@ def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
         path = suite.teacher_checkpoint(cfg, cache_dir, int(row["seed"]))
         loader = lambda blob: blob["state_dict"]  # noqa: E731
     else:
-        path = suite.student_checkpoint(cfg, cache_dir, row["run_id"])
+        path = student_checkpoint(cfg, cache_dir, row["run_id"])
         loader = lambda blob: _strip(blob, STUDENT_PREFIX.get(cfg["suite"], "student."))  # noqa: E731
     if not path.exists():
         raise SystemExit(f"no weights for run {row['run_id']}: {path} does not exist. Checkpoints are kept in the "

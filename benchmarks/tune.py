@@ -23,6 +23,7 @@ import pandas as pd
 
 from benchmarks.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.jobs import run_jobs
+from benchmarks.suite_runner import suite_data
 from benchmarks.results_io import atomic_write_text, git_commit
 from benchmarks.suites import retrieval as suite
 
@@ -37,20 +38,20 @@ def expand(grid: dict) -> list[tuple[str, dict]]:
     return out
 
 
-def _tune_data(cfg: dict) -> dict:
-    data = suite.prepared_data(cfg, log=lambda *a: None)
+def _tune_data(job: dict) -> dict:
+    data = suite_data(suite, job["cfg"], job["cache_dir"], log=lambda *a: None)
     return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test classes
 
 
 def _teacher_job(job: dict, seed: int) -> dict:
-    suite.load_or_train_teacher(job["cfg"], _tune_data(job["cfg"]), seed, job["cache_dir"], job["progress"])
+    suite.load_or_train_teacher(job["cfg"], _tune_data(job), seed, job["cache_dir"], job["progress"])
     return {}
 
 
 def _cell_job(job: dict, seed: int, cell: int) -> dict:
     cfg = job["cfg"]
     method, options = job["cells"][cell]
-    data = _tune_data(cfg)
+    data = _tune_data(job)
     teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
     _, result = suite.train_student(cfg, data, teacher, method, merged, seed, job["progress"])

@@ -18,15 +18,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.aggregate import leaderboard, to_markdown
-from benchmarks.pareto import write_pareto
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, upsert_rows
-from benchmarks.suites.retrieval import environment, run_id_of, seed_init, student_checkpoint, train_state_path
-from retrieval.cost import row_record, suite_cost
+from benchmarks.results_io import atomic_write_via
+from benchmarks.suite_runner import run_suite, train_state_path
+from benchmarks.suites.retrieval import environment, run_id_of, seed_init  # noqa: F401 (run_id_of: runner hook)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
-from retrieval.methods import build_method, list_methods
+from retrieval.methods import build_method
 from retrieval.models import create_classifier
 
 PRIMARY = "top1"
@@ -176,57 +174,37 @@ def accuracy_note(cfg: dict) -> str:
     return f"Accuracy in % (mean ± std over seeds) on the test split, of {which}."
 
 
+# ---------------------------------------------------------------- hooks of benchmarks.suite_runner
+
+
+def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
+    return prepare(cfg, False, log)
+
+
+def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
+    return evaluate_classifier(model, data["test"], train_config(cfg, "student", progress), desc=desc)
+
+
+def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
+    role = "teacher" if method == "teacher" else "student"
+    select = train_config(cfg, role, False).select
+    return _row(cfg, method, seed, run_id, chash, test, seconds, epoch, select, commit, cfg["teacher"]["arch"],
+                cfg[role]["arch"])
+
+
+def cost_networks(cfg: dict, data: dict) -> dict:
+    return {role: _classifier(cfg[role], num_classes(data)) for role in ("teacher", "student")}
+
+
+def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
+    return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite classification')}`",
+            f"Commit: `{commit}`; seeds {list(cfg['seeds'])}.",
+            f"Data: {getattr(data['test'], 'source', cfg['dataset']['name'])}.",
+            accuracy_note(cfg),
+            f"Teacher {cfg['teacher']['arch']}, student {cfg['student']['arch']}; gap closed = "
+            f"(method - none) / (teacher - none) on top-1."]
+
+
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
-    """Run the suite described by ``cfg``; return the folder holding its tables."""
-    methods = list(cfg["run"])
-    known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
-    unknown = [m for m in methods if m not in known]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
-    data = prepare(cfg, progress, log)
-    dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
-    teacher_name, student_name = cfg["teacher"]["arch"], cfg["student"]["arch"]
-    select = {role: train_config(cfg, role, progress).select for role in ("teacher", "student")}
-    hashes, rows = set(), []
-    env = environment(cfg)
-    for seed in cfg["seeds"]:
-        cached = teacher_checkpoint(cfg, cache_dir, seed).exists()
-        teacher, record, thash = load_or_train_teacher(cfg, data, seed, cache_dir, progress, log)
-        hashes.add(thash)
-        row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
-                   record["epoch"], select["teacher"], commit, teacher_name, teacher_name)
-        row.update(suite_cost(teacher, data["test"], cfg))
-        rows.append(row)
-        atomic_write_json(dest / "runs" / f"{row['run_id']}.json",
-                          {**row_record(row), "config": cfg, "environment": env, "history": record.get("history", []),
-                           "teacher_loaded_from_cache": cached})
-        for method_name in methods:
-            run_id, chash = run_id_of(cfg, method_name, seed)
-            hashes.add(chash)
-            student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name),
-                                            seed, progress, checkpoint=student_checkpoint(cfg, cache_dir, run_id),
-                                            resume_tag=commit)
-            test = evaluate_classifier(student, data["test"], train_config(cfg, "student", progress),
-                                       desc=f"{method_name} test")
-            log(f"{method_name:>8} seed {seed}: test top-1 {100 * test['top1']:.2f} "
-                f"({select['student']} epoch {result.best_epoch}, {result.seconds:.0f}s)")
-            row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch,
-                       select["student"], commit, teacher_name, student_name)
-            row.update(suite_cost(student, data["test"], cfg))
-            rows.append(row)
-            atomic_write_json(dest / "runs" / f"{run_id}.json",
-                              {**row_record(row), "config": cfg, "environment": env, "history": result.history})
-            upsert_rows(dest / "runs.csv", [row])
-    table = upsert_rows(dest / "runs.csv", [r for r in rows if r["method"] == "teacher"])
-    current = table[table["config_hash"].isin(hashes)]
-    board = leaderboard(current, primary=PRIMARY)
-    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
-    notes = [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite classification')}`",
-             f"Commit: `{commit}`; seeds {list(cfg['seeds'])}.",
-             f"Data: {getattr(data['test'], 'source', cfg['dataset']['name'])}.",
-             accuracy_note(cfg),
-             f"Teacher {teacher_name}, student {student_name}; gap closed = (method - none) / (teacher - none) "
-             f"on top-1."]
-    atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"{cfg['suite']}: {cfg['dataset']['name']}", notes))
-    write_pareto(dest)
-    return dest
+    """Run the suite described by ``cfg`` (see ``benchmarks.suite_runner.run_suite``)."""
+    return run_suite(__name__, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg))

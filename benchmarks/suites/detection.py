@@ -14,15 +14,14 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, upsert_rows
-from benchmarks.suites.retrieval import environment, seed_init, student_checkpoint
+from benchmarks.results_io import atomic_write_via
+from benchmarks.suite_runner import run_suite, train_state_path
+from benchmarks.suites.retrieval import environment, seed_init
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method
 from retrieval.engine import TrainConfig, seed_everything, train
-from retrieval.methods import list_methods
 
 PRIMARY = "ap"
 SPLITS = ("train", "val", "test")
@@ -72,8 +71,9 @@ def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
     return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{cfg['teacher']['arch']}-fpn-{chash}-seed{seed}.pt"
 
 
-def _train(method, data: dict, tcfg: TrainConfig, name: str):
-    return train(method, data["train"], data["val"], tcfg, name=name, evaluator=evaluate_detector)
+def _train(method, data: dict, tcfg: TrainConfig, name: str, state_path=None, state_tag=None):
+    return train(method, data["train"], data["val"], tcfg, name=name, evaluator=evaluate_detector,
+                 state_path=state_path, state_tag=state_tag)
 
 
 def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
@@ -89,10 +89,12 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
         return model, blob["record"], chash
-    result = _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}")
+    state = train_state_path(path)
+    result = _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}", state_path=state)
     test = evaluate_detector(model, data["test"], tcfg, desc="teacher test")
     record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
     atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
+    state.unlink(missing_ok=True)  # the cached teacher is the finished run
     log(f"teacher seed {seed}: test AP {100 * test['ap']:.2f} (epoch {result.best_epoch}, "
         f"trained in {result.seconds:.0f}s)")
     return model, record, chash
@@ -109,12 +111,15 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 
 
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                  progress: bool, checkpoint: Path | None = None):
-    """Train one student detector with ``method_name``; returns (student, TrainResult)."""
+                  progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
+    """Train one student detector with ``method_name``; returns (student, TrainResult). With a
+    ``checkpoint``, a killed run saved under the same ``resume_tag`` continues from its last epoch."""
     seed_init(cfg, seed)  # same student initial weights for every method
     method = build_student_method(cfg, data, teacher, method_name, options)
     seed_everything(seed)  # the run's seed: batch order
-    result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}")
+    state = train_state_path(checkpoint) if checkpoint is not None else None
+    result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}",
+                    state_path=state, state_tag=resume_tag)
     if checkpoint is not None:
         state = {k: v for k, v in method.state_dict().items() if not k.startswith("kd.teacher.")}
         atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
@@ -141,46 +146,36 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
             f"({s.epochs} epochs); gap closed = (method - none) / (teacher - none) on AP."]
 
 
+# ---------------------------------------------------------------- hooks of benchmarks.suite_runner
+
+
+def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
+    return prepare(cfg, Path(cache_dir), log)
+
+
+def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
+    return evaluate_detector(model, data["test"], train_config(cfg, "student", progress), desc=desc)
+
+
+def _names(cfg: dict) -> tuple[str, str]:
+    return tuple(f"{cfg[role]['arch']}-fpn" for role in ("teacher", "student"))
+
+
+def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
+    teacher, student = _names(cfg)
+    return _row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit, teacher,
+                teacher if method == "teacher" else student)
+
+
+def cost_networks(cfg: dict, data: dict):
+    """None: a detector's MACs depend on its proposals, hence on the data (no cost columns yet)."""
+    return None
+
+
+def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
+    return _notes(cfg, data, commit, *_names(cfg))
+
+
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
-    """Run the suite described by ``cfg``; return the folder holding its tables."""
-    methods = list(cfg["run"])
-    known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
-    unknown = [m for m in methods if m not in known]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
-    data = prepare(cfg, Path(cache_dir), log)
-    dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
-    teacher_name, student_name = (f"{cfg[role]['arch']}-fpn" for role in ("teacher", "student"))
-    hashes, rows = set(), []
-    env = environment(cfg)
-    for seed in cfg["seeds"]:
-        cached = teacher_checkpoint(cfg, cache_dir, seed).exists()
-        teacher, record, thash = load_or_train_teacher(cfg, data, seed, cache_dir, progress, log)
-        hashes.add(thash)
-        row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
-                   record["epoch"], commit, teacher_name, teacher_name)
-        rows.append(row)
-        atomic_write_json(dest / "runs" / f"{row['run_id']}.json",
-                          {"row": row, "config": cfg, "environment": env, "history": record.get("history", []),
-                           "teacher_loaded_from_cache": cached})
-        for method_name in methods:
-            run_id, chash = run_id_of(cfg, method_name, seed)
-            hashes.add(chash)
-            student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name),
-                                            seed, progress, checkpoint=student_checkpoint(cfg, cache_dir, run_id))
-            test = evaluate_detector(student, data["test"], train_config(cfg, "student", progress),
-                                     desc=f"{method_name} test")
-            log(f"{method_name:>8} seed {seed}: test AP {100 * test['ap']:.2f}, AP50 {100 * test['ap50']:.2f} "
-                f"(epoch {result.best_epoch}, {result.seconds:.0f}s)")
-            row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch, commit,
-                       teacher_name, student_name)
-            rows.append(row)
-            atomic_write_json(dest / "runs" / f"{run_id}.json",
-                              {"row": row, "config": cfg, "environment": env, "history": result.history})
-            upsert_rows(dest / "runs.csv", [row])
-    table = upsert_rows(dest / "runs.csv", [r for r in rows if r["method"] == "teacher"])
-    board = leaderboard(table[table["config_hash"].isin(hashes)], primary=PRIMARY)
-    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
-    notes = _notes(cfg, data, commit, teacher_name, student_name)
-    atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"{cfg['suite']}: {cfg['dataset']['name']}", notes))
-    return dest
+    """Run the suite described by ``cfg`` (see ``benchmarks.suite_runner.run_suite``)."""
+    return run_suite(__name__, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg))

@@ -7,23 +7,18 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
 
-from benchmarks.aggregate import leaderboard, to_markdown
-from benchmarks.pareto import write_pareto
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.jobs import run_jobs
-from benchmarks.results_io import (atomic_write_json, atomic_write_text, atomic_write_via, package_versions, read_runs,
-                                   upsert_rows)
-from retrieval.cost import row_record, suite_cost
+from benchmarks.results_io import atomic_write_via, package_versions
+from benchmarks.suite_runner import run_suite, student_checkpoint, train_state_path  # noqa: F401 (re-exported)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.engine.embed import compute_embeddings
 from retrieval.losses import build_task_loss
-from retrieval.methods import build_method, list_methods
+from retrieval.methods import build_method
 from retrieval.models import create_model
 
 MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "pooling")
@@ -127,16 +122,6 @@ def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
     return f"{method_name}-{chash}-s{seed}", chash
 
 
-def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:
-    """Where a student run's selected weights (student + connectors/heads) are kept."""
-    return cache_dir / "students" / cfg["suite"] / cfg["dataset"]["name"] / f"{run_id}.pt"
-
-
-def train_state_path(checkpoint: Path) -> Path:
-    """The per-epoch training state kept beside a checkpoint, from which a killed run resumes."""
-    return checkpoint.with_name(checkpoint.stem + ".state.pt")
-
-
 def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
     """Exact Recall@K, MAP@R and R-Precision; plus ``<index>_recall@K`` for each approximate
     index named in ``cfg["eval"]["index"]`` (ivf, hnsw), from the same embeddings."""
@@ -207,112 +192,38 @@ def environment(cfg: dict) -> dict:
             "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu"), "packages": package_versions()}
 
 
-_PREPARED: dict = {}
+# ---------------------------------------------------------------- hooks of benchmarks.suite_runner
+
+PRIMARY = "recall@1"
 
 
-def prepared_data(cfg: dict, log=print) -> dict:
-    """``prepare(cfg)`` once per process and dataset config (each pool worker builds its own)."""
-    key = config_hash({"dataset": cfg["dataset"], "threads": cfg.get("threads")})
-    if key not in _PREPARED:
-        _PREPARED.clear()
-        _PREPARED[key] = prepare(cfg, log)
-    return _PREPARED[key]
+def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
+    return prepare(cfg, log)
 
 
-def teacher_job(job: dict, seed: int) -> dict:
-    """Train (or load) the teacher of ``seed``; return its row and the rest of its run JSON."""
-    cfg, log = job["cfg"], job.get("log", print)
-    data = prepared_data(cfg, log)
-    cached = teacher_checkpoint(cfg, job["cache_dir"], seed).exists()
-    teacher, record, thash = load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], log)
-    if not distributed.is_main():  # under torchrun only rank 0 scores and writes
-        return None
-    name = _model_name(cfg["teacher"])
-    row = _row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
-               record["best_epoch"], job["commit"], name, name)
-    # the teacher row is reproducible like a student row (its history comes from the cache record
-    # when the teacher was loaded rather than trained by this run)
-    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": record.get("history", []),
-                                   "teacher_loaded_from_cache": cached}}
+def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
+    return evaluate_test(model, data["test"], cfg, _train_config(cfg, "student", progress), desc=desc)
 
 
-def student_job(job: dict, seed: int, method_name: str) -> dict:
-    """Train one student against the cached teacher of ``seed`` (resuming a killed run); return its row
-    (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON."""
-    cfg, log = job["cfg"], job.get("log", print)
-    data = prepared_data(cfg, log)
-    teacher, _, _ = load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
-    run_id, chash = run_id_of(cfg, method_name, seed)
-    student, result = train_student(cfg, data, teacher, method_name, cfg["methods"].get(method_name), seed,
-                                    job["progress"], checkpoint=student_checkpoint(cfg, job["cache_dir"], run_id),
-                                    resume_tag=job["commit"])
-    if not distributed.is_main():  # under torchrun only rank 0 scores and writes
-        return None
-    test = evaluate_test(student, data["test"], cfg, _train_config(cfg, "student", job["progress"]),
-                         desc=f"{method_name} test")
-    log(f"{method_name:>8} seed {seed}: test recall@1 {100 * test['recall@1']:.2f} "
-        f"(best val epoch {result.best_epoch}, {result.seconds:.0f}s)")
-    row = _row(cfg, method_name, seed, run_id, chash, test, result.seconds, result.best_epoch, job["commit"],
-               _model_name(cfg["teacher"]), _model_name(cfg["student"]))
-    upsert_rows(job["dest"] / "runs.csv", [row])
-    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": result.history}}
+def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
+    teacher = _model_name(cfg["teacher"])
+    student = teacher if method == "teacher" else _model_name(cfg["student"])
+    return _row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit, teacher, student)
 
 
-def write_runs(cfg: dict, data: dict, dest: Path, results: list[dict]) -> list[dict]:
-    """Add the cost columns to every row and write runs/<run_id>.json and runs.csv; return the rows.
+def cost_networks(cfg: dict, data: dict) -> dict:
+    return {role: _model(cfg[role]) for role in ("teacher", "student")}
 
-    Cost is measured here, once per network, after every job has finished, so that no training
-    shares the CPU with the timing (untrained weights: the counts, file size and speed of a
-    network do not depend on its values)."""
-    cost = {role: suite_cost(_model(cfg[role]), data["test"], cfg) for role in ("teacher", "student")}
-    rows = []
-    for result in results:
-        row = {**result["row"], **cost["teacher" if result["row"]["method"] == "teacher" else "student"]}
-        atomic_write_json(dest / "runs" / f"{row['run_id']}.json", {**row_record(row), **result["record"]})
-        rows.append(row)
-    upsert_rows(dest / "runs.csv", rows)
-    return rows
+
+def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
+    return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite retrieval')}`",
+            f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; metrics in % (mean ± std over seeds, test classes; "
+            f"checkpoint selected on the validation classes).",
+            f"Teacher {_model_name(cfg['teacher'])}, student {_model_name(cfg['student'])}; gap closed = "
+            f"(method - none) / (teacher - none) on recall@1."]
 
 
 def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
-    """Run the suite described by ``cfg``; return the folder holding its tables.
-
-    ``cfg["workers"]`` (default 1) jobs run at once, each in its own process (see
-    ``benchmarks.jobs``); progress bars are shown only with one worker."""
-    methods = list(cfg["run"])
-    known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
-    unknown = [m for m in methods if m not in known]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
+    """Run the suite described by ``cfg`` (see ``benchmarks.suite_runner.run_suite``)."""
     approximate_indexes(cfg)
-    workers = int(cfg.get("workers") or 1)
-    if distributed.is_distributed():  # each job is trained by all the torchrun processes together
-        if not distributed.is_main():
-            log, progress = (lambda *a, **k: None), False
-        if workers != 1:
-            log(f"torchrun: {distributed.world_size()} processes train each job together; workers {workers} -> 1")
-        workers = 1
-    data = prepared_data(cfg, log)
-    dest = out_dir / cfg["suite"] / cfg["dataset"]["name"]
-    teacher_name, student_name = _model_name(cfg["teacher"]), _model_name(cfg["student"])
-    job = {"cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit, "env": environment(cfg),
-           "progress": progress and workers == 1}
-    if workers == 1:
-        job["log"] = log  # jobs in this process log where the caller asked; pool workers print
-    results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log)
-    if not distributed.is_main():  # rank 0 writes the run files and tables
-        return dest
-    rows = write_runs(cfg, data, dest, results)
-    hashes = {r["config_hash"] for r in rows}
-    table = read_runs(dest / "runs.csv")
-    current = table[table["config_hash"].isin(hashes)]
-    board = leaderboard(current)
-    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
-    notes = [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite retrieval')}`",
-             f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; metrics in % (mean ± std over seeds, test classes; "
-             f"checkpoint selected on the validation classes).",
-             f"Teacher {teacher_name}, student {student_name}; gap closed = (method - none) / (teacher - none) "
-             f"on recall@1."]
-    atomic_write_text(dest / "leaderboard.md", to_markdown(board, f"{cfg['suite']}: {cfg['dataset']['name']}", notes))
-    write_pareto(dest)
-    return dest
+    return run_suite(__name__, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg))

@@ -25,8 +25,9 @@ FORMAT = 1
 
 
 def trainable_state(method) -> dict:
-    """The method's state dict without the frozen teacher's entries."""
-    return {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
+    """The method's state dict without the frozen teacher's entries (``teacher.*``, or ``*.teacher.*``
+    when the method is wrapped, as a detection distiller wraps its KD method in ``kd``)."""
+    return {k: v for k, v in method.state_dict().items() if ".teacher." not in f".{k}"}
 
 
 def capture_rng() -> dict:

@@ -1,0 +1,161 @@
+"""The run loop every suite shares: teacher and student jobs, result rows, run files, tables.
+
+A suite module (``benchmarks.suites.retrieval``, ``classification``, ``detection``)
+provides the parts that differ between tasks, and ``run_suite(module_name, ...)``
+does the rest the same way for all of them:
+
+    PRIMARY                                                        the leaderboard's metric
+    prepare_data(cfg, cache_dir, log) -> {split: dataset}
+    teacher_checkpoint(cfg, cache_dir, seed) -> Path
+    load_or_train_teacher(cfg, data, seed, cache_dir, progress, log) -> (model, record, hash)
+    run_id_of(cfg, method, seed) -> (run id, config hash)
+    train_student(cfg, data, teacher, method, options, seed, progress, checkpoint, resume_tag)
+        -> (student, TrainResult)
+    evaluate_student(model, data, cfg, progress, desc) -> {metric: value}
+    make_row(cfg, method, seed, run_id, config_hash, test, seconds, epoch, commit) -> dict
+    cost_networks(cfg, data) -> {"teacher": net, "student": net} or None
+    table_notes(cfg, data, commit) -> [markdown lines under the leaderboard]
+
+Jobs run through ``benchmarks.jobs.run_jobs`` (``cfg["workers"]`` processes); each pool
+worker imports the suite module by name and builds its data once. Every training run
+saves its state after each epoch beside its checkpoint, so a killed command resumes.
+Under torchrun all processes train each job together and rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import partial
+from pathlib import Path
+
+from benchmarks.aggregate import leaderboard, to_markdown
+from benchmarks.config import config_hash
+from benchmarks.jobs import run_jobs
+from benchmarks.pareto import write_pareto
+from benchmarks.results_io import atomic_write_json, atomic_write_text, read_runs, upsert_rows
+from retrieval.cost import row_record, suite_cost
+from retrieval.engine import distributed
+from retrieval.methods import list_methods
+
+_PREPARED: dict = {}
+
+
+def suite_data(suite, cfg: dict, cache_dir: Path, log=print) -> dict:
+    """``suite.prepare_data`` once per process and dataset config (each pool worker builds its own)."""
+    key = (suite.__name__, config_hash({"dataset": cfg["dataset"], "threads": cfg.get("threads")}), str(cache_dir))
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = suite.prepare_data(cfg, cache_dir, log)
+    return _PREPARED[key]
+
+
+def teacher_job(job: dict, seed: int) -> dict | None:
+    """Train (or load) the teacher of ``seed``; return its row and the rest of its run JSON."""
+    suite = importlib.import_module(job["suite"])
+    cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
+    data = suite_data(suite, cfg, cache_dir, log)
+    cached = suite.teacher_checkpoint(cfg, cache_dir, seed).exists()
+    _, record, thash = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], log)
+    if not distributed.is_main():  # under torchrun only rank 0 scores and writes
+        return None
+    epoch = record.get("best_epoch", record.get("epoch"))
+    row = suite.make_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
+                         epoch, job["commit"])
+    # the teacher row is reproducible like a student row (its history comes from the cache record
+    # when the teacher was loaded rather than trained by this run)
+    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": record.get("history", []),
+                                   "teacher_loaded_from_cache": cached}}
+
+
+def student_job(job: dict, seed: int, method: str) -> dict | None:
+    """Train one student against the cached teacher of ``seed`` (resuming a killed run); return its row
+    (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON."""
+    suite = importlib.import_module(job["suite"])
+    cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
+    data = suite_data(suite, cfg, cache_dir, log)
+    teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], lambda *a: None)
+    run_id, chash = suite.run_id_of(cfg, method, seed)
+    student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
+                                          job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
+                                          resume_tag=job["commit"])
+    if not distributed.is_main():
+        return None
+    test = suite.evaluate_student(student, data, cfg, job["progress"], f"{method} test")
+    log(f"{method:>8} seed {seed}: test {suite.PRIMARY} {100 * test[suite.PRIMARY]:.2f} "
+        f"(epoch {result.best_epoch}, {result.seconds:.0f}s)")
+    row = suite.make_row(cfg, method, seed, run_id, chash, test, result.seconds, result.best_epoch, job["commit"])
+    upsert_rows(job["dest"] / "runs.csv", [row])
+    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": result.history}}
+
+
+def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:
+    """Where a student run's selected weights (student + connectors/heads) are kept."""
+    return cache_dir / "students" / cfg["suite"] / cfg["dataset"]["name"] / f"{run_id}.pt"
+
+
+def train_state_path(checkpoint: Path) -> Path:
+    """The per-epoch training state kept beside a checkpoint, from which a killed run resumes."""
+    return checkpoint.with_name(checkpoint.stem + ".state.pt")
+
+
+def write_runs(suite, cfg: dict, data: dict, dest: Path, results: list[dict]) -> list[dict]:
+    """Add the cost columns to every row and write runs/<run_id>.json and runs.csv; return the rows.
+
+    Cost is measured here, once per network, after every job has finished, so that no training
+    shares the CPU with the timing (untrained weights: the counts, file size and speed of a
+    network do not depend on its values)."""
+    networks = suite.cost_networks(cfg, data) or {}
+    cost = {role: suite_cost(net, data["test"], cfg) for role, net in networks.items()}
+    rows = []
+    for result in results:
+        row = {**result["row"], **cost.get("teacher" if result["row"]["method"] == "teacher" else "student", {})}
+        atomic_write_json(dest / "runs" / f"{row['run_id']}.json", {**row_record(row), **result["record"]})
+        rows.append(row)
+    upsert_rows(dest / "runs.csv", rows)
+    return rows
+
+
+def check_methods(cfg: dict) -> list[str]:
+    """The config's ``run`` list, each a registered method or a named variant of one."""
+    methods = list(cfg["run"])
+    known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
+    return methods
+
+
+def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True,
+              log=print, environment: dict | None = None) -> Path:
+    """Run ``cfg`` with the suite module ``suite_name``; return the folder holding its tables.
+
+    ``cfg["workers"]`` (default 1) jobs run at once, each in its own process; progress bars
+    are shown only with one worker."""
+    suite = importlib.import_module(suite_name)
+    methods = check_methods(cfg)
+    workers = int(cfg.get("workers") or 1)
+    if distributed.is_distributed():  # each job is trained by all the torchrun processes together
+        if not distributed.is_main():
+            log, progress = (lambda *a, **k: None), False
+        if workers != 1:
+            log(f"torchrun: {distributed.world_size()} processes train each job together; workers {workers} -> 1")
+        workers = 1
+    cache_dir = Path(cache_dir)
+    data = suite_data(suite, cfg, cache_dir, log)
+    dest = Path(out_dir) / cfg["suite"] / cfg["dataset"]["name"]
+    job = {"suite": suite_name, "cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit,
+           "env": environment or {}, "progress": progress and workers == 1}
+    if workers == 1:
+        job["log"] = log  # jobs in this process log where the caller asked; pool workers print
+    results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log)
+    if not distributed.is_main():  # rank 0 writes the run files and tables
+        return dest
+    rows = write_runs(suite, cfg, data, dest, results)
+    hashes = {r["config_hash"] for r in rows}
+    table = read_runs(dest / "runs.csv")
+    board = leaderboard(table[table["config_hash"].isin(hashes)], primary=suite.PRIMARY)
+    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
+    title = f"{cfg['suite']}: {cfg['dataset']['name']}"
+    atomic_write_text(dest / "leaderboard.md", to_markdown(board, title, suite.table_notes(cfg, data, commit)))
+    write_pareto(dest)
+    return dest
