@@ -28,11 +28,13 @@ import importlib
 from functools import partial
 from pathlib import Path
 
+import torch
+
 from benchmarks.aggregate import leaderboard, to_markdown
-from benchmarks.config import config_hash
+from benchmarks.config import config_hash, deep_merge
 from benchmarks.jobs import run_jobs
 from benchmarks.pareto import write_pareto
-from benchmarks.results_io import atomic_write_json, atomic_write_text, read_runs, upsert_rows
+from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, read_runs, upsert_rows
 from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed
 from retrieval.methods import list_methods
@@ -96,6 +98,36 @@ def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:
 def train_state_path(checkpoint: Path) -> Path:
     """The per-epoch training state kept beside a checkpoint, from which a killed run resumes."""
     return checkpoint.with_name(checkpoint.stem + ".state.pt")
+
+
+def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str, log=print) -> dict:
+    """Load ``model``'s weights from ``path``, or train it with ``train_fn(state_path) -> TrainResult``
+    (resumable), score it with ``test_fn() -> metrics`` and cache weights and record atomically.
+    Returns the record: test metrics, seconds, epoch and history."""
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(blob["state_dict"])
+        log(f"teacher seed {seed}: loaded from cache {path}")
+        return blob["record"]
+    state = train_state_path(path)
+    result = train_fn(state)
+    test = test_fn()
+    record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
+    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
+    state.unlink(missing_ok=True)  # the cached teacher is the finished run
+    log(f"teacher seed {seed}: test {primary} {100 * test[primary]:.2f} (epoch {result.best_epoch}, "
+        f"trained in {result.seconds:.0f}s)")
+    return record
+
+
+def method_options(cfg: dict, method_name: str, options: dict | None) -> tuple[str, dict]:
+    """(registered method, options) of a run: a named variant (``{method: hmat, terms: ...}``)
+    inherits the configured options of the method it names."""
+    options = dict(options or {})
+    registered = options.pop("method", method_name)
+    if registered != method_name:
+        options = deep_merge(cfg["methods"].get(registered) or {}, options)
+    return registered, options
 
 
 def write_runs(suite, cfg: dict, data: dict, dest: Path, results: list[dict]) -> list[dict]:

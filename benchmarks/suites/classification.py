@@ -20,7 +20,7 @@ from torch import nn
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_via
-from benchmarks.suite_runner import run_suite, train_state_path
+from benchmarks.suite_runner import cached_teacher, method_options, run_suite, train_state_path
 from benchmarks.suites.retrieval import environment, run_id_of, seed_init  # noqa: F401 (run_id_of: runner hook)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
@@ -105,29 +105,15 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     model = _classifier(cfg["teacher"], num_classes(data))
     seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
-    if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(blob["state_dict"])
-        log(f"teacher seed {seed}: loaded from cache {path}")
-        return model, blob["record"], chash
     method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
-    state = train_state_path(path)
-    result = _train(method, data, tcfg, f"teacher s{seed}", state_path=state)
-    test = evaluate_classifier(model, data["test"], tcfg, desc="teacher test")
-    record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
-    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
-    state.unlink(missing_ok=True)  # the cached teacher is the finished run
-    log(f"teacher seed {seed}: test top-1 {100 * test['top1']:.2f} (epoch {result.best_epoch}, "
-        f"trained in {result.seconds:.0f}s)")
+    record = cached_teacher(path, model, seed, lambda state: _train(method, data, tcfg, f"teacher s{seed}", state),
+                            lambda: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"), PRIMARY, log)
     return model, record, chash
 
 
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training (named variants as in retrieval)."""
-    options = dict(options or {})
-    registered = options.pop("method", method_name)
-    if registered != method_name:
-        options = deep_merge(cfg["methods"].get(registered) or {}, options)
+    registered, options = method_options(cfg, method_name, options)
     fit, _ = splits_for(train_config(cfg, "student", False))
     student = _classifier(cfg["student"], num_classes(data))
     return build_method(registered, student=student, teacher=teacher, task_loss=build_task_loss(**cfg["task_loss"]),

@@ -16,7 +16,7 @@ import torch
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_via
-from benchmarks.suite_runner import run_suite, train_state_path
+from benchmarks.suite_runner import cached_teacher, method_options, run_suite, train_state_path
 from benchmarks.suites.retrieval import environment, seed_init
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
@@ -84,28 +84,16 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     model = _detector(cfg, "teacher", data["train"].num_classes)
     seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
-    if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(blob["state_dict"])
-        log(f"teacher seed {seed}: loaded from cache {path}")
-        return model, blob["record"], chash
-    state = train_state_path(path)
-    result = _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}", state_path=state)
-    test = evaluate_detector(model, data["test"], tcfg, desc="teacher test")
-    record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
-    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
-    state.unlink(missing_ok=True)  # the cached teacher is the finished run
-    log(f"teacher seed {seed}: test AP {100 * test['ap']:.2f} (epoch {result.best_epoch}, "
-        f"trained in {result.seconds:.0f}s)")
+    record = cached_teacher(
+        path, model, seed, lambda state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}",
+                                                state),
+        lambda: evaluate_detector(model, data["test"], tcfg, desc="teacher test"), PRIMARY, log)
     return model, record, chash
 
 
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training (named variants as in retrieval)."""
-    options = dict(options or {})
-    registered = options.pop("method", method_name)
-    if registered != method_name:
-        options = deep_merge(cfg["methods"].get(registered) or {}, options)
+    registered, options = method_options(cfg, method_name, options)
     student = _detector(cfg, "student", data["train"].num_classes)
     return build_detection_method(registered, student, teacher, **options)
 

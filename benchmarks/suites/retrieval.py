@@ -13,7 +13,8 @@ import torch
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_via, package_versions
-from benchmarks.suite_runner import run_suite, student_checkpoint, train_state_path  # noqa: F401 (re-exported)
+from benchmarks.suite_runner import (method_options, run_suite, student_checkpoint,  # noqa: F401 (re-exported)
+                                     train_state_path)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.engine.embed import compute_embeddings
@@ -150,10 +151,7 @@ def approximate_indexes(cfg: dict) -> list[str]:
 
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training."""
-    options = dict(options or {})
-    registered = options.pop("method", method_name)  # a named variant, e.g. {method: hmat, terms: ...}
-    if registered != method_name:  # a variant inherits the configured options of its method
-        options = deep_merge(cfg["methods"].get(registered) or {}, options)
+    registered, options = method_options(cfg, method_name, options)
     student = _model(cfg["student"])
     return build_method(registered, student=student, teacher=teacher, task_loss=build_task_loss(**cfg["task_loss"]),
                         train_labels=data["fit"].labels, **options)

@@ -21,6 +21,7 @@ TINY = {
     "student": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
     "train": {"batch_size": 8},
     "methods": {"hmat": {"block_elements": 65536}},
+    "workers": 1,
 }
 
 
