@@ -104,7 +104,8 @@ def main(argv=None) -> int:
     print(f"\nbest on validation (mean over seeds {seeds}):")
     for method, part in table.groupby("method"):
         best = part.iloc[0]
-        opts = {k[4:]: best[k] for k in part.columns if k.startswith("opt.") and not pd.isna(best[k])}
+        opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
+                if k.startswith("opt.") and not pd.isna(best[k])}
         print(f"  {method}: {opts}  (val recall@1 {100 * best['val_recall@1']:.2f})")
     return 0
 
