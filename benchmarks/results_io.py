@@ -116,12 +116,16 @@ def package_versions(names=PACKAGES) -> dict:
 
 
 def git_commit(cwd=None) -> str:
-    """Short commit of the checkout (``-dirty`` if tracked files changed), or ``unknown``."""
+    """Short commit of the checkout (``-dirty`` if tracked files changed), or ``unknown``.
+
+    Changes under ``results/`` do not count: they are what runs write, not code, so a second
+    run in a checkout whose committed tables the first one updated still names its commit."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude,top)results"], cwd=cwd, capture_output=True, text=True,
+                               check=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -121,3 +121,24 @@ def test_hashes_that_look_like_numbers_stay_text(tmp_path):
     upsert_rows(path, [{"run_id": "b", "commit": "0123456", "config_hash": "12e4567890", "x": 2}])
     table = read_runs(path)
     assert table["commit"].tolist() == ["0123456"] * 2 and table["config_hash"].tolist() == ["12e4567890"] * 2
+
+
+def test_commit_is_dirty_for_code_changes_but_not_for_results(tmp_path):
+    import subprocess
+
+    from benchmarks.results_io import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "runs.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert len(clean) >= 7 and not clean.endswith("-dirty")
+    (tmp_path / "results" / "runs.csv").write_text("a\nb\n")  # what a run writes
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"
