@@ -131,7 +131,9 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
             f"over seeds, on the test split ({len(data['test'])} images); {selection}.",
             f"Data: {cfg['dataset']['name']}, {len(train_)} training images, {train_.num_classes} classes. "
             f"Faster R-CNN + FPN; teacher {teacher_name} ({t.epochs} epochs), student {student_name} "
-            f"({s.epochs} epochs); gap closed = (method - none) / (teacher - none) on AP."]
+            f"({s.epochs} epochs); gap closed = (method - none) / (teacher - none) on AP.",
+            "Cost columns: the backbone + FPN of each detector (RPN and RoI heads left out: the same for "
+            "teacher and student, and their MACs depend on the proposals)."]
 
 
 # ---------------------------------------------------------------- hooks of benchmarks.suite_runner
@@ -155,9 +157,11 @@ def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> 
                 teacher if method == "teacher" else student)
 
 
-def cost_networks(cfg: dict, data: dict):
-    """None: a detector's MACs depend on its proposals, hence on the data (no cost columns yet)."""
-    return None
+def cost_networks(cfg: dict, data: dict) -> dict:
+    """The backbone + FPN of each detector: what distillation makes cheaper. The RPN and RoI heads are
+    left out (the same for teacher and student here, and their MACs depend on the proposals)."""
+    num_classes = data["train"].num_classes
+    return {role: _detector(cfg, role, num_classes).detector.backbone for role in ("teacher", "student")}
 
 
 def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:

@@ -42,6 +42,11 @@ def test_detection_suite_writes_ap_tables(tmp_path, tiny_config, capsys):
     for col in ("ap", "ap50", "ap75"):
         assert runs[col].between(0, 1).all()
     assert (runs["ap50"] >= runs["ap"]).all()
+    # cost of the backbone + FPN: here teacher and student share an architecture, so every row has the same
+    from retrieval.cost import count_parameters
+    from retrieval.detection import create_detector
+    fpn = create_detector("small_cnn_xs", 10, fpn_channels=8, fpn_stages=[2, 3, 4]).detector.backbone
+    assert (runs["params"] == count_parameters(fpn)).all() and (runs["macs"] > 0).all()
     board = pd.read_csv(dest / "leaderboard.csv")
     assert {"ap_mean", "ap50_mean", "ap75_mean", "gain_vs_none"} <= set(board.columns)
     assert "COCO box AP" in (dest / "leaderboard.md").read_text()
