@@ -72,8 +72,7 @@ def measure(kind: str, n: int, dim: int, queries: int, options: dict) -> dict:
             index.search(x[start:start + 65536], max(KS) + 1)
         out["search_s"] = time.perf_counter() - t
         out["search_extrapolated"] = False
-        del index
-        out.update(approximate_recall_at_k(x, labels, KS, index=kind, metric="ip", query_ids=sample, **options))
+        out.update(approximate_recall_at_k(x, labels, KS, index=index, metric="ip", query_ids=sample))
     out["peak_mb"] = peak_rss_mb()
     out["data_mb"] = base_mb
     out["threads"] = faiss.omp_get_max_threads()

@@ -52,14 +52,16 @@ def build_approximate_index(x: np.ndarray, metric: str, index: str, nlist: int |
     return idx
 
 
-def approximate_recall_at_k(embeddings, labels, ks: Iterable[int] | int = DEFAULT_KS, index: str = "ivf",
+def approximate_recall_at_k(embeddings, labels, ks: Iterable[int] | int = DEFAULT_KS, index="ivf",
                             metric: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE, query_ids=None,
                             **index_options) -> dict[str, float]:
     """``{"recall@K": value}`` under the leave-one-out protocol, neighbours from an approximate index.
 
-    ``query_ids`` (optional) restricts the queries to a subset of the items (the gallery
-    is always every item), to estimate the recall of a very large set from a sample.
-    ``index_options`` go to ``build_approximate_index`` (nlist, nprobe, hnsw_m, ef_search).
+    ``index``: "ivf" or "hnsw" (built here), or a FAISS index already built over exactly
+    these embeddings, in order. ``query_ids`` (optional) restricts the queries to a subset
+    of the items (the gallery is always every item), to estimate the recall of a very
+    large set from a sample. ``index_options`` go to ``build_approximate_index`` (nlist,
+    nprobe, hnsw_m, ef_search).
     """
     x = as_embeddings(embeddings)
     codes = as_label_codes(labels, x.shape[0])
@@ -73,7 +75,12 @@ def approximate_recall_at_k(embeddings, labels, ks: Iterable[int] | int = DEFAUL
     queries = candidates[n_others[candidates] > 0]
     if queries.size == 0:
         raise ValueError("no query has another item with its label; retrieval metrics need a class with two items")
-    idx = build_approximate_index(x, metric, index, **index_options)
+    if isinstance(index, str):
+        idx = build_approximate_index(x, metric, index, **index_options)
+    elif index.ntotal != n:
+        raise ValueError(f"the given index holds {index.ntotal} vectors; expected the {n} embeddings")
+    else:
+        idx = index
     k = max(ks)
     hits = np.zeros(len(ks), dtype=np.int64)
     for start in range(0, len(queries), batch_size):

@@ -66,3 +66,13 @@ def test_bad_index_name_is_rejected():
     x, y = clustered()
     with pytest.raises(ValueError, match="expected one of"):
         approximate_recall_at_k(x, y, index="lsh")
+
+
+def test_a_prebuilt_index_is_used_as_given():
+    from retrieval.metrics.approximate import build_approximate_index
+    x, y = clustered(noise=1.0)
+    idx = build_approximate_index(x, "ip", "ivf", nlist=8, nprobe=8)
+    assert approximate_recall_at_k(x, y, ks=(1, 2), index=idx) == approximate_recall_at_k(
+        x, y, ks=(1, 2), index="ivf", nlist=8, nprobe=8)
+    with pytest.raises(ValueError, match="holds 400 vectors"):
+        approximate_recall_at_k(x[:100], y[:100], ks=(1,), index=idx)
