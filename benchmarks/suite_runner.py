@@ -36,7 +36,8 @@ from benchmarks.jobs import run_jobs
 from benchmarks.pareto import write_pareto
 from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, read_runs, upsert_rows
 from retrieval.cost import row_record, suite_cost
-from retrieval.engine import distributed
+from retrieval.engine import distributed, seed_everything
+from retrieval.engine.train_state import trainable_state
 from retrieval.methods import list_methods
 
 _PREPARED: dict = {}
@@ -118,6 +119,30 @@ def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str
     log(f"teacher seed {seed}: test {primary} {100 * test[primary]:.2f} (epoch {result.best_epoch}, "
         f"trained in {result.seconds:.0f}s)")
     return record
+
+
+def seed_init(cfg: dict, seed: int) -> None:
+    """Seed the initial weights: ``init_seed`` when the config fixes them, else the run's seed."""
+    init_seed = cfg.get("init_seed")
+    seed_everything(seed if init_seed is None else init_seed)
+
+
+def train_seeded_student(cfg: dict, seed: int, build, train_fn, checkpoint: Path | None = None,
+                         resume_tag: str | None = None):
+    """One student run the way every suite does it: ``build()`` the method from the config's initial
+    weights, then ``train_fn(method, state_path, resume_tag) -> TrainResult`` under the run's seed (batch
+    order, augmentation, sampling). With a ``checkpoint``, the training state is kept beside it after each
+    epoch (a run saved under the same ``resume_tag``, the commit, continues or is not retrained) and the
+    selected weights, teacher excluded, are written to it. Returns (student, TrainResult)."""
+    seed_init(cfg, seed)  # the same initial weights for every method
+    method = build()
+    seed_everything(seed)
+    state = train_state_path(checkpoint) if checkpoint is not None else None
+    result = train_fn(method, state, resume_tag)
+    if checkpoint is not None and distributed.is_main():
+        weights = trainable_state(method)
+        atomic_write_via(checkpoint, lambda tmp: torch.save(weights, tmp))
+    return method.student, result
 
 
 def method_options(cfg: dict, method_name: str, options: dict | None) -> tuple[str, dict]:

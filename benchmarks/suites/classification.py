@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_via
-from benchmarks.suite_runner import cached_teacher, method_options, run_suite, train_state_path
-from benchmarks.suites.retrieval import environment, run_id_of, seed_init  # noqa: F401 (run_id_of: runner hook)
+from benchmarks.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
+from benchmarks.suites.retrieval import environment, run_id_of  # noqa: F401 (run_id_of: runner hook)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -125,16 +124,11 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
     """Train one student with ``method_name`` and ``options``; returns (student, TrainResult).
     With a ``checkpoint``, a killed run saved under the same ``resume_tag`` (the commit)
     continues from its last epoch, and a finished one is not retrained."""
-    seed_init(cfg, seed)  # same student initial weights for every method
-    method = build_student_method(cfg, data, teacher, method_name, options)
-    seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
-    state = train_state_path(checkpoint) if checkpoint is not None else None
-    result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}",
-                    state_path=state, state_tag=resume_tag)
-    if checkpoint is not None:
-        state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
-        atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
-    return method.student, result
+    return train_seeded_student(
+        cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
+        lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
+                                          f"{method_name} s{seed}", state_path=state, state_tag=tag),
+        checkpoint, resume_tag)
 
 
 def _row(cfg, method, seed, run_id, chash, test, seconds, epoch, select, commit, teacher_name, student_name):

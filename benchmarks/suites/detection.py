@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_via
-from benchmarks.suite_runner import cached_teacher, method_options, run_suite, train_state_path
-from benchmarks.suites.retrieval import environment, seed_init
+from benchmarks.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
+from benchmarks.suites.retrieval import environment
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method
@@ -102,16 +101,11 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
                   progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
     """Train one student detector with ``method_name``; returns (student, TrainResult). With a
     ``checkpoint``, a killed run saved under the same ``resume_tag`` continues from its last epoch."""
-    seed_init(cfg, seed)  # same student initial weights for every method
-    method = build_student_method(cfg, data, teacher, method_name, options)
-    seed_everything(seed)  # the run's seed: batch order
-    state = train_state_path(checkpoint) if checkpoint is not None else None
-    result = _train(method, data, train_config(cfg, "student", progress), f"{method_name} s{seed}",
-                    state_path=state, state_tag=resume_tag)
-    if checkpoint is not None:
-        state = {k: v for k, v in method.state_dict().items() if not k.startswith("kd.teacher.")}
-        atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
-    return method.student, result
+    return train_seeded_student(
+        cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
+        lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
+                                          f"{method_name} s{seed}", state_path=state, state_tag=tag),
+        checkpoint, resume_tag)
 
 
 def _row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit, teacher_name, student_name):

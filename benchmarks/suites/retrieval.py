@@ -13,8 +13,8 @@ import torch
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_via, package_versions
-from benchmarks.suite_runner import (method_options, run_suite, student_checkpoint,  # noqa: F401 (re-exported)
-                                     train_state_path)
+from benchmarks.suite_runner import (method_options, run_suite, seed_init,  # noqa: F401 (re-exported)
+                                     student_checkpoint, train_seeded_student, train_state_path)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.engine.embed import compute_embeddings
@@ -60,12 +60,6 @@ def _row(cfg, method, seed, run_id, chash, test, seconds, best_epoch, commit, te
             "student": student_name, "method": method, "seed": seed, **test, "train_seconds": round(seconds, 2),
             "best_epoch": best_epoch, "commit": commit, "config_hash": chash,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
-
-
-def seed_init(cfg: dict, seed: int) -> None:
-    """Seed the initial weights: ``init_seed`` when the config fixes them, else the run's seed."""
-    init_seed = cfg.get("init_seed")
-    seed_everything(seed if init_seed is None else init_seed)
 
 
 def _model_name(spec: dict) -> str:
@@ -163,16 +157,11 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
     With a ``checkpoint``, the training state is saved beside it after every epoch and a run
     saved under the same ``resume_tag`` (the commit) continues from it, or is not retrained
     if it had finished."""
-    seed_init(cfg, seed)  # same initial weights for every method
-    method = build_student_method(cfg, data, teacher, method_name, options)
-    seed_everything(seed)  # the run's seed: batch order, augmentation, sampling
-    state = train_state_path(checkpoint) if checkpoint is not None else None
-    result = train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
-                   name=f"{method_name} s{seed}", state_path=state, state_tag=resume_tag)
-    if checkpoint is not None and distributed.is_main():
-        state = {k: v for k, v in method.state_dict().items() if not k.startswith("teacher.")}
-        atomic_write_via(checkpoint, lambda tmp: torch.save(state, tmp))
-    return method.student, result
+    return train_seeded_student(
+        cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
+        lambda method, state, tag: train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
+                                         name=f"{method_name} s{seed}", state_path=state, state_tag=tag),
+        checkpoint, resume_tag)
 
 
 def prepare(cfg: dict, log=print) -> dict:
