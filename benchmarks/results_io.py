@@ -5,39 +5,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-_UMASK = os.umask(0)  # read once: mkstemp files are 0600, results files get the usual mode
-os.umask(_UMASK)
+from retrieval.utils.atomic import atomic_write_via  # noqa: F401 (re-exported: the suites write through it)
 
 
 def atomic_write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
     atomic_write_via(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def atomic_write_via(path, write) -> None:
-    """Atomically create ``path`` with ``write(tmp_path)`` (e.g. ``fig.savefig``, ``torch.save``):
-    the writer fills a uniquely named temp file in the same folder, which is then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path, obj) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from pycocotools.coco import COCO
+
+from retrieval.utils.atomic import atomic_write_via
 
 IMAGE_KEYS = ("id", "file_name", "width", "height")
 ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox")
@@ -98,16 +98,4 @@ def write_coco_json(path, images: list, annotations: list, categories: list) -> 
 
 def atomic_write_bytes(path, blob: bytes) -> None:
     """Readers see the old file or the new one, never half of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_via(path, lambda tmp: Path(tmp).write_bytes(blob))

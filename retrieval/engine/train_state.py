@@ -13,13 +13,13 @@ with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from retrieval.utils.atomic import atomic_write_via
 
 FORMAT = 1
 
@@ -48,16 +48,7 @@ def restore_rng(state: dict) -> None:
 
 def save_train_state(path: Path, **state) -> None:
     """Write ``state`` (plus the format version) to ``path`` atomically: a crash leaves the old file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, **state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_via(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
 
 
 def load_train_state(path: Path) -> dict | None:

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import results_io
 from benchmarks.results_io import atomic_write_text, atomic_write_via, read_header, read_runs, upsert_rows
+from retrieval.utils import atomic
 
 
 def test_upsert_replaces_same_run_id_and_keeps_others(tmp_path):
@@ -30,7 +31,7 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results_io.os, "replace", broken_replace)
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(path, "new\n")
     assert path.read_text() == "old\n"
@@ -62,10 +63,11 @@ def test_two_concurrent_writers_lose_no_row(tmp_path):
 KILLED_WRITER = """
 import sys, time
 from benchmarks import results_io
+from retrieval.utils import atomic
 def hang(fd):
     print("written", flush=True)
     time.sleep(60)
-results_io.os.fsync = hang
+atomic.os.fsync = hang
 results_io.atomic_write_text(sys.argv[1], "new,table\\n" + "1,2\\n" * 2_000_000)
 """
 

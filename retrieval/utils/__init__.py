@@ -1,0 +1,1 @@
+"""Small helpers the library and the runner share."""
