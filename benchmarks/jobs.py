@@ -1,8 +1,9 @@
-"""Runs a suite's jobs: one teacher per seed, then one student per (seed, method).
+"""Runs a suite's jobs: setup jobs, one teacher per seed, then one student per (seed, method).
 
-``run_jobs(teacher_job, student_job, seeds, methods, workers)`` calls
-``teacher_job(seed)`` and ``student_job(seed, method)`` (each returns its result row)
-and starts the students of a seed only once that seed's teacher is done. With one
+``run_jobs(teacher_job, student_job, seeds, methods, workers, setup=jobs)`` first calls
+every zero-argument ``setup`` job (e.g. pretraining a backbone) and waits for them all,
+then calls ``teacher_job(seed)`` and ``student_job(seed, method)`` (each returns its
+result row), starting the students of a seed only once that seed's teacher is done. With one
 worker the jobs run in this process in order (seed by seed); with more, in a pool of
 ``workers`` processes (``spawn``: each one imports torch afresh and runs its job on
 its own threads). Every job seeds itself and reads its teacher from the cache, so the
@@ -15,12 +16,15 @@ import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 
-def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=print) -> list[dict]:
-    """Rows of every job, ordered by seed, with the teacher first and the methods in the given order."""
+def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=print, setup=()) -> list[dict]:
+    """Rows of every teacher and student job, ordered by seed, with the teacher first and the methods
+    in the given order (setup jobs return nothing)."""
     seeds, methods = list(seeds), list(methods)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if workers == 1:
+        for job in setup:
+            job()
         rows = []
         for seed in seeds:
             rows.append(teacher_job(seed))
@@ -29,6 +33,8 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
     results: dict[tuple, dict] = {}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
+        for future in [pool.submit(job) for job in setup]:
+            future.result()  # a failed setup job stops the run with its own error
         pending = {pool.submit(teacher_job, seed): (seed, None) for seed in seeds}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -15,6 +15,8 @@ does the rest the same way for all of them:
     make_row(cfg, method, seed, run_id, config_hash, test, seconds, epoch, commit) -> dict
     cost_networks(cfg, data) -> {"teacher": net, "student": net} or None
     table_notes(cfg, data, commit) -> [markdown lines under the leaderboard]
+    setup_names(cfg) -> [names], setup(cfg, data, name, progress, log)   optional: jobs that run
+        before the teachers (the retrieval suite pretrains its backbones there)
 
 Jobs run through ``benchmarks.jobs.run_jobs`` (``cfg["workers"]`` processes); each pool
 worker imports the suite module by name and builds its data once. Every training run
@@ -50,6 +52,13 @@ def suite_data(suite, cfg: dict, cache_dir: Path, log=print) -> dict:
         _PREPARED.clear()
         _PREPARED[key] = suite.prepare_data(cfg, cache_dir, log)
     return _PREPARED[key]
+
+
+def setup_job(job: dict, name: str) -> None:
+    """One of the suite's setup jobs (``suite.setup``), run before any teacher."""
+    suite = importlib.import_module(job["suite"])
+    cfg, log = job["cfg"], job.get("log", print)
+    suite.setup(cfg, suite_data(suite, cfg, job["cache_dir"], log), name, job["progress"], log)
 
 
 def teacher_job(job: dict, seed: int) -> dict | None:
@@ -204,7 +213,9 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
            "env": environment or {}, "progress": progress and workers == 1}
     if workers == 1:
         job["log"] = log  # jobs in this process log where the caller asked; pool workers print
-    results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log)
+    setup = [partial(setup_job, job, name) for name in getattr(suite, "setup_names", lambda c: [])(cfg)]
+    results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log,
+                       setup)
     if not distributed.is_main():  # rank 0 writes the run files and tables
         return dest
     rows = write_runs(suite, cfg, data, dest, results)

@@ -43,6 +43,10 @@ def _tune_data(job: dict) -> dict:
     return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test classes
 
 
+def _setup_job(job: dict, name: str) -> None:
+    suite.setup(job["cfg"], _tune_data(job), name, job["progress"])
+
+
 def _teacher_job(job: dict, seed: int) -> dict:
     suite.load_or_train_teacher(job["cfg"], _tune_data(job), seed, job["cache_dir"], job["progress"])
     return {}
@@ -83,8 +87,9 @@ def main(argv=None) -> int:
     cells = expand(grid)
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
            "progress": not args.no_progress and workers == 1}
+    setup = [partial(_setup_job, job, name) for name in suite.setup_names(cfg)]  # pretrained backbones
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), seeds, range(len(cells)),
-                                workers) if r]
+                                workers, setup=setup) if r]
     commit = git_commit()
     per_seed = pd.DataFrame(rows)
     keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--out")
     args = p.parse_args(argv)
     cfg = resolve_config(args.suite, args.config)
-    data = suite.prepare(cfg)
+    data = suite.prepare(cfg, cache_dir=Path(args.cache_dir))
     teacher, _, _ = suite.load_or_train_teacher(cfg, data, args.seed, Path(args.cache_dir), False)
     teacher.eval()
     hmat = _load_student(cfg, data, teacher, "hmat", args.seed, Path(args.cache_dir))

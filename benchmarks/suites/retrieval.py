@@ -13,6 +13,7 @@ import torch
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_via, package_versions
+from benchmarks.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from benchmarks.suite_runner import (method_options, run_suite, seed_init,  # noqa: F401 (re-exported)
                                      student_checkpoint, train_seeded_student, train_state_path)
 from retrieval.data import build_dataset
@@ -36,6 +37,18 @@ def _model(spec: dict):
                         pretrained=spec.get("pretrained", False), pooling=spec.get("pooling", "avg"))
 
 
+def _network(cfg: dict, data: dict, role: str):
+    """The ``role`` network (teacher or student) before training: from the pretrained backbone
+    when the config has a ``pretrain`` section (see ``benchmarks.suites.pretrain``)."""
+    model = _model(cfg[role])
+    if pretrain_section(cfg):
+        if "cache_dir" not in data:
+            raise ValueError("the config's pretrain section needs the cache folder: build the data with "
+                             "prepare(cfg, cache_dir=...)")
+        load_backbone(model, ensure_pretrained(cfg, role, data["cache_dir"], _model))
+    return model
+
+
 def _train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
     opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
     opts["ks"] = tuple(cfg["eval"]["ks"])
@@ -47,7 +60,8 @@ def _train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
 def _teacher_identity(cfg: dict) -> dict:
     evaluation = {k: v for k, v in cfg["eval"].items() if k != "index"}  # extra metrics, not other weights
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
-            "task_loss": cfg["task_loss"], "eval": evaluation, "init_seed": cfg.get("init_seed")}
+            "task_loss": cfg["task_loss"], "eval": evaluation, "init_seed": cfg.get("init_seed"),
+            **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
 
 
 def _run_identity(cfg: dict, method: str) -> dict:
@@ -76,11 +90,12 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
     chash = config_hash(_teacher_identity(cfg))
     path = teacher_checkpoint(cfg, cache_dir, seed)
+    cached = distributed.broadcast_object(path.exists())  # under torchrun every rank takes rank 0's branch
     seed_init(cfg, seed)
-    model = _model(cfg["teacher"])
+    model = _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
     seed_everything(seed)
     tcfg = _train_config(cfg, "teacher", progress)
-    if distributed.broadcast_object(path.exists()):  # under torchrun every rank takes rank 0's branch
+    if cached:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
@@ -146,7 +161,7 @@ def approximate_indexes(cfg: dict) -> list[str]:
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training."""
     registered, options = method_options(cfg, method_name, options)
-    student = _model(cfg["student"])
+    student = _network(cfg, data, "student")
     return build_method(registered, student=student, teacher=teacher, task_loss=build_task_loss(**cfg["task_loss"]),
                         train_labels=data["fit"].labels, **options)
 
@@ -164,10 +179,14 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
         checkpoint, resume_tag)
 
 
-def prepare(cfg: dict, log=print) -> dict:
-    """Set threads and build the fit/val/test splits of the config's dataset."""
+def prepare(cfg: dict, log=print, cache_dir: Path | None = None) -> dict:
+    """Set threads and build the fit/val/test splits of the config's dataset. ``cache_dir``
+    (where the pretrained backbones are kept) is needed when the config has a pretrain section."""
     torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    pretrain_section(cfg)  # a bad section fails before any training
     data = _datasets(cfg)
+    if cache_dir is not None:
+        data["cache_dir"] = Path(cache_dir)
     log(f"data {cfg['dataset']['name']}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
         f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}")
     return data
@@ -185,7 +204,16 @@ PRIMARY = "recall@1"
 
 
 def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
-    return prepare(cfg, log)
+    return prepare(cfg, log, cache_dir)
+
+
+def setup_names(cfg: dict) -> list[str]:
+    """Jobs to run before the teachers: the pretrained backbones, one per role."""
+    return ["teacher", "student"] if pretrain_section(cfg) else []
+
+
+def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
+    ensure_pretrained(cfg, name, data["cache_dir"], _model, progress, log)
 
 
 def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:

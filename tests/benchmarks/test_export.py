@@ -12,16 +12,10 @@ import yaml
 from PIL import Image
 
 from benchmarks import export, run
+from tiny_retrieval import tiny_retrieval
 
-RETRIEVAL = {
-    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
-    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 1}},
-    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 1}},
-    "train": {"batch_size": 20, "m_per_class": 5, "milestones": []},
-    "cost": {"repeats": 1, "warmup": 0},
-    "run": ["at"],
-    "seeds": [0],
-}
+RETRIEVAL = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}},
+                           cost={"repeats": 1, "warmup": 0}, run=["at"], seeds=[0])
 CLASSIFICATION = {
     "dataset": {"name": "digits-cls", "options": {"per_class": 20, "test_fraction": 0.5}},
     "teacher": {"arch": "resnet8x4", "train": {"epochs": 1, "milestones": []}},

@@ -65,3 +65,31 @@ def test_students_start_after_their_teacher(tmp_path, workers):
     rows = run_jobs(functools.partial(marking_teacher, str(tmp_path)), functools.partial(checking_student, str(tmp_path)),
                     [0, 1, 2], ["a", "b", "c"], workers=workers, log=lambda *a: None)
     assert len(rows) == 12
+
+
+def marking_setup(folder, name):
+    Path(folder, f"setup-{name}").write_text("done")
+
+
+def teacher_after_setup(folder, seed):
+    missing = [n for n in ("x", "y") if not Path(folder, f"setup-{n}").exists()]
+    assert not missing, f"teacher of seed {seed} started before setup job(s) {missing}"
+    return teacher_job(seed)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_setup_jobs_finish_before_any_teacher(tmp_path, workers):
+    setup = [functools.partial(marking_setup, str(tmp_path), name) for name in ("x", "y")]
+    rows = run_jobs(functools.partial(teacher_after_setup, str(tmp_path)), student_job, [0, 1], ["a", "b"],
+                    workers=workers, log=lambda *a: None, setup=setup)
+    assert _keys(rows) == EXPECTED  # setup jobs add no rows
+
+
+def failing_setup():
+    raise RuntimeError("setup failed")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_setup_job_stops_the_run(workers):
+    with pytest.raises(RuntimeError, match="setup failed"):
+        run_jobs(teacher_job, student_job, [0], ["a"], workers=workers, log=lambda *a: None, setup=[failing_setup])

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import regress
+from tiny_retrieval import tiny_retrieval
 
 METHODS = {"teacher": 0.60, "none": 0.40, "at": 0.45, "hmat": 0.50}
 NOISE = [-0.01, 0.0, 0.01]  # seed-to-seed spread: std 0.01 (one point)
@@ -121,10 +122,8 @@ def test_fresh_run_in_parallel_processes_then_gate(tmp_path, capsys):
     append to one runs.csv; the baseline it writes then passes the gate against those rows."""
     import yaml
 
-    tiny = {"dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
-            "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 1}},
-            "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 1}},
-            "train": {"batch_size": 20, "m_per_class": 5, "milestones": []}, "run": ["none"], "seeds": [0, 1]}
+    tiny = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}}, run=["none"],
+                          seeds=[0, 1])
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny))
     base, out = tmp_path / "baseline.csv", tmp_path / "out"

@@ -14,17 +14,10 @@ import torch
 import yaml
 
 from benchmarks import run
+from tiny_retrieval import tiny_retrieval
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {
-    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
-    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 2}},
-    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 6}},
-    "train": {"batch_size": 20, "m_per_class": 5},
-    "run": ["none", "at"],
-    "seeds": [0],
-    "workers": 1,
-}
+TINY = tiny_retrieval(student={"train": {"epochs": 6}}, run=["none", "at"], seeds=[0], workers=1)
 METRICS = ["recall@1", "recall@2", "recall@4", "recall@8", "map@r", "r_precision"]
 
 

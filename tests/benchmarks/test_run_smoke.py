@@ -7,16 +7,9 @@ import pytest
 import yaml
 
 from benchmarks import run
+from tiny_retrieval import tiny_retrieval
 
-TINY = {
-    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
-    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 2}},
-    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 2}},
-    "train": {"batch_size": 20, "m_per_class": 5, "milestones": [1]},
-    "methods": {"crd": {"num_negatives": 16, "feat_dim": 8}},
-    "seeds": [0, 1],
-    "workers": 1,
-}
+TINY = tiny_retrieval(methods={"crd": {"num_negatives": 16, "feat_dim": 8}}, seeds=[0, 1], workers=1)
 
 
 @pytest.fixture()

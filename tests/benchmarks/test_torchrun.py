@@ -14,17 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from tiny_retrieval import tiny_retrieval
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {
-    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
-    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 2}},
-    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 2}},
-    "train": {"batch_size": 20, "m_per_class": 5, "milestones": [1]},
-    "methods": {"crd": {"num_negatives": 16, "feat_dim": 8}},
-    "seeds": [0],
-    "workers": 2,
-}
+TINY = tiny_retrieval(methods={"crd": {"num_negatives": 16, "feat_dim": 8}}, seeds=[0], workers=2)
 
 
 def _torchrun(tmp_path, config):

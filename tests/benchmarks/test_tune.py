@@ -5,14 +5,9 @@ import yaml
 
 from benchmarks import tune
 from benchmarks.results_io import read_header
+from tiny_retrieval import tiny_retrieval
 
-TINY = {
-    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
-    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 1}},
-    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 1}},
-    "train": {"batch_size": 20, "m_per_class": 5},
-    "workers": 1,
-}
+TINY = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}}, workers=1)
 
 
 def test_grid_cells_times_seeds(tmp_path, capsys):

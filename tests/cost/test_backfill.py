@@ -9,16 +9,10 @@ import yaml
 
 from benchmarks import cost_backfill, run
 from retrieval.cost import COST_COLUMNS
+from tiny_retrieval import tiny_retrieval
 
-TINY = {
-    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
-    "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 1}},
-    "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 1}},
-    "train": {"batch_size": 20, "m_per_class": 5, "milestones": []},
-    "cost": {"repeats": 2, "warmup": 1},
-    "run": ["at"],
-    "seeds": [0],
-}
+TINY = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}},
+                      cost={"repeats": 2, "warmup": 1}, run=["at"], seeds=[0])
 COUNTS = ["params", "macs", "weights_bytes", "cost_threads"]
 
 

@@ -1,0 +1,105 @@
+"""Backbones pretrained on a disjoint generated set: the embedded track's ImageNet weights.
+
+At full scale every network starts from ImageNet weights, which fixes the starting point
+and keeps seed-to-seed spread small. The embedded default has no such weights, so the
+config's ``pretrain`` section makes them: each architecture (teacher and student) is
+trained once, with the task loss, on the training half of another dataset config (by
+default the generator with another seed and more classes: no class, image or generator
+draw in common with the benchmark's own splits), and cached like the teachers. Every
+teacher and student then starts from that backbone with a new embedding layer.
+
+    pretrain:
+      dataset: {options: {seed: 1, classes: 400}}   # merged over the config's dataset section
+      train: {epochs: 20, lr: 0.002}                 # merged over the config's train section
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from benchmarks.config import config_hash, deep_merge
+from benchmarks.results_io import atomic_write_via
+from retrieval.data import build_dataset
+from retrieval.engine import TrainConfig, distributed, seed_everything, train
+from retrieval.losses import build_task_loss
+from retrieval.methods import build_method
+
+KEYS = ("dataset", "train")
+
+
+def pretrain_section(cfg: dict) -> dict | None:
+    """The config's ``pretrain`` section, checked; None when the networks start from scratch."""
+    section = cfg.get("pretrain")
+    if not section:
+        return None
+    unknown = set(section) - set(KEYS)
+    if unknown:
+        raise ValueError(f"pretrain: unknown key(s) {sorted(unknown)}; expected some of {list(KEYS)}")
+    for role in ("teacher", "student"):
+        if cfg[role].get("pretrained"):
+            raise ValueError(f"{role}: pretrained weights and a pretrain section exclude each other; "
+                             f"drop {role}.pretrained or the pretrain section")
+    return section
+
+
+def pretrain_dataset_spec(cfg: dict) -> dict:
+    """The pretraining data: the config's dataset section with ``pretrain.dataset`` merged over it."""
+    return deep_merge(cfg["dataset"], pretrain_section(cfg).get("dataset") or {})
+
+
+VALIDATION_KEYS = ("eval_every", "select", "select_metric", "progress")  # pretraining has no validation
+
+
+def _identity(cfg: dict, role: str) -> dict:
+    spec = {k: v for k, v in cfg[role].items() if k != "train"}
+    train_options = {k: v for k, v in _train_options(cfg).items() if k not in VALIDATION_KEYS}
+    return {"network": spec, "dataset": pretrain_dataset_spec(cfg), "train": train_options,
+            "task_loss": cfg["task_loss"], "init_seed": cfg.get("init_seed")}
+
+
+def _train_options(cfg: dict) -> dict:
+    return deep_merge(cfg.get("train", {}), pretrain_section(cfg).get("train") or {})
+
+
+def pretrained_path(cfg: dict, role: str, cache_dir: Path) -> Path:
+    """Where the pretrained backbone of ``cfg[role]`` is cached (named by what decides its weights)."""
+    return (Path(cache_dir) / "pretrained" / cfg["dataset"]["name"] /
+            f"{cfg[role]['arch']}-{config_hash(_identity(cfg, role))}.pt")
+
+
+def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progress: bool = False,
+                      log=print) -> Path:
+    """Pretrain the backbone of ``cfg[role]`` unless it is cached; return its file.
+
+    ``build_model(spec)`` makes the embedding network. The run is resumable (its training
+    state is saved after each epoch beside the file) and its weights depend only on the
+    config: the initial weights come from ``init_seed`` (0 when unset), batches from seed 0."""
+    path = pretrained_path(cfg, role, cache_dir)
+    if distributed.broadcast_object(path.exists()):
+        return path
+    spec = pretrain_dataset_spec(cfg)
+    data = build_dataset(spec["name"], spec.get("root"), "train", **dict(spec.get("options") or {}))
+    seed_everything(cfg.get("init_seed") or 0)
+    model = build_model(cfg[role])
+    seed_everything(0)
+    opts = {**_train_options(cfg), "select": "last", "progress": progress, "device": cfg.get("device", "cpu"),
+            "ks": tuple(cfg["eval"]["ks"])}
+    method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
+    state = path.with_name(path.stem + ".state.pt")
+    result = train(method, data, None, TrainConfig.from_dict(opts), name=f"pretrain {role}", state_path=state)
+    if distributed.is_main():
+        weights = model.backbone.state_dict()
+        atomic_write_via(path, lambda tmp: torch.save(weights, tmp))
+        state.unlink(missing_ok=True)
+        log(f"pretrained the {role} backbone {cfg[role]['arch']} on {len(data)} images of {data.num_classes} "
+            f"classes in {result.seconds:.0f}s")
+    distributed.barrier()
+    return path
+
+
+def load_backbone(model, path: Path):
+    """Put the pretrained backbone weights of ``path`` into ``model`` (its embedding layer stays new)."""
+    model.backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model
