@@ -44,6 +44,7 @@ def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
     if table.empty:
         return table
     table["gain_vs_none"] = float("nan")
+    table["gain_vs_none_std"] = paired_gain_std(runs, table, primary)
     table["gap_closed"] = float("nan")
     col = f"{primary}_mean"
     is_teacher = table["method"] == "teacher"
@@ -66,6 +67,24 @@ def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
     table.loc[students, "rank"] = table.loc[students].groupby(["dataset", "teacher", "student"])[col].rank(
         ascending=False, method="min")
     return table.drop(columns="_order").reset_index(drop=True)
+
+
+def paired_gain_std(runs: pd.DataFrame, table: pd.DataFrame, primary: str) -> pd.Series:
+    """Per leaderboard row, the std over seeds of (method - none) on ``primary``, in points, from the
+    seeds both ran. A seed's batch order and augmentation are shared by all its students, so this
+    paired spread says whether a gain holds seed by seed, even when each method's own std is larger."""
+    out = pd.Series(float("nan"), index=table.index)
+    for key, group in runs.groupby(["suite", "dataset", "teacher", "student"], sort=False, dropna=False):
+        by_seed = group.pivot_table(index="seed", columns="method", values=primary, aggfunc="mean")
+        if "none" not in by_seed.columns:
+            continue
+        diff = by_seed.sub(by_seed["none"], axis=0)
+        for method in diff.columns:
+            d = diff[method].dropna()
+            rows = ((table["suite"] == key[0]) & (table["dataset"] == key[1]) & (table["teacher"] == key[2])
+                    & (table["student"] == key[3]) & (table["method"] == method))
+            out[rows] = 100 * d.std(ddof=1) if len(d) > 1 else float("nan")
+    return out
 
 
 def add_cost_ratios(table: pd.DataFrame, is_teacher: pd.Series) -> None:
@@ -109,6 +128,13 @@ COST_NOTE = ("Cost (median over seeds): params = parameter values; MACs/img = mu
              "thread(s) on the machine of the run (noisy on a shared machine); ratios = row / teacher.")
 
 
+def _gain_cell(r) -> str:
+    if pd.isna(r["gain_vs_none"]) or r["method"] in ("teacher", "none"):
+        return "+0.00" if r["method"] == "none" else ""
+    spread = r.get("gain_vs_none_std", float("nan"))
+    return f"{r['gain_vs_none']:+.2f}" + ("" if pd.isna(spread) else f" ± {spread:.2f}")
+
+
 def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
     """A readable markdown table: mean ± std per metric, plus gain and gap closed, and the cost columns
     (median over seeds, ratios to the teacher) when the rows carry them."""
@@ -120,7 +146,7 @@ def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
     for _, r in table.iterrows():
         cells = [str(r["method"]), str(r["teacher"]), str(r["student"]), str(r["seeds"])]
         cells += [f"{r[m + '_mean']:.2f} ± {r[m + '_std']:.2f}" for m in metrics]
-        cells += ["" if pd.isna(r["gain_vs_none"]) or r["method"] == "teacher" else f"{r['gain_vs_none']:+.2f}",
+        cells += [_gain_cell(r),
                   "" if pd.isna(r["gap_closed"]) or r["method"] in ("teacher", "none") else f"{100 * r['gap_closed']:.0f}%",
                   f"{r['train_seconds_mean']:.0f}"]
         cells += ["" if pd.isna(r[col]) else fmt(r[col]) for col, fmt in cost.values()]

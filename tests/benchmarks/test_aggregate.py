@@ -30,6 +30,20 @@ def test_mean_std_gain_and_gap_closed():
     assert list(board.index[:2]) == ["teacher", "none"]
 
 
+def test_paired_gain_std_is_the_spread_of_the_per_seed_differences():
+    rows = _rows()
+    # at: 60, 60 vs none 40, 50 -> differences 20, 10 -> sample std 7.07; hmat: 30, 30 -> 0
+    board = leaderboard(rows).set_index("method")
+    assert board.loc["at", "gain_vs_none_std"] == pytest.approx(7.0710678)
+    assert board.loc["hmat", "gain_vs_none_std"] == pytest.approx(0.0)
+    assert board.loc["none", "gain_vs_none_std"] == pytest.approx(0.0)
+    # a seed that only one method ran does not enter the pairs
+    extra = rows.iloc[[0]].assign(method="hmat", seed=7, config_hash="hmat", **{"recall@1": 0.0})
+    board = leaderboard(pd.concat([rows, extra], ignore_index=True)).set_index("method")
+    assert board.loc["hmat", "gain_vs_none_std"] == pytest.approx(0.0)
+    assert "+30.00 ± 0.00" in to_markdown(leaderboard(rows), "t")
+
+
 def test_markdown_lists_every_method():
     md = to_markdown(leaderboard(_rows()), "title", ["a note"])
     for method in ("teacher", "none", "at", "hmat"):
