@@ -28,6 +28,13 @@ from benchmarks.results_io import atomic_write_text, git_commit
 from benchmarks.suites import retrieval as suite
 
 
+def _select_metric(cfg: dict) -> str:
+    metric = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {})).get("select_metric", "recall@1")
+    if metric not in ("recall@1", "map@r"):
+        raise SystemExit(f"the tuner ranks cells by recall@1 or map@r; the config selects on {metric!r}")
+    return metric
+
+
 def expand(grid: dict) -> list[tuple[str, dict]]:
     """[(method, options)] for every combination of each method's listed values."""
     out = []
@@ -93,6 +100,7 @@ def main(argv=None) -> int:
     commit = git_commit()
     per_seed = pd.DataFrame(rows)
     keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]
+    ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint
     table = (per_seed.groupby(keys, dropna=False, sort=False)
              .agg(seeds=("seed", "nunique"), val_recall_at_1=("val_recall@1", "mean"),
                   val_recall_at_1_std=("val_recall@1", "std"), val_map_at_r=("val_map@r", "mean"),
@@ -100,7 +108,7 @@ def main(argv=None) -> int:
              .reset_index()
              .rename(columns={"val_recall_at_1": "val_recall@1", "val_recall_at_1_std": "val_recall@1_std",
                               "val_map_at_r": "val_map@r"})
-             .sort_values(["method", "val_recall@1"], ascending=[True, False]))
+             .sort_values(["method", ranked], ascending=[True, False]))
     dest = Path(args.out) / "retrieval" / cfg["dataset"]["name"]
     command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
     header = f"# command: {command}\n# commit: {commit}\n# date: {time.strftime('%Y-%m-%d')}\n"
@@ -111,7 +119,7 @@ def main(argv=None) -> int:
         best = part.iloc[0]
         opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
                 if k.startswith("opt.") and not pd.isna(best[k])}
-        print(f"  {method}: {opts}  (val recall@1 {100 * best['val_recall@1']:.2f})")
+        print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}, val recall@1 {100 * best['val_recall@1']:.2f})")
     return 0
 
 
