@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_via
+from benchmarks.results_io import atomic_write_via, file_lock
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.losses import build_task_loss
@@ -79,6 +79,13 @@ def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progre
     path = pretrained_path(cfg, role, cache_dir)
     if distributed.broadcast_object(path.exists()):
         return path
+    if distributed.is_distributed():  # the ranks train it together (a lock held by one rank would deadlock)
+        return _pretrain(cfg, role, path, build_model, progress, log)
+    with file_lock(path):  # processes sharing a cache (seeds split over processes) pretrain it once
+        return path if path.exists() else _pretrain(cfg, role, path, build_model, progress, log)
+
+
+def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log) -> Path:
     spec = pretrain_dataset_spec(cfg)
     data = build_dataset(spec["name"], spec.get("root"), "train", **dict(spec.get("options") or {}))
     seed_everything(cfg.get("init_seed") or 0)

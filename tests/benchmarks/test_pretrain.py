@@ -104,3 +104,20 @@ def test_without_a_pretrain_section_networks_start_from_scratch():
     net = suite._network(cfg, data, "student")
     suite.seed_init(cfg, 0)
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), suite._model(cfg["student"]).state_dict().values()))
+
+
+def _pretrain_in_a_process(cache: str) -> list[str]:
+    torch.set_num_threads(1)
+    cfg = deep_merge(resolve_config("retrieval", None), tiny_retrieval())
+    said = []
+    pretrain.ensure_pretrained(cfg, "student", cache, suite._model, log=said.append)
+    return said
+
+
+def test_processes_sharing_a_cache_pretrain_once(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        said = [m for ms in pool.map(_pretrain_in_a_process, [str(tmp_path)] * 2) for m in ms]
+    assert len([m for m in said if m.startswith("pretrained the student backbone")]) == 1
