@@ -9,7 +9,8 @@ draw in common with the benchmark's own splits), and cached like the teachers. E
 teacher and student then starts from that backbone with a new embedding layer.
 
     pretrain:
-      dataset: {options: {seed: 1, classes: 400}}   # merged over the config's dataset section
+      dataset: {options: {seed: 1, classes: 400}}   # the generated set; merged over the config's
+                                                     # dataset section when that is synthetic too
       train: {epochs: 20, lr: 0.002}                 # merged over the config's train section
 """
 
@@ -45,8 +46,14 @@ def pretrain_section(cfg: dict) -> dict | None:
 
 
 def pretrain_dataset_spec(cfg: dict) -> dict:
-    """The pretraining data: the config's dataset section with ``pretrain.dataset`` merged over it."""
-    return deep_merge(cfg["dataset"], pretrain_section(cfg).get("dataset") or {})
+    """The pretraining data: ``pretrain.dataset`` (its name defaults to the generated set,
+    ``synthetic``). When that is the config's own dataset, the section is merged over the
+    config's dataset section (the same generator with other options: seed, classes); when
+    it is another one (say the run was given ``--dataset mnist``), it stands alone."""
+    section = deep_merge({"name": "synthetic"}, pretrain_section(cfg).get("dataset") or {})
+    if section["name"] == cfg["dataset"]["name"]:
+        return deep_merge(cfg["dataset"], section)
+    return deep_merge({"root": None, "options": {}}, section)
 
 
 VALIDATION_KEYS = ("eval_every", "select", "select_metric", "progress")  # pretraining has no validation
