@@ -29,7 +29,7 @@ from benchmarks.suites import retrieval as suite
 
 
 def _select_metric(cfg: dict) -> str:
-    metric = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {})).get("select_metric", "recall@1")
+    metric = suite._train_config(cfg, "student", progress=False).select_metric
     if metric not in ("recall@1", "map@r"):
         raise SystemExit(f"the tuner ranks cells by recall@1 or map@r; the config selects on {metric!r}")
     return metric
@@ -94,13 +94,13 @@ def main(argv=None) -> int:
     cells = expand(grid)
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
            "progress": not args.no_progress and workers == 1}
+    ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
     setup = [partial(_setup_job, job, name) for name in suite.setup_names(cfg)]  # pretrained backbones
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), seeds, range(len(cells)),
                                 workers, setup=setup) if r]
     commit = git_commit()
     per_seed = pd.DataFrame(rows)
     keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]
-    ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint
     table = (per_seed.groupby(keys, dropna=False, sort=False)
              .agg(seeds=("seed", "nunique"), val_recall_at_1=("val_recall@1", "mean"),
                   val_recall_at_1_std=("val_recall@1", "std"), val_map_at_r=("val_map@r", "mean"),

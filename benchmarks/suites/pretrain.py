@@ -22,6 +22,7 @@ import torch
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_via, file_lock
+from benchmarks.suite_runner import train_state_path
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.losses import build_task_loss
@@ -101,7 +102,7 @@ def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log
     opts = {**_train_options(cfg), "select": "last", "progress": progress, "device": cfg.get("device", "cpu"),
             "ks": tuple(cfg["eval"]["ks"])}
     method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
-    state = path.with_name(path.stem + ".state.pt")
+    state = train_state_path(path)
     result = train(method, data, None, TrainConfig.from_dict(opts), name=f"pretrain {role}", state_path=state)
     if distributed.is_main():
         weights = model.backbone.state_dict()

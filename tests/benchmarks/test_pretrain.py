@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from benchmarks.config import deep_merge, resolve_config
+from benchmarks.suite_runner import train_state_path
 from benchmarks.suites import pretrain
 from benchmarks.suites import retrieval as suite
 from tiny_retrieval import tiny_retrieval
@@ -25,7 +26,7 @@ def test_both_backbones_are_cached_and_differ_from_a_fresh_init(tiny):
     cfg, _, cache = tiny
     for role in ("teacher", "student"):
         path = pretrain.pretrained_path(cfg, role, cache)
-        assert path.is_file() and not path.with_name(path.stem + ".state.pt").exists()
+        assert path.is_file() and not train_state_path(path).exists()
         saved = torch.load(path, weights_only=True)
         fresh = suite._model(cfg[role]).backbone.state_dict()
         assert saved.keys() == fresh.keys()
