@@ -1,13 +1,19 @@
 """Tune KD method options on the validation classes only (never on test).
 
     python -m benchmarks.tune --grid benchmarks/configs/tune_retrieval.yaml [--config FILE] [--seeds 0,1]
-        [--workers N]
+        [--workers N] [--test-after]
 
 For each method of the grid file, every combination of the listed option values
 trains one student per seed (on ``fit``, the training classes minus ``val``); the table
 holds the mean over seeds of each one's best validation Recall@1, and the best
-combination per method is printed, ready to paste into a config. The test split is
-never evaluated here.
+combination per method is printed, ready to paste into a config. No training job
+sees the test split.
+
+``--test-after`` measures whether the validation ranking carries to the test classes:
+each cell's selected weights are kept, and only after ``tuning.csv`` (the choice) is
+written are they scored on the test split, into ``tuning_test.csv`` with the Spearman
+rank correlation between the validation and test scores over the grid. The test
+scores play no part in the choice.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from benchmarks.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.jobs import run_jobs
 from benchmarks.suite_runner import suite_data
-from benchmarks.results_io import atomic_write_text, git_commit
+from benchmarks.results_io import atomic_write_text, atomic_write_via, git_commit
 from benchmarks.suites import retrieval as suite
 
 
@@ -65,13 +72,57 @@ def _cell_job(job: dict, seed: int, cell: int) -> dict:
     data = _tune_data(job)
     teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
-    _, result = suite.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+    student, result = suite.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
     print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} seed {seed}: val recall@1 "
           f"{100 * result.best_val['recall@1']:.2f}", flush=True)
-    return {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "seed": seed,
-            "val_recall@1": result.best_val["recall@1"], "val_map@r": result.best_val["map@r"],
-            "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
-            "options_hash": config_hash(merged)}
+    row = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "seed": seed,
+           "val_recall@1": result.best_val["recall@1"], "val_map@r": result.best_val["map@r"],
+           "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
+           "options_hash": config_hash(merged)}
+    if job.get("keep"):  # the selected weights, scored on test only after the choice is written
+        path = kept_student(cfg, job["cache_dir"], method, row["options_hash"], seed)
+        weights = student.state_dict()
+        atomic_write_via(path, lambda tmp: torch.save(weights, tmp))
+    return row
+
+
+def kept_student(cfg: dict, cache_dir: Path, method: str, options_hash: str, seed: int) -> Path:
+    """Where ``--test-after`` keeps a cell's selected student (named by the run's whole identity)."""
+    run_id, _ = suite.run_id_of(cfg, method, seed)  # the config's identity; the cell's options by their hash
+    return Path(cache_dir) / "tuning" / cfg["dataset"]["name"] / f"{run_id}-{options_hash}.pt"
+
+
+def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table: pd.DataFrame,
+                       ranked: str) -> tuple[pd.DataFrame, dict]:
+    """Score every kept student on the test split (after the choice was written) and set the test
+    scores beside the validation ones: (per-cell table, Spearman correlations)."""
+    data = suite_data(suite, cfg, cache_dir, log=lambda *a: None)
+    tcfg = suite._train_config(cfg, "student", progress=False)
+    scores = []
+    for _, r in per_seed.iterrows():
+        model = suite._model(cfg["student"])
+        model.load_state_dict(torch.load(kept_student(cfg, cache_dir, r["method"], r["options_hash"], int(r["seed"])),
+                                         map_location="cpu", weights_only=True))
+        test = suite.evaluate_test(model, data["test"], cfg, tcfg, desc="tuning test")
+        scores.append({"options_hash": r["options_hash"], "method": r["method"], "seed": r["seed"],
+                       "test_recall@1": test["recall@1"], "test_map@r": test["map@r"]})
+    test = pd.DataFrame(scores).groupby(["method", "options_hash"], sort=False)[["test_recall@1", "test_map@r"]].mean()
+    out = table.join(test, on=["method", "options_hash"])
+    out["chosen"] = out.groupby("method")[ranked].transform("max") == out[ranked]
+    return out, rank_correlations(out, ranked)
+
+
+def rank_correlations(table: pd.DataFrame, ranked: str) -> dict:
+    """Spearman correlation of the validation metric ``ranked`` with each test metric over the grid's
+    cells (all methods together), and within each method with at least 3 cells."""
+    out = {}
+    for test in ("test_recall@1", "test_map@r"):
+        out[f"{ranked} vs {test} (all {len(table)} cells)"] = float(table[ranked].corr(table[test], method="spearman"))
+        for method, part in table.groupby("method"):
+            if len(part) >= 3:
+                out[f"{ranked} vs {test} ({method}, {len(part)} cells)"] = float(
+                    part[ranked].corr(part[test], method="spearman"))
+    return out
 
 
 def main(argv=None) -> int:
@@ -84,6 +135,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--cache-dir", default="cache")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--test-after", action="store_true",
+                   help="after the choice is written, score every cell on test and report the validation-test "
+                        "rank correlation (tuning_test.csv)")
     args = p.parse_args(argv)
     cfg = resolve_config("retrieval", args.config)
     grid = load_yaml(args.grid).get("grid") or {}
@@ -93,7 +147,7 @@ def main(argv=None) -> int:
     workers = args.workers or int(cfg.get("workers") or 1)
     cells = expand(grid)
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
-           "progress": not args.no_progress and workers == 1}
+           "progress": not args.no_progress and workers == 1, "keep": args.test_after}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
     setup = [partial(_setup_job, job, name) for name in suite.setup_names(cfg)]  # pretrained backbones
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), seeds, range(len(cells)),
@@ -120,6 +174,12 @@ def main(argv=None) -> int:
         opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
                 if k.startswith("opt.") and not pd.isna(best[k])}
         print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}, val recall@1 {100 * best['val_recall@1']:.2f})")
+    if args.test_after:  # the choice above is written and printed; only now is the test split read
+        scored, rho = score_after_choice(cfg, job["cache_dir"], per_seed, table, ranked)
+        notes = "".join(f"# spearman {k}: {v:.3f}\n" for k, v in rho.items())
+        atomic_write_text(dest / "tuning_test.csv", header + notes + scored.to_csv(index=False, float_format="%.4f"))
+        print("\nvalidation vs test over the grid (read after the choice):")
+        print("\n".join(f"  spearman {k}: {v:.3f}" for k, v in rho.items()))
     return 0
 
 

@@ -5,7 +5,8 @@ returns a copy with ``changes`` deep-merged over it (e.g. ``seeds=[0, 1]``)."""
 from benchmarks.config import deep_merge
 
 TINY_RETRIEVAL = {
-    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16}},
+    "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16,
+                                                  "test_per_class": None}},
     "pretrain": {"dataset": {"options": {"classes": 20}}, "train": {"epochs": 1}},
     "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 2}},
     "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 2}},

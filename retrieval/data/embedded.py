@@ -31,10 +31,15 @@ def _mnist():
 
 
 @lru_cache(maxsize=4)
-def _synthetic(seed: int, classes: int, per_class: int, size: int):
+def _synthetic(seed: int, classes: int, per_class: int, size: int, test_per_class: int | None):
     if classes % 10:
         raise ValueError(f"synthetic: classes must be a multiple of 10 (10 species per genus), got {classes}")
-    return generate_fine_grained(seed=seed, genera=classes // 10, species=10, per_class=per_class, size=size)
+    for name, value in (("per_class", per_class), ("test_per_class", test_per_class)):
+        if value is not None and (not isinstance(value, int) or value < 2):
+            raise ValueError(f"synthetic: {name} must be an integer >= 2 (a query needs another image of "
+                             f"its class), got {value!r}")
+    return generate_fine_grained(seed=seed, genera=classes // 10, species=10, per_class=per_class, size=size,
+                                 test_per_class=test_per_class)
 
 
 def _dataset(images, labels, official_train, split, transform, mean, std, val_fraction):
@@ -53,8 +58,10 @@ def mnist(root=None, split="train", transform=None, val_fraction: float = 0.4, *
 
 @register_dataset("synthetic")
 def synthetic(root=None, split="train", transform=None, val_fraction: float = 0.2, seed: int = 0,
-              classes: int = 200, per_class: int = 30, size: int = 32, **unused):
-    """``root`` is ignored (generated in memory, about a second). Classes 0..99 train, 100..199 test."""
-    images, labels = _synthetic(seed, classes, per_class, size)
+              classes: int = 200, per_class: int = 30, size: int = 32, test_per_class: int | None = None,
+              **unused):
+    """``root`` is ignored (generated in memory, about a second). Classes 0..99 train, 100..199 test;
+    ``test_per_class`` images per test class (default ``per_class``; the train images do not change)."""
+    images, labels = _synthetic(seed, classes, per_class, size, test_per_class)
     return _dataset(images, labels, labels < classes // 2, split, transform, SYNTH_MEAN, SYNTH_STD,
                     val_fraction)

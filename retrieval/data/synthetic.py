@@ -55,18 +55,23 @@ def _render(p, rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def generate_fine_grained(seed: int = 0, genera: int = 20, species: int = 10, per_class: int = 30,
-                          size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                          size: int = 32, test_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 3, size, size) uint8 and labels (N,) int64; classes 0..genera*species-1.
 
     Genera are interleaved across the label range, so the first and second halves of
     the classes (the train/test split) each hold species of every genus.
+    ``test_per_class`` (default ``per_class``) images are drawn for each class of the
+    second half. The first half is drawn first, so its pixels do not depend on it: a
+    larger test gallery leaves the training and validation images unchanged.
     """
     rng = np.random.default_rng(seed)
     params = _class_params(rng, genera, species)
     order = np.arange(genera * species).reshape(genera, species).T.ravel()  # interleave genera
+    half = len(order) // 2
     images, labels = [], []
     for label, k in enumerate(order):
-        for _ in range(per_class):
+        count = per_class if test_per_class is None or label < half else test_per_class
+        for _ in range(count):
             images.append(_render(params[k], rng, size))
             labels.append(label)
     return np.stack(images), np.asarray(labels, dtype=np.int64)

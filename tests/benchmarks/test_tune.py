@@ -1,5 +1,6 @@
 """The validation-only tuner: every grid cell trains once per seed; the table holds the mean."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -35,3 +36,44 @@ def test_a_metric_the_tuner_cannot_rank_by_fails_before_any_training(tmp_path):
         tune.main(["--grid", str(grid), "--config", str(config), "--out", str(tmp_path / "r"),
                    "--cache-dir", str(tmp_path / "c"), "--no-progress"])
     assert not (tmp_path / "c").exists()  # nothing was pretrained or trained
+
+
+def test_test_after_scores_on_test_only_after_the_choice_is_written(tmp_path, monkeypatch, capsys):
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}, "at": {"beta": [1, 2]}}}))
+    out = tmp_path / "r" / "retrieval" / "synthetic"
+    args = ["--grid", str(grid), "--config", str(config), "--seeds", "0", "--cache-dir", str(tmp_path / "c"),
+            "--no-progress"]
+    assert tune.main(args + ["--out", str(tmp_path / "plain")]) == 0
+    seen = []
+    evaluate = tune.suite.evaluate_test
+
+    def spy(model, dataset, *a, **k):
+        if k.get("desc") == "tuning test":
+            seen.append((dataset.split, (out / "tuning.csv").exists()))
+        return evaluate(model, dataset, *a, **k)
+
+    monkeypatch.setattr(tune.suite, "evaluate_test", spy)
+    assert tune.main(args + ["--out", str(tmp_path / "r"), "--test-after"]) == 0
+    assert len(seen) == 3 and all(split == "test" and written for split, written in seen)
+    plain = pd.read_csv(tmp_path / "plain" / "retrieval" / "synthetic" / "tuning.csv", comment="#")
+    kept = pd.read_csv(out / "tuning.csv", comment="#")
+    pd.testing.assert_frame_equal(kept.drop(columns="train_seconds"), plain.drop(columns="train_seconds"))
+    scored = pd.read_csv(out / "tuning_test.csv", comment="#")
+    assert len(scored) == 3 and scored["test_recall@1"].between(0, 1).all()
+    assert scored.groupby("method")["chosen"].sum().eq(1).all()
+    header = (out / "tuning_test.csv").read_text()
+    rho = float(header.split("val_map@r vs test_recall@1 (all 3 cells): ")[1].split("\n")[0])
+    ranks_val, ranks_test = scored["val_map@r"].rank(), scored["test_recall@1"].rank()
+    assert rho == pytest.approx(float(np.corrcoef(ranks_val, ranks_test)[0, 1]), abs=1e-3)
+    assert "read after the choice" in capsys.readouterr().out
+
+
+def test_rank_correlations_hand_cases():
+    table = pd.DataFrame({"method": ["a"] * 4, "val": [0.1, 0.2, 0.3, 0.4],
+                          "test_recall@1": [0.5, 0.6, 0.7, 0.9], "test_map@r": [0.4, 0.3, 0.2, 0.1]})
+    rho = tune.rank_correlations(table, "val")
+    assert rho["val vs test_recall@1 (all 4 cells)"] == pytest.approx(1.0)
+    assert rho["val vs test_map@r (all 4 cells)"] == pytest.approx(-1.0)
+    assert rho["val vs test_map@r (a, 4 cells)"] == pytest.approx(-1.0)

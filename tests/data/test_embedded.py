@@ -51,3 +51,20 @@ def test_training_augmentation_keeps_the_size():
     views = torch.stack([fit[0]["image"] for _ in range(8)])
     assert views.shape == (8, 3, 16, 16)
     assert any(not torch.equal(views[0], v) for v in views[1:])  # random crops and flips differ
+
+
+def test_a_larger_test_gallery_leaves_the_training_images_unchanged():
+    x, y = generate_fine_grained(seed=3, genera=2, species=10, per_class=3, size=16)
+    big_x, big_y = generate_fine_grained(seed=3, genera=2, species=10, per_class=3, size=16, test_per_class=7)
+    train = y < 10
+    assert np.array_equal(big_x[: train.sum()], x[train]) and np.array_equal(big_y[: train.sum()], y[train])
+    assert np.array_equal(np.bincount(big_y), np.r_[np.full(10, 3), np.full(10, 7)])
+    test = build_dataset("synthetic", None, "test", classes=20, per_class=3, size=16, test_per_class=7)
+    fit = build_dataset("synthetic", None, "fit", classes=20, per_class=3, size=16, test_per_class=7)
+    assert len(test) == 70 and test.num_classes == 10 and len(fit) == 24
+
+
+@pytest.mark.parametrize("bad", [1, 0, 2.5])
+def test_test_per_class_below_two_is_refused(bad):
+    with pytest.raises(ValueError, match="test_per_class must be an integer >= 2"):
+        build_dataset("synthetic", None, "test", classes=20, per_class=3, size=16, test_per_class=bad)

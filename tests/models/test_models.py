@@ -198,3 +198,20 @@ def test_pretrained_loads_from_local_cache(empty_hub):
     loaded = model.backbone.body.state_dict()
     for k, v in loaded.items():
         assert torch.equal(v, source.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_small_cnn_output_stride_8_keeps_stage_4_at_stage_3_size(name):
+    torch.manual_seed(0)
+    model = create_model(name, embedding_dim=12, output_stride=8).eval()
+    with torch.no_grad():
+        out = check_stages(model, images(2, 32), SMALL[name], (2, 4, 8, 8))
+    assert [tuple(f.shape[-2:]) for f in out["stages"]] == [(16, 16), (8, 8), (4, 4), (4, 4)]
+    # the same weights as output stride 16 (only the stride of layer4 differs)
+    assert ([p.shape for p in model.parameters()] ==
+            [p.shape for p in create_model(name, embedding_dim=12).parameters()])
+
+
+def test_small_cnn_bad_output_stride():
+    with pytest.raises(ValueError, match="output_stride 32: expected one of \\[8, 16\\]"):
+        create_model("small_cnn_xs", output_stride=32)
