@@ -1,8 +1,11 @@
-"""Aggregate runs.csv rows into a per-method leaderboard (mean and std over seeds)."""
+"""Aggregate runs.csv rows into a per-method leaderboard (mean and std over seeds, paired gains over
+``none`` with 95% intervals, rank ranges) and a table of every pairwise comparison."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from benchmarks.stats import MIN_SEEDS, paired_interval, pairwise, rank_ranges
 
 GROUP = ["suite", "dataset", "teacher", "student", "method", "config_hash"]
 COST = ("params", "macs", "weights_bytes", "latency_ms_b1", "throughput_b64", "cost_threads")
@@ -22,17 +25,38 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
 
 
 def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
-    """One row per (dataset, teacher, student, method): mean/std over seeds of each metric,
-    the gain over ``none`` and the share of the teacher-student gap closed, on ``primary``.
+    """One row per (dataset, teacher, student, method): mean/std over seeds of each metric, the
+    gain over ``none`` paired by seed with its 95% interval, the range of ranks among the students,
+    and the share of the teacher-student gap closed, on ``primary`` (see ``benchmarks.stats``).
 
     Metric values are fractions in runs.csv and percentages (x100) here.
     """
-    metrics = metric_columns(runs)
-    rows = []
+    return tables(runs, primary)[0]
+
+
+def pairwise_table(runs: pd.DataFrame, primary: str = "recall@1", metrics=None) -> pd.DataFrame:
+    """Every pair of students (``none`` included) of each (suite, dataset, teacher, student) group:
+    the mean paired difference a - b over the seeds both ran and its 95% interval, per metric (in
+    points; ``PAIR_COLUMNS``). The pairs follow the leaderboard order (a above b)."""
+    return tables(runs, primary, metrics)[1]
+
+
+PAIR_COLUMNS = ["suite", "dataset", "teacher", "student", "method_a", "config_hash_a", "method_b", "config_hash_b",
+                "metric", "mean_diff", "sd_diff", "ci_low", "ci_high", "halfwidth", "n_seeds", "significant"]
+"""Columns of pairwise.csv: d = metric(a) - metric(b) per seed, in points."""
+PAIR_KEY = ["suite", "dataset", "teacher", "student"]
+GAIN_STATS = ["gain_vs_none_std", "gain_ci_low", "gain_ci_high", "gain_ci_halfwidth", "gain_seeds"]
+
+
+def tables(runs: pd.DataFrame, primary: str = "recall@1", metrics=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(leaderboard, pairwise table) of ``runs``; ``metrics`` of the pairwise table default to every
+    metric column, ``primary`` first."""
+    metric_cols = metric_columns(runs)
+    rows, parts = [], []
     for key, group in runs.groupby(GROUP, sort=False, dropna=False):
         row = dict(zip(GROUP, key))
         row["seeds"] = int(group["seed"].nunique())
-        for m in metrics:
+        for m in metric_cols:
             row[f"{m}_mean"] = 100 * group[m].mean()
             row[f"{m}_std"] = 100 * group[m].std(ddof=1) if len(group) > 1 else 0.0
         row["train_seconds_mean"] = group["train_seconds"].mean()
@@ -40,51 +64,76 @@ def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
             if c in group.columns and group[c].notna().any():
                 row[c] = float(group[c].median())
         rows.append(row)
+        parts.append(group)
     table = pd.DataFrame(rows)
     if table.empty:
-        return table
-    table["gain_vs_none"] = float("nan")
-    table["gain_vs_none_std"] = paired_gain_std(runs, table, primary)
-    table["gap_closed"] = float("nan")
+        return table, pd.DataFrame(columns=PAIR_COLUMNS)
     col = f"{primary}_mean"
+    table["gain_vs_none"] = float("nan")
+    for c in GAIN_STATS:
+        table[c] = float("nan")
+    table["gap_closed"] = float("nan")
     is_teacher = table["method"] == "teacher"
-    for key, idx in table.groupby(["suite", "dataset", "teacher", "student"], dropna=False).groups.items():
+    for key, idx in table.groupby(PAIR_KEY, dropna=False).groups.items():
         part = table.loc[idx]
         none = part.loc[part["method"] == "none", col]
         # the teacher's own row has student == teacher, so it is found by (suite, dataset, teacher)
         same = (table["suite"] == key[0]) & (table["dataset"] == key[1]) & (table["teacher"] == key[2])
         teacher = table.loc[is_teacher & same, col]
-        if len(none):
-            table.loc[idx, "gain_vs_none"] = part[col] - none.iloc[0]
-            if len(teacher) and teacher.iloc[0] != none.iloc[0]:
-                table.loc[idx, "gap_closed"] = (part[col] - none.iloc[0]) / (teacher.iloc[0] - none.iloc[0])
+        if len(none) and len(teacher) and teacher.iloc[0] != none.iloc[0]:
+            table.loc[idx, "gap_closed"] = (part[col] - none.iloc[0]) / (teacher.iloc[0] - none.iloc[0])
     add_cost_ratios(table, is_teacher)
     order = {"teacher": 0, "none": 1}
     table["_order"] = table["method"].map(lambda m: order.get(m, 2))
     table = table.sort_values(["dataset", "_order", col], ascending=[True, True, False])
-    table["rank"] = float("nan")
-    students = table["method"] != "teacher"
-    table.loc[students, "rank"] = table.loc[students].groupby(["dataset", "teacher", "student"])[col].rank(
-        ascending=False, method="min")
-    return table.drop(columns="_order").reset_index(drop=True)
+    table["rank_low"] = float("nan")
+    table["rank_high"] = float("nan")
+    table["rank"] = None
+    pair_metrics = list(metrics) if metrics is not None else [primary] + [m for m in metric_cols if m != primary]
+    pairs = []
+    students = table[table["method"] != "teacher"]
+    for key, idx in students.groupby(PAIR_KEY, sort=False, dropna=False).groups.items():
+        entries = list(idx)  # table order: none first, then by the primary mean
+        for metric in pair_metrics:
+            scores = _seed_scores(parts, entries, metric)
+            pair = pairwise(scores)
+            if metric == primary:
+                _gain_columns(table, entries, scores)
+                ranks = rank_ranges(entries, pair)
+                table.loc[entries, ["rank_low", "rank_high"]] = ranks[["rank_low", "rank_high"]].to_numpy(float)
+                table.loc[entries, "rank"] = ranks["rank"].to_numpy(object)
+            if pair.empty:
+                continue
+            for side in ("a", "b"):
+                pair[f"method_{side}"] = table.loc[pair[side], "method"].to_numpy()
+                pair[f"config_hash_{side}"] = table.loc[pair[side], "config_hash"].to_numpy()
+            pairs.append(pair.assign(**dict(zip(PAIR_KEY, key)), metric=metric))
+    pair_table = (pd.concat(pairs, ignore_index=True)[PAIR_COLUMNS] if pairs else pd.DataFrame(columns=PAIR_COLUMNS))
+    for c in ("gain_seeds", "rank_low", "rank_high"):
+        table[c] = table[c].astype("Int64")
+    return table.drop(columns="_order").reset_index(drop=True), pair_table
 
 
-def paired_gain_std(runs: pd.DataFrame, table: pd.DataFrame, primary: str) -> pd.Series:
-    """Per leaderboard row, the std over seeds of (method - none) on ``primary``, in points, from the
-    seeds both ran. A seed's batch order and augmentation are shared by all its students, so this
-    paired spread says whether a gain holds seed by seed, even when each method's own std is larger."""
-    out = pd.Series(float("nan"), index=table.index)
-    for key, group in runs.groupby(["suite", "dataset", "teacher", "student"], sort=False, dropna=False):
-        by_seed = group.pivot_table(index="seed", columns="method", values=primary, aggfunc="mean")
-        if "none" not in by_seed.columns:
-            continue
-        diff = by_seed.sub(by_seed["none"], axis=0)
-        for method in diff.columns:
-            d = diff[method].dropna()
-            rows = ((table["suite"] == key[0]) & (table["dataset"] == key[1]) & (table["teacher"] == key[2])
-                    & (table["student"] == key[3]) & (table["method"] == method))
-            out[rows] = 100 * d.std(ddof=1) if len(d) > 1 else float("nan")
-    return out
+def _seed_scores(parts: list, entries: list, metric: str) -> pd.DataFrame:
+    """Seed x entry table of ``metric`` in points (mean over a seed's rows; NaN where an entry lacks the seed)."""
+    cols = {}
+    for i in entries:
+        group = parts[i]
+        cols[i] = 100 * (group.groupby("seed")[metric].mean() if metric in group.columns
+                         else pd.Series(dtype=float))
+    return pd.DataFrame(cols, columns=entries).sort_index()
+
+
+def _gain_columns(table: pd.DataFrame, entries: list, scores: pd.DataFrame) -> None:
+    """Fill the gain over ``none`` (paired by seed) and its interval for the group ``entries``, in place."""
+    none = [i for i in entries if table.at[i, "method"] == "none"]
+    if not none:
+        return
+    ref = scores[none[0]]
+    for i in entries:
+        iv = paired_interval(scores[i] - ref)
+        table.loc[i, ["gain_vs_none", "gain_vs_none_std", "gain_ci_low", "gain_ci_high", "gain_ci_halfwidth",
+                      "gain_seeds"]] = [iv["mean"], iv["sd"], iv["low"], iv["high"], iv["halfwidth"], iv["n"]]
 
 
 def add_cost_ratios(table: pd.DataFrame, is_teacher: pd.Series) -> None:
@@ -128,29 +177,102 @@ COST_NOTE = ("Cost (median over seeds): params = parameter values; MACs/img = mu
              "thread(s) on the machine of the run (noisy on a shared machine); ratios = row / teacher.")
 
 
-def _gain_cell(r) -> str:
-    if pd.isna(r["gain_vs_none"]) or r["method"] in ("teacher", "none"):
-        return "+0.00" if r["method"] == "none" else ""
-    spread = r.get("gain_vs_none_std", float("nan"))
-    return f"{r['gain_vs_none']:+.2f}" + ("" if pd.isna(spread) else f" ± {spread:.2f}")
+def _fmt_gain(v: float) -> str:
+    return f"{v:+.2f}"
 
 
-def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
-    """A readable markdown table: mean ± std per metric, plus gain and gap closed, and the cost columns
-    (median over seeds, ratios to the teacher) when the rows carry them."""
+def _gain_cell(r, none_seeds=None) -> str:
+    """'+0.79 [-1.66, +3.24]': the paired mean gain over none and its 95% interval, with '(n=2)' when
+    fewer seeds were paired than the method or ``none`` ran."""
+    if r["method"] == "teacher":
+        return ""
+    if r["method"] == "none":
+        return "+0.00"
+    if pd.isna(r.get("gain_vs_none", float("nan"))):
+        return ""
+    cell = _fmt_gain(r["gain_vs_none"])
+    low, high = r.get("gain_ci_low", float("nan")), r.get("gain_ci_high", float("nan"))
+    if pd.notna(low) and pd.notna(high):
+        cell += f" [{_fmt_gain(low)}, {_fmt_gain(high)}]"
+    n = r.get("gain_seeds", float("nan"))
+    if pd.notna(n) and (n < r["seeds"] or (none_seeds is not None and n < none_seeds)):
+        cell += f" (n={int(n)})"
+    return cell
+
+
+def _seed_span(values) -> str:
+    values = sorted({int(v) for v in values})
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def statistics_notes(table: pd.DataFrame, primary: str | None = None) -> list[str]:
+    """The note lines under a leaderboard: how the gain cell and the rank range are made, then per
+    (teacher, student) group the resolving power (median 95% half-width of the gains over none), or
+    why there are no intervals."""
+    if "gain_ci_halfwidth" not in table.columns:
+        return []
+    metric = primary or (str(table["primary"].dropna().iloc[0]) if "primary" in table.columns
+                         and table["primary"].notna().any() else "the primary metric")
+    students = table[table["method"] != "teacher"]
+    if students.empty:
+        return []
+    lines = [f"Gain vs none: mean over seeds of the paired difference method - none (same seed), in points of "
+             f"{metric}, with its 95% interval [low, high] (Student t on the per-seed differences: training-seed noise "
+             f"only, the test set is fixed); (n=k): only k seeds paired. Rank: the ranks the pairwise 95% "
+             f"intervals allow, from 1 + the number of students significantly better to K - the number significantly "
+             f"worse (K students of the pair; '2-4' = a tie); every pair is in the folder's pairwise.csv."]
+    groups = list(students.groupby(PAIR_KEY, sort=False, dropna=False))
+    for key, part in groups:
+        prefix = f"{key[2]} -> {key[3]}: " if len(groups) > 1 else ""
+        if not (part["method"] == "none").any():
+            lines.append(f"{prefix}no `none` row: no gains, intervals or resolving power.")
+            continue
+        methods = part[part["method"] != "none"]
+        if methods.empty:
+            continue
+        half = methods["gain_ci_halfwidth"].dropna()
+        seeds = methods["gain_seeds"].dropna()
+        if len(half):
+            lines.append(f"{prefix}Resolving power: median 95% half-width of the gains over none "
+                         f"{half.median():.2f} points of {metric} (Student t over "
+                         f"{_seed_span(methods.loc[half.index, 'gain_seeds'])} paired seeds)."
+                         + (f" {len(methods) - len(half)} method(s) with fewer than {MIN_SEEDS} paired seeds have no "
+                            f"interval." if len(half) < len(methods) else ""))
+        else:
+            has = int(seeds.max()) if len(seeds) else 0
+            lines.append(f"{prefix}No intervals: intervals need at least {MIN_SEEDS} seeds; this run has {has} "
+                         f"(paired with none); every rank spans 1-{len(part)}.")
+    return lines
+
+
+def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = (), primary: str | None = None) -> str:
+    """A readable markdown table: mean ± std per metric, plus the paired gain over none with its 95%
+    interval, the rank range and gap closed, and the cost columns (median over seeds, ratios to the
+    teacher) when the rows carry them. Under it the statistics notes (``statistics_notes``), then the
+    cost note."""
     metrics = [c[:-5] for c in table.columns if c.endswith("_mean") and c != "train_seconds_mean"]
     cost = {h: cf for h, cf in COST_CELLS.items() if cf[0] in table.columns and table[cf[0]].notna().any()}
-    head = ["method", "teacher", "student", "seeds"] + metrics + ["gain vs none", "gap closed", "train s", *cost]
+    ranked = "rank" in table.columns
+    head = (["method", "teacher", "student", "seeds"] + metrics + ["gain vs none"] + (["rank"] if ranked else [])
+            + ["gap closed", "train s", *cost])
     lines = [f"# {title}", "", *[f"{n}  " for n in notes], "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    none_seeds = {}
+    for _, r in table[table["method"] == "none"].iterrows():
+        none_seeds.setdefault(tuple(r.get(k) for k in PAIR_KEY), r["seeds"])
     for _, r in table.iterrows():
         cells = [str(r["method"]), str(r["teacher"]), str(r["student"]), str(r["seeds"])]
         cells += [f"{r[m + '_mean']:.2f} ± {r[m + '_std']:.2f}" for m in metrics]
-        cells += [_gain_cell(r),
-                  "" if pd.isna(r["gap_closed"]) or r["method"] in ("teacher", "none") else f"{100 * r['gap_closed']:.0f}%",
+        cells += [_gain_cell(r, none_seeds.get(tuple(r.get(k) for k in PAIR_KEY)))]
+        if ranked:
+            cells += ["" if pd.isna(r["rank"]) else str(r["rank"])]
+        cells += ["" if pd.isna(r["gap_closed"]) or r["method"] in ("teacher", "none") else f"{100 * r['gap_closed']:.0f}%",
                   f"{r['train_seconds_mean']:.0f}"]
         cells += ["" if pd.isna(r[col]) else fmt(r[col]) for col, fmt in cost.values()]
         lines.append("| " + " | ".join(cells) + " |")
+    stats = statistics_notes(table, primary)
+    if stats:
+        lines += ["", *[f"{n}  " for n in stats]]
     if cost:
         threads = sorted({int(t) for t in table.get("cost_threads", pd.Series(dtype=float)).dropna()})
         lines += ["", COST_NOTE.format(threads="/".join(map(str, threads)) or "?")]

@@ -13,8 +13,8 @@ The accuracy columns are left exactly as they were.
 Writes, atomically: ``runs.csv`` (the cost columns filled), each ``runs/<run_id>.json``
 (the deterministic cost columns in its row, all of them under ``cost``, and under
 ``cost_backfill`` the command and commit), ``leaderboard.csv``, ``leaderboard.md``
-(the original notes kept, one note added naming this command and commit) and
-``pareto.png``. Only rows without cost columns are measured unless ``--all``.
+(the original notes kept, one note added naming this command and commit), ``pairwise.csv``
+and ``pareto.png``. Only rows without cost columns are measured unless ``--all``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.export import fresh_network, run_test_split
-from benchmarks.leaderboard import current_rows, primary_metric
+from benchmarks.leaderboard import current_rows, markdown_notes as _markdown_notes, primary_metric, write_suite_tables
 from benchmarks.pareto import write_pareto
 from benchmarks.results_io import (atomic_write_json, atomic_write_text, file_lock, git_commit, read_runs)
 from retrieval.cost import COST_COLUMNS, row_record, suite_cost
@@ -95,30 +94,20 @@ def update_run_files(folder: Path, runs: pd.DataFrame, costs: dict, source: dict
 
 def markdown_notes(md_path: Path) -> tuple[str | None, list[str]]:
     """(title, notes) of a leaderboard.md written by ``to_markdown``; a previous backfill note is dropped."""
-    if not md_path.exists():
-        return None, []
-    lines = md_path.read_text().splitlines()
-    title = lines[0][2:] if lines and lines[0].startswith("# ") else None
-    notes = []
-    for line in lines[2:]:
-        if not line.strip() or line.startswith("|"):
-            break
-        notes.append(line.rstrip())
+    title, notes = _markdown_notes(md_path)
     return title, [n for n in notes if not n.startswith(NOTE_START)]
 
 
 def rewrite_leaderboard(folder: Path, source: dict) -> pd.DataFrame:
-    """``leaderboard.csv`` and ``.md`` from the kept rows (the configs of the existing leaderboard)."""
+    """``leaderboard.csv``, ``.md`` and ``pairwise.csv`` from the kept rows (the configs of the existing
+    leaderboard)."""
     runs = current_rows(folder)
-    board = leaderboard(runs, primary=primary_metric(runs))
-    atomic_write_text(folder / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
     title, notes = markdown_notes(folder / "leaderboard.md")
     notes.append(f"{NOTE_START} `{source['command']}` at commit `{source['commit']}` (untrained networks of the "
                  f"same architectures, at the test split's input size); the accuracy columns are those of the "
                  f"command above.")
-    atomic_write_text(folder / "leaderboard.md",
-                      to_markdown(board, title or f"{folder.parent.name}: {folder.name}", notes))
-    return board
+    return write_suite_tables(folder, runs, primary_metric(runs), title or f"{folder.parent.name}: {folder.name}",
+                              notes)
 
 
 def backfill(folder: Path, overrides: dict, redo_all: bool, source: dict, log=print) -> int:
@@ -133,7 +122,8 @@ def backfill(folder: Path, overrides: dict, redo_all: bool, source: dict, log=pr
     update_run_files(folder, runs, costs, source)
     rewrite_leaderboard(folder, source)
     made = write_pareto(folder)
-    log(f"{folder}: {len(costs)} row(s) measured; wrote runs.csv, runs/*.json, leaderboard.csv, leaderboard.md"
+    log(f"{folder}: {len(costs)} row(s) measured; wrote runs.csv, runs/*.json, leaderboard.csv, leaderboard.md, "
+        f"pairwise.csv"
         + (f", {made.name}" if made else ""))
     return len(costs)
 

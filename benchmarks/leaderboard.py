@@ -1,4 +1,5 @@
-"""One leaderboard over every suite: ``python -m benchmarks.leaderboard [--results results]``.
+"""One leaderboard over every suite: ``python -m benchmarks.leaderboard [--results results]``;
+a suite folder's own tables again from its runs.csv: ``python -m benchmarks.leaderboard --rebuild FOLDER``.
 
 Reads every ``<results>/<suite>/<dataset>/runs.csv`` and writes ``<results>/leaderboard.csv``,
 ``<results>/leaderboard.md`` and, per (suite, dataset), ``<results>/plots/<suite>_<dataset>_recall.png``
@@ -12,6 +13,11 @@ Merge rule: a runs.csv keeps every run ever made in its folder, with several con
 From each folder only the rows whose ``config_hash`` appears in that folder's
 ``leaderboard.csv`` are kept, i.e. the configs of the latest suite run there; a folder
 without a ``leaderboard.csv`` contributes all its rows (one leaderboard row per config).
+
+``--rebuild <results>/<suite>/<dataset> [more]`` rewrites that folder's ``leaderboard.csv``,
+``leaderboard.md`` and ``pairwise.csv`` from its ``runs.csv`` without training: the same rows
+(the configs of its current ``leaderboard.csv``, those of the latest suite run) and the notes
+of its current ``leaderboard.md``, with the statistics of this code (``benchmarks.stats``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.aggregate import leaderboard, metric_columns, to_markdown
+from benchmarks.aggregate import leaderboard, metric_columns, tables, to_markdown
 from benchmarks.results_io import atomic_write_text, atomic_write_via, read_runs
 
 PRIMARY = ("recall@1", "top1")  # retrieval-like suites, then classification
@@ -51,6 +57,44 @@ def current_rows(folder: Path) -> pd.DataFrame:
         if "config_hash" in board.columns:
             runs = runs[runs["config_hash"].astype(str).isin(board["config_hash"].astype(str))]
     return runs.reset_index(drop=True)
+
+
+def write_suite_tables(dest: Path, runs: pd.DataFrame, primary: str, title: str, notes: list[str]) -> pd.DataFrame:
+    """A suite folder's ``leaderboard.csv``, ``pairwise.csv`` and ``leaderboard.md`` from ``runs`` (the rows of
+    its latest run), each written atomically; returns the leaderboard."""
+    board, pairs = tables(runs, primary=primary)
+    atomic_write_text(dest / "pairwise.csv", pairs.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(dest / "leaderboard.md", to_markdown(board, title, notes, primary=primary))
+    return board
+
+
+def markdown_notes(md_path: Path) -> tuple[str | None, list[str]]:
+    """(title, notes) of a leaderboard.md written by ``to_markdown``: the lines between the title and
+    the table (the notes under the table are made from the table again)."""
+    if not md_path.exists():
+        return None, []
+    lines = md_path.read_text().splitlines()
+    title = lines[0][2:] if lines and lines[0].startswith("# ") else None
+    notes = []
+    for line in lines[2:]:
+        if not line.strip() or line.startswith("|"):
+            break
+        notes.append(line.rstrip())
+    return title, notes
+
+
+def rebuild(folder: Path) -> pd.DataFrame:
+    """Rewrite ``folder``'s leaderboard.csv, pairwise.csv and leaderboard.md from its runs.csv (no training):
+    the rows of the configs in its current leaderboard.csv, the notes of its current leaderboard.md."""
+    if not (folder / "runs.csv").exists():
+        raise SystemExit(f"no {folder / 'runs.csv'}; expected a results folder <results>/<suite>/<dataset>")
+    runs = current_rows(folder)
+    if not len(runs):
+        raise SystemExit(f"{folder}: no rows of the configs in its leaderboard.csv")
+    title, notes = markdown_notes(folder / "leaderboard.md")
+    return write_suite_tables(folder, runs, primary_metric(runs), title or f"{folder.parent.name}: {folder.name}",
+                              notes)
 
 
 def collect(results: Path) -> list[tuple[Path, pd.DataFrame]]:
@@ -208,11 +252,11 @@ def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame
         notes = [f"From `{folder.relative_to(results)}/runs.csv`: {len(runs)} rows, "
                  f"config(s) {', '.join(f'`{h}`' for h in sorted(runs['config_hash'].astype(str).unique()))}; "
                  f"commit(s) {', '.join(f'`{c}`' for c in commits) or 'unknown'}.",
-                 f"Primary metric {primary}: rank, gain vs none (points) and gap closed = "
-                 f"(method - none) / (teacher - none) are computed on it."]
+                 f"Primary metric {primary}: rank range, gain vs none (points, paired by seed, 95% interval) and "
+                 f"gap closed = (method - none) / (teacher - none) are computed on it."]
         if made:
             notes.append("Plots: " + ", ".join(f"[{n}](plots/{n})" for n in made))
-        md = to_markdown(board, f"{suite}: {dataset}", notes)
+        md = to_markdown(board, f"{suite}: {dataset}", notes, primary=primary)
         sections.append("#" + md)  # one level below the page title
     table = pd.concat(boards, ignore_index=True)
     head = ["# Leaderboard", "", f"Command: `{command}`  ",
@@ -226,7 +270,15 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.add_argument("--rebuild", nargs="+", metavar="FOLDER",
+                   help="instead: rewrite each <results>/<suite>/<dataset> folder's leaderboard.csv, leaderboard.md "
+                        "and pairwise.csv from its runs.csv (same rows and notes; no training)")
     args = p.parse_args(argv)
+    if args.rebuild:
+        for folder in map(Path, args.rebuild):
+            board = rebuild(folder)
+            print(f"{folder}: wrote leaderboard.csv, leaderboard.md, pairwise.csv ({len(board)} rows)")
+        return 0
     results = Path(args.results)
     command = "python -m benchmarks.leaderboard" + ("" if args.results == "results" else f" --results {args.results}")
     table, md = build(results, command, plots=not args.no_plots)

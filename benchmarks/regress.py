@@ -1,17 +1,23 @@
 """Regression gate: compare a fresh quick run (or a given runs.csv) with a committed baseline.
 
     python -m benchmarks.regress --baseline results/baselines/quick_retrieval.csv
-        [--current runs.csv] [--tolerance-std 2] [--floor 0.01] [--metrics recall@1,map@r]
+        [--current runs.csv] [--tolerance 0.01] [--level 0.95] [--metrics recall@1,map@r]
     python -m benchmarks.regress --write-baseline results/baselines/quick_retrieval.csv
 
 Without ``--current`` it runs the quick config of each suite in the baseline
 (``benchmarks/configs/quick_<suite>.yaml``, or ``--config``) into a temporary folder.
 For every (suite, dataset, teacher, student, method) of the baseline and every compared
-metric, the baseline mean and std over seeds are set against the current mean: a drop
-larger than ``max(tolerance_std * baseline std, floor)`` is a regression, and a method of
-the baseline that the current rows lack is missing. Either makes the exit status 1.
-Metrics are fractions in the tables (``--floor 0.01`` is one point of Recall@1) and are
-printed in points (%).
+metric, the current rows are paired with the baseline rows by seed, d = current - baseline
+(the statistics of ``benchmarks.stats``). A ``REGRESSION`` is
+
+- a significant drop: the one-sided upper bound mean(d) + t(level, n-1) * sd(d) / sqrt(n) is
+  below 0 (with sd == 0: mean(d) < 0; a bit-identical rerun, d == 0, is no drop), or
+- a drop beyond tolerance: mean(d) < -tolerance,
+
+and the line says which (or both). With fewer than 2 shared seeds the means are compared
+against the tolerance alone, and the line says so. A method of the baseline that the current
+rows lack is ``MISSING``. Either makes the exit status 1. Metrics are fractions in the tables
+(``--tolerance 0.01`` is one point of Recall@1) and are printed in points (%).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.aggregate import metric_columns
+from benchmarks.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from benchmarks.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
 
 KEY = ["suite", "dataset", "teacher", "student", "method"]
@@ -40,10 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", help="baseline runs table (runs.csv rows, optional '# key: value' header lines)")
     p.add_argument("--current", help="compare this runs.csv instead of running the quick config(s)")
-    p.add_argument("--tolerance-std", type=float, default=2.0,
-                   help="allowed drop in baseline standard deviations over seeds (default 2)")
-    p.add_argument("--floor", type=float, default=0.01,
-                   help="smallest allowed drop, as a fraction (default 0.01 = 1 point)")
+    p.add_argument("--tolerance", "--floor", dest="tolerance", type=float, default=0.01,
+                   help="a mean drop larger than this fails even when not significant, as a fraction "
+                        "(default 0.01 = 1 point); --floor is the older name")
+    p.add_argument("--level", type=float, default=LEVEL,
+                   help=f"confidence level of the one-sided bound that makes a drop significant (default {LEVEL})")
+    p.add_argument("--tolerance-std", type=float, help=argparse.SUPPRESS)  # removed: says so below
     p.add_argument("--metrics", help="comma-separated metrics to compare (default: those of "
                                      f"{','.join(DEFAULT_METRICS)} in the baseline)")
     p.add_argument("--suite", help="with --config: the suite it runs (default: retrieval)")
@@ -56,8 +65,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.baseline and not args.write_baseline:
         p.error("--baseline is required (or --write-baseline PATH to create one)")
-    if args.tolerance_std < 0 or args.floor < 0:
-        p.error("--tolerance-std and --floor must be >= 0")
+    if args.tolerance_std is not None:
+        p.error("--tolerance-std was removed: a drop now fails when it is significant (seeds paired, one-sided "
+                "--level bound below 0) or larger than --tolerance")
+    if args.tolerance < 0:
+        p.error("--tolerance must be >= 0")
+    if not 0 < args.level < 1:
+        p.error("--level must be between 0 and 1")
     return args
 
 
@@ -133,10 +147,58 @@ def select_current(current: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFram
     return pd.concat(keep, ignore_index=True) if keep else current.iloc[:0]
 
 
-def compare(baseline: pd.DataFrame, current: pd.DataFrame, metrics, tolerance_std: float = 2.0,
-            floor: float = 0.01) -> pd.DataFrame:
-    """One row per (key, metric): baseline mean/std, current mean, delta, tolerance and status
-    (``REGRESSION``, ``MISSING``, ``ok``, ``better``, or ``new`` for a key only the current has)."""
+COLUMNS = KEY + ["metric", "base_seeds", "base_mean", "base_std", "cur_seeds", "cur_mean", "paired_seeds", "delta",
+                 "delta_sd", "upper", "lower", "tolerance", "pairing", "status", "reason"]
+"""One row of the comparison: ``delta`` = mean of the paired differences current - baseline (the
+difference of the means when unpaired); ``upper``/``lower`` = its one-sided bounds at the level."""
+
+
+def _by_seed(part: pd.DataFrame, metric: str) -> pd.Series:
+    """``metric`` per seed (the mean of a seed's rows), NaNs dropped; without a seed column, one value per row."""
+    if "seed" not in part.columns:
+        return part[metric].dropna().reset_index(drop=True).rename(None)
+    return part.groupby("seed")[metric].mean().dropna()
+
+
+def judge(base: pd.Series, cur: pd.Series, tolerance: float = 0.01, level: float = LEVEL) -> dict:
+    """The verdict on one (key, metric): ``base`` and ``cur`` are per-seed values (index: seed).
+
+    Paired on the shared seeds when there are at least 2: d = cur - base, REGRESSION on a significant
+    drop (one-sided upper bound < 0; sd == 0 with mean < 0 counts, mean == 0 does not) or a mean drop
+    beyond ``tolerance``. Otherwise the difference of the means against the tolerance alone."""
+    shared = base.index.intersection(cur.index) if "seed" == base.index.name == cur.index.name else pd.Index([])
+    out = {"paired_seeds": len(shared), "delta_sd": float("nan"), "upper": float("nan"), "lower": float("nan")}
+    if len(shared) >= MIN_SEEDS:
+        d = cur.loc[shared] - base.loc[shared]
+        iv = paired_interval(d, level)
+        out.update(delta=iv["mean"], delta_sd=iv["sd"])
+        # with sd == 0 (every seed moved by the same amount) both bounds are the mean: any drop is significant
+        out.update(upper=upper_bound(d, level), lower=lower_bound(d, level))
+        significant_drop, significant_rise = out["upper"] < 0, out["lower"] > 0
+        seeds = max(len(base), len(cur))
+        out["pairing"] = (f"paired, {len(shared)} seeds" if len(shared) == seeds
+                          else f"paired on the {len(shared)} shared seeds of {seeds}")
+    else:
+        out["delta"] = float(cur.mean() - base.mean())
+        significant_drop = significant_rise = False
+        out["pairing"] = (f"unpaired: {len(shared)} shared seed(s), the means are compared against the tolerance "
+                          f"only")
+    beyond = out["delta"] < -tolerance
+    reasons = [r for r, hit in (("significant drop", significant_drop), ("drop beyond tolerance", beyond)) if hit]
+    if reasons:
+        out.update(status="REGRESSION", reason=" and ".join(reasons))
+    elif significant_rise or out["delta"] > tolerance:
+        out.update(status="better", reason="significant rise" if significant_rise else "rise beyond tolerance")
+    else:
+        out.update(status="ok", reason="")
+    return out
+
+
+def compare(baseline: pd.DataFrame, current: pd.DataFrame, metrics, tolerance: float = 0.01,
+            level: float = LEVEL) -> pd.DataFrame:
+    """One row per (key, metric) (``COLUMNS``): baseline mean/std, current mean, the paired delta and its
+    one-sided bounds, the tolerance, status (``REGRESSION``, ``MISSING``, ``ok``, ``better``, or ``new``
+    for a key only the current has) and the reason (see ``judge``)."""
     for name, table in (("baseline", baseline), ("current", current)):
         lacking = [c for c in KEY if c not in table.columns]
         if lacking:
@@ -149,31 +211,30 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metrics, tolerance_st
         for metric in metrics:
             if metric not in base.columns or base[metric].isna().all():
                 continue
-            b = base[metric].dropna()
-            b_std = float(b.std(ddof=1)) if len(b) > 1 else 0.0
-            tol = max(tolerance_std * b_std, floor)
+            b = _by_seed(base, metric)
             row = {**dict(zip(KEY, key)), "metric": metric, "base_seeds": len(b), "base_mean": float(b.mean()),
-                   "base_std": b_std, "cur_seeds": 0, "cur_mean": float("nan"), "delta": float("nan"),
-                   "tolerance": tol, "status": "MISSING"}
+                   "base_std": float(b.std(ddof=1)) if len(b) > 1 else 0.0, "cur_seeds": 0,
+                   "cur_mean": float("nan"), "paired_seeds": 0, "delta": float("nan"), "delta_sd": float("nan"),
+                   "upper": float("nan"), "lower": float("nan"), "tolerance": tolerance, "pairing": "",
+                   "status": "MISSING", "reason": "not in the current rows"}
             if cur is not None and metric in cur.columns and cur[metric].notna().any():
-                c = cur[metric].dropna()
-                row.update(cur_seeds=len(c), cur_mean=float(c.mean()))
-                row["delta"] = row["cur_mean"] - row["base_mean"]
-                row["status"] = "REGRESSION" if row["delta"] < -tol else "better" if row["delta"] > tol else "ok"
+                c = _by_seed(cur, metric)
+                row.update(cur_seeds=len(c), cur_mean=float(c.mean()), **judge(b, c, tolerance, level))
             rows.append(row)
     for key, cur in cur_groups.items():  # only in the current rows
         for metric in metrics:
             if metric in cur.columns and cur[metric].notna().any():
+                c = _by_seed(cur, metric)
                 rows.append({**dict(zip(KEY, key)), "metric": metric, "base_seeds": 0, "base_mean": float("nan"),
-                             "base_std": float("nan"), "cur_seeds": int(cur[metric].notna().sum()),
-                             "cur_mean": float(cur[metric].mean()), "delta": float("nan"),
-                             "tolerance": float("nan"), "status": "new"})
-    return pd.DataFrame(rows, columns=KEY + ["metric", "base_seeds", "base_mean", "base_std", "cur_seeds",
-                                             "cur_mean", "delta", "tolerance", "status"])
+                             "base_std": float("nan"), "cur_seeds": len(c), "cur_mean": float(c.mean()),
+                             "paired_seeds": 0, "delta": float("nan"), "delta_sd": float("nan"),
+                             "upper": float("nan"), "lower": float("nan"), "tolerance": float("nan"),
+                             "pairing": "", "status": "new", "reason": "only in the current rows"})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def format_table(table: pd.DataFrame) -> str:
-    """The comparison in points (%), for the terminal."""
+def format_table(table: pd.DataFrame, level: float = LEVEL) -> str:
+    """The comparison in points (%), for the terminal: one line per (key, metric)."""
     def pts(v, sign=False):
         return "" if pd.isna(v) else (f"{100 * v:+.2f}" if sign else f"{100 * v:.2f}")
 
@@ -182,10 +243,15 @@ def format_table(table: pd.DataFrame) -> str:
                          zip(table["base_mean"], table["base_std"], table["base_seeds"])]
     shown["current"] = [f"{pts(m)} ({n})" if n else "" for m, n in zip(table["cur_mean"], table["cur_seeds"])]
     shown["delta"] = [pts(v, True) for v in table["delta"]]
-    shown["allowed drop"] = [pts(v) for v in table["tolerance"]]
-    shown["status"] = table["status"]
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_rows", None):
-        return shown.to_string(index=False)
+    shown[f"{100 * level:g}% upper"] = [pts(v, True) for v in table["upper"]]
+    shown["seeds"] = table["pairing"]
+    shown["status"] = [f"{s}: {r}" if r and s in ("REGRESSION", "better") else s
+                       for s, r in zip(table["status"], table["reason"])]
+    cells = [list(shown.columns)] + [[str(v) for v in row] for row in shown.itertuples(index=False)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(shown.columns))]
+    right = {i for i, c in enumerate(shown.columns) if c in ("baseline", "current", "delta") or c.endswith("upper")}
+    return "\n".join("  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))
+                     .rstrip() for r in cells)
 
 
 def write_baseline(path: Path, rows: pd.DataFrame, commands: list[str]) -> None:
@@ -225,19 +291,25 @@ def main(argv=None) -> int:
     unknown = [m for m in metrics if m not in baseline.columns]
     if unknown or not metrics:
         raise SystemExit(f"metric(s) {unknown or metrics} not in the baseline; it has {metric_columns(baseline)}")
-    table = compare(baseline, current, metrics, args.tolerance_std, args.floor)
+    table = compare(baseline, current, metrics, args.tolerance, args.level)
     meta = read_header(args.baseline)
     made = f" (commit {meta['commit']}, {meta.get('date', '')})" if "commit" in meta else ""
     print(f"baseline {args.baseline}{made}")
     print(f"current  {'; '.join(commands)}; commit {git_commit()}")
-    print(f"allowed drop = max({args.tolerance_std:g} x baseline std over seeds, {100 * args.floor:.2f} points)\n")
-    print(format_table(table))
+    print(f"a regression = a significant drop (seeds paired, d = current - baseline: the one-sided "
+          f"{100 * args.level:g}% upper bound of mean(d) < 0) or a mean drop beyond the tolerance "
+          f"({100 * args.tolerance:.2f} points); delta and bound in points\n")
+    print(format_table(table, args.level))
+    unpaired = table["pairing"].str.startswith("unpaired")
+    if unpaired.any():
+        print(f"\n{int(unpaired.sum())} comparison(s) unpaired (the seeds do not match): means against the "
+              f"tolerance only")
     bad = table[table["status"].isin(["REGRESSION", "MISSING"])]
     if len(bad):
         print(f"\n{len(bad)} regression(s) / missing:\n")
-        print(format_table(bad))
+        print(format_table(bad, args.level))
         return 1
-    print(f"\nno regression: {len(table)} comparisons within tolerance")
+    print(f"\nno regression: {len(table)} comparisons, none a significant drop or beyond tolerance")
     return 0
 
 

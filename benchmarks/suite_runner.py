@@ -32,11 +32,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.aggregate import leaderboard, to_markdown
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.jobs import run_jobs
+from benchmarks.leaderboard import write_suite_tables
 from benchmarks.pareto import write_pareto
-from benchmarks.results_io import atomic_write_json, atomic_write_text, atomic_write_via, read_runs, upsert_rows
+from benchmarks.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
 from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed, seed_everything
 from retrieval.engine.train_state import trainable_state
@@ -221,9 +221,8 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
     rows = write_runs(suite, cfg, data, dest, results)
     hashes = {r["config_hash"] for r in rows}
     table = read_runs(dest / "runs.csv")
-    board = leaderboard(table[table["config_hash"].isin(hashes)], primary=suite.PRIMARY)
-    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
     title = f"{cfg['suite']}: {cfg['dataset']['name']}"
-    atomic_write_text(dest / "leaderboard.md", to_markdown(board, title, suite.table_notes(cfg, data, commit)))
+    write_suite_tables(dest, table[table["config_hash"].isin(hashes)], suite.PRIMARY, title,
+                       suite.table_notes(cfg, data, commit))  # leaderboard.csv, leaderboard.md, pairwise.csv
     write_pareto(dest)
     return dest

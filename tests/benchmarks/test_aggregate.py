@@ -25,8 +25,11 @@ def test_mean_std_gain_and_gap_closed():
     assert board.loc["hmat", "gain_vs_none"] == pytest.approx(30.0)
     assert board.loc["hmat", "gap_closed"] == pytest.approx(30.0 / 40.0)  # (75-45)/(85-45)
     assert board.loc["at", "gap_closed"] == pytest.approx(15.0 / 40.0)
-    assert board.loc["hmat", "rank"] == 1 and board.loc["at", "rank"] == 2 and board.loc["none", "rank"] == 3
-    assert pd.isna(board.loc["teacher", "rank"])
+    # rank ranges from the pairwise 95% intervals over the 2 seeds: hmat - none = 30, 30 is significant,
+    # hmat - at (10, 20) and at - none (20, 10) are not (t(0.975, 1) = 12.7)
+    assert board.loc["hmat", "rank"] == "1-2" and board.loc["at", "rank"] == "1-3" and board.loc["none", "rank"] == "2-3"
+    assert (board.loc["hmat", "rank_low"], board.loc["hmat", "rank_high"]) == (1, 2)
+    assert pd.isna(board.loc["teacher", "rank"]) and pd.isna(board.loc["teacher", "rank_low"])
     assert list(board.index[:2]) == ["teacher", "none"]
 
 
@@ -41,7 +44,8 @@ def test_paired_gain_std_is_the_spread_of_the_per_seed_differences():
     extra = rows.iloc[[0]].assign(method="hmat", seed=7, config_hash="hmat", **{"recall@1": 0.0})
     board = leaderboard(pd.concat([rows, extra], ignore_index=True)).set_index("method")
     assert board.loc["hmat", "gain_vs_none_std"] == pytest.approx(0.0)
-    assert "+30.00 ± 0.00" in to_markdown(leaderboard(rows), "t")
+    assert "+30.00 [+30.00, +30.00] | 1-2 |" in to_markdown(leaderboard(rows), "t")
+    assert board.loc["hmat", "gain_seeds"] == 2
 
 
 def test_markdown_lists_every_method():

@@ -64,7 +64,8 @@ def test_merge_two_suites(tmp_path, capsys):
     assert ret.loc["hmat", "recall@1_mean"] == pytest.approx(75.0)
     assert ret.loc["hmat", "gain_vs_none"] == pytest.approx(30.0)
     assert ret.loc["hmat", "gap_closed"] == pytest.approx(30.0 / 40.0)
-    assert ret.loc["hmat", "rank"] == 1 and ret.loc["none", "rank"] == 2
+    assert str(ret.loc["hmat", "rank"]) == "1" and str(ret.loc["none", "rank"]) == "2"  # 30, 30 points: significant
+    assert ret.loc["hmat", "gain_seeds"] == 2 and ret.loc["hmat", "gain_ci_low"] == pytest.approx(30.0)
     cls = table[table["suite"] == "classification"].set_index("method")
     assert cls.loc["kd", "primary"] == "top1"
     assert cls.loc["kd", "gain_vs_none"] == pytest.approx(5.0)
@@ -72,6 +73,9 @@ def test_merge_two_suites(tmp_path, capsys):
 
     md = (results / "leaderboard.md").read_text()
     assert "python -m benchmarks.leaderboard" in md
+    block = md.split("## retrieval: synthetic")[1]
+    assert "Resolving power: median 95% half-width of the gains over none" in block and "points of recall@1" in block
+    assert "points of top1" in md.split("## classification: cifar100")[1].split("## ")[0]
     assert "## retrieval: synthetic" in md and "## classification: cifar100" in md
     assert "`abc1234`" in md and "`def5678`" in md and "old0000" not in md
     for name in ("retrieval_synthetic_recall.png", "retrieval_synthetic_curves.png",
@@ -94,3 +98,31 @@ def test_folder_without_leaderboard_keeps_every_config(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no results to merge"):
         leaderboard.main(["--results", str(tmp_path)])
+
+
+def test_rebuild_rewrites_a_folder_from_its_runs_csv(tmp_path, capsys):
+    results = tmp_path / "results"
+    stale = {"run_id": "hmat-old-s0", "suite": "retrieval", "dataset": "synthetic", "teacher": "T", "student": "S",
+             "method": "hmat", "seed": 0, "recall@1": 0.01, "recall@2": 0.1, "recall@4": 0.2, "map@r": 0.0,
+             "train_seconds": 1.0, "commit": "old0000", "config_hash": "old"}
+    folder = _folder(results, "retrieval", "synthetic",
+                     {"teacher": _retrieval([0.8, 0.9]), "none": _retrieval([0.4, 0.5]),
+                      "at": _retrieval([0.5, 0.55]), "hmat": _retrieval([0.7, 0.8])}, extra=[stale])
+    (folder / "leaderboard.md").write_text("# retrieval: synthetic\n\nCommand: `the suite run`  \nCommit: `abc`.  \n\n"
+                                           "| method |\n|---|\n| old |\n\nold note under the table\n")
+    assert leaderboard.main(["--rebuild", str(folder)]) == 0
+    board = pd.read_csv(folder / "leaderboard.csv").set_index("method")
+    assert sorted(board.index) == ["at", "hmat", "none", "teacher"]  # the stale config stays out
+    for col in ("gain_vs_none", "gain_vs_none_std", "gain_ci_low", "gain_ci_high", "gain_ci_halfwidth", "gain_seeds",
+                "rank_low", "rank_high", "rank"):
+        assert col in board.columns, col
+    pairs = pd.read_csv(folder / "pairwise.csv")
+    assert list(pairs.columns) == ["suite", "dataset", "teacher", "student", "method_a", "config_hash_a", "method_b",
+                                   "config_hash_b", "metric", "mean_diff", "sd_diff", "ci_low", "ci_high", "halfwidth",
+                                   "n_seeds", "significant"]
+    assert len(pairs[pairs["metric"] == "recall@1"]) == 3 and "teacher" not in set(pairs["method_a"])
+    md = (folder / "leaderboard.md").read_text()
+    assert md.startswith("# retrieval: synthetic\n\nCommand: `the suite run`  \nCommit: `abc`.  \n\n| method |")
+    assert "old note" not in md and "| old |" not in md and "Resolving power" in md
+    assert not [p for p in results.rglob("*.tmp")]
+    assert "pairwise.csv" in capsys.readouterr().out

@@ -1,8 +1,10 @@
-"""The regression gate on small synthetic runs tables: a planted drop fails, noise passes."""
+"""The regression gate on small synthetic runs tables: current and baseline paired by seed; a planted
+significant drop fails, a drop beyond the tolerance fails, an unchanged copy and noise without a drop pass."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from benchmarks import regress
 from tiny_retrieval import tiny_retrieval
@@ -11,15 +13,17 @@ METHODS = {"teacher": 0.60, "none": 0.40, "at": 0.45, "hmat": 0.50}
 NOISE = [-0.01, 0.0, 0.01]  # seed-to-seed spread: std 0.01 (one point)
 
 
-def _runs(shift=None, drop_methods=(), config_hash="h1"):
-    """Three seeds per method; ``shift`` moves the values of some methods (recall@1 and map@r)."""
+def _runs(shift=None, drop_methods=(), config_hash="h1", seeds=(0, 1, 2)):
+    """Three seeds per method; ``shift`` moves the values of some methods (recall@1 and map@r): a number
+    for every seed, or a list of one per seed."""
     shift = shift or {}
     rows = []
     for method, value in METHODS.items():
         if method in drop_methods:
             continue
-        for seed, noise in enumerate(NOISE):
-            v = value + noise + shift.get(method, 0.0)
+        for i, (seed, noise) in enumerate(zip(seeds, NOISE)):
+            moved = shift.get(method, 0.0)
+            v = value + noise + (moved[i] if isinstance(moved, (list, tuple)) else moved)
             rows.append({"run_id": f"{method}-{config_hash}-s{seed}", "suite": "retrieval", "dataset": "synthetic",
                          "teacher": "T", "student": "T" if method == "teacher" else "S", "method": method,
                          "seed": seed, "recall@1": v, "recall@2": v + 0.1, "map@r": v / 4,
@@ -42,43 +46,76 @@ def _gate(baseline, current, *extra):
     return regress.main(["--baseline", str(baseline), "--current", str(current), *extra])
 
 
-def test_planted_regression_is_caught(tmp_path, baseline, capsys):
-    current = _write(tmp_path / "runs.csv", _runs(shift={"hmat": -0.05}))  # hmat 5 points worse
-    assert _gate(baseline, current) == 1
+def _failures(capsys):
+    return capsys.readouterr().out.split("regression(s) / missing:")[1]
+
+
+def test_planted_significant_drop_is_caught(tmp_path, baseline, capsys):
+    current = _write(tmp_path / "runs.csv", _runs(shift={"hmat": -0.005}))  # 0.5 points lower on every seed
+    assert _gate(baseline, current) == 1  # below the 1-point tolerance, but certain: every seed dropped
     out = capsys.readouterr().out
     failures = out.split("regression(s) / missing:")[1]
-    assert "hmat" in failures and "REGRESSION" in failures and "recall@1" in failures
+    assert "hmat" in failures and "REGRESSION: significant drop" in failures and "recall@1" in failures
+    assert "beyond tolerance" not in failures
     assert " at " not in failures and " none " not in failures  # only the planted method is listed
-    assert "commit abc1234" in out
+    assert "commit abc1234" in out and "paired, 3 seeds" in out
 
 
-def test_noise_level_change_passes(tmp_path, baseline, capsys):
-    rng = np.random.default_rng(0)
+def test_drop_beyond_tolerance_is_caught(tmp_path, baseline, capsys):
+    # a mean drop of 2 points that varies so much over seeds that it is not significant
+    current = _write(tmp_path / "runs.csv", _runs(shift={"at": [-0.05, 0.03, -0.04]}))
+    assert _gate(baseline, current) == 1
+    failures = _failures(capsys)
+    assert "at" in failures and "REGRESSION: drop beyond tolerance" in failures and "significant" not in failures
+    assert _gate(baseline, current, "--tolerance", "0.03") == 0  # within a 3-point tolerance
+    assert _gate(baseline, current, "--floor", "0.03") == 0  # the older name of --tolerance
+    capsys.readouterr()
+    current = _write(tmp_path / "runs.csv", _runs(shift={"at": -0.02}))
+    assert _gate(baseline, current) == 1
+    assert "REGRESSION: significant drop and drop beyond tolerance" in _failures(capsys)
+
+
+def test_unchanged_copy_passes(tmp_path, baseline, capsys):
+    assert _gate(baseline, _write(tmp_path / "runs.csv", _runs())) == 0  # d == 0 on every seed: no drop
+    out = capsys.readouterr().out
+    assert "no regression" in out and "REGRESSION" not in out
+
+
+def test_noise_without_a_drop_passes(tmp_path, baseline, capsys):
     current = _runs()
-    current["recall@1"] += rng.normal(0, 0.004, len(current))  # well within 2 std (2 points)
-    current["map@r"] += rng.normal(0, 0.001, len(current))
+    current["recall@1"] += np.tile([0.004, -0.004, 0.0], len(METHODS))  # per-seed noise, mean 0
+    current["map@r"] += np.tile([-0.001, 0.0, 0.001], len(METHODS))
     assert _gate(baseline, _write(tmp_path / "runs.csv", current)) == 0
     out = capsys.readouterr().out
     assert "no regression" in out and "REGRESSION" not in out
 
 
-def test_tolerance_is_max_of_std_and_floor(tmp_path, baseline, capsys):
-    current = _write(tmp_path / "runs.csv", _runs(shift={"at": -0.015}))  # 1.5 points: < 2 std, > 1 std
-    assert _gate(baseline, current) == 0
-    assert _gate(baseline, current, "--tolerance-std", "1") == 1
-    assert _gate(baseline, current, "--tolerance-std", "1", "--floor", "0.02") == 0
-    capsys.readouterr()
-
-
 def test_compare_numbers():
-    table = regress.compare(_runs(), _runs(shift={"none": -0.03}), ["recall@1"], tolerance_std=2, floor=0.01)
+    table = regress.compare(_runs(), _runs(shift={"none": [-0.03, -0.02, -0.01]}), ["recall@1"], tolerance=0.01)
     row = table.set_index("method").loc["none"]
     assert row["base_mean"] == pytest.approx(0.40) and row["base_std"] == pytest.approx(0.01)
-    assert row["delta"] == pytest.approx(-0.03) and row["tolerance"] == pytest.approx(0.02)
-    assert row["status"] == "REGRESSION"
+    assert row["delta"] == pytest.approx(-0.02) and row["delta_sd"] == pytest.approx(0.01)
+    assert row["upper"] == pytest.approx(-0.02 + stats.t.ppf(0.95, 2) * 0.01 / np.sqrt(3))  # -0.0031
+    assert row["tolerance"] == pytest.approx(0.01) and row["paired_seeds"] == 3
+    assert row["status"] == "REGRESSION" and row["reason"] == "significant drop and drop beyond tolerance"
     assert set(table.loc[table["method"] != "none", "status"]) == {"ok"}
     better = regress.compare(_runs(), _runs(shift={"at": 0.05}), ["recall@1"]).set_index("method")
     assert better.loc["at", "status"] == "better"
+
+
+def test_seeds_that_do_not_match_compare_the_means_against_the_tolerance(tmp_path, baseline, capsys):
+    other = _runs(shift={"hmat": -0.005}, seeds=(10, 11, 12))  # a significant-looking drop, but nothing to pair
+    table = regress.compare(_runs(), other, ["recall@1"]).set_index("method")
+    assert (table["paired_seeds"] == 0).all() and table.loc["hmat", "status"] == "ok"
+    assert table.loc["hmat", "pairing"].startswith("unpaired")
+    assert _gate(baseline, _write(tmp_path / "other.csv", other)) == 0
+    assert "unpaired (the seeds do not match): means against the tolerance only" in capsys.readouterr().out
+    assert _gate(baseline, _write(tmp_path / "other.csv", _runs(shift={"hmat": -0.02}, seeds=(10, 11, 12)))) == 1
+    assert "REGRESSION: drop beyond tolerance" in _failures(capsys)
+    # two of three seeds shared: paired on those
+    part = _runs(shift={"hmat": -0.005}, seeds=(0, 1, 7))
+    row = regress.compare(_runs(), part, ["recall@1"]).set_index("method").loc["hmat"]
+    assert row["paired_seeds"] == 2 and row["status"] == "REGRESSION" and "shared seeds" in row["pairing"]
 
 
 def test_missing_method_is_flagged(tmp_path, baseline, capsys):
@@ -106,6 +143,8 @@ def test_bad_arguments(tmp_path, baseline):
         regress.main(["--current", str(baseline)])  # neither --baseline nor --write-baseline
     with pytest.raises(SystemExit, match="not in the baseline"):
         _gate(baseline, baseline, "--metrics", "bogus@3")
+    with pytest.raises(SystemExit):
+        _gate(baseline, baseline, "--tolerance-std", "2")  # removed, with a message that says what replaced it
 
 
 def test_write_baseline_has_a_header_and_reads_back(tmp_path, baseline, capsys):

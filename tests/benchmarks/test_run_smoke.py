@@ -44,6 +44,11 @@ def test_runner_writes_runs_and_leaderboard(tmp_path, tiny_config, capsys):
     assert none["recall@1_mean"] == pytest.approx(100 * sub.mean(), abs=1e-3)
     assert none["recall@1_std"] == pytest.approx(100 * sub.std(ddof=1), abs=1e-3)
     assert "| teacher |" in (dest / "leaderboard.md").read_text()
+    assert {"gain_ci_low", "gain_ci_high", "gain_ci_halfwidth", "gain_seeds", "rank_low", "rank_high"} <= set(board.columns)
+    assert (board.loc[board["method"] != "teacher", "gain_seeds"] == 2).all()
+    pairs = pd.read_csv(dest / "pairwise.csv")  # every pair of the five students, per metric, beside the leaderboard
+    assert len(pairs[pairs["metric"] == "recall@1"]) == 10 and (pairs["n_seeds"] == 2).all()
+    assert "Resolving power" in (dest / "leaderboard.md").read_text()
     saved = json.loads(next((dest / "runs").glob("hmat-*-s0.json")).read_text())
     assert saved["config"]["methods"]["hmat"]["tau_pos"] == 0.1
     assert saved["history"][0]["epoch"] == 1 and "loss/pos1" in saved["history"][0]

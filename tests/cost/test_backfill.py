@@ -66,7 +66,7 @@ def test_backfill_adds_the_same_counts_and_keeps_accuracy(tiny_run, tmp_path, ca
     md = (folder / "leaderboard.md").read_text()
     assert "Cost columns added afterwards by `python -m benchmarks.cost_backfill" in md
     assert md.count("Command: `python -m benchmarks.run") == 1  # the original notes are kept
-    assert (folder / "pareto.png").exists()
+    assert (folder / "pareto.png").exists() and (folder / "pairwise.csv").exists()
     saved = json.loads(next((folder / "runs").glob("teacher-*-s0.json")).read_text())
     assert saved["row"]["macs"] == with_cost.loc[with_cost["method"] == "teacher", "macs"].iloc[0]
     assert saved["cost_backfill"]["command"].startswith("python -m benchmarks.cost_backfill")
