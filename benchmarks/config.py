@@ -45,7 +45,7 @@ def default_config(suite: str) -> dict:
         raise ValueError(f"no default config for suite {suite!r}")
     cfg = yaml.safe_load(ref.read_text())
     base = cfg.pop("base", None)
-    return deep_merge(default_config(base), cfg) if base else cfg
+    return merge_config(default_config(base), cfg) if base else cfg
 
 
 def resolve_config(suite: str, config_file=None) -> dict:
@@ -53,8 +53,19 @@ def resolve_config(suite: str, config_file=None) -> dict:
     cfg = default_config(suite)
     if config_file:
         user = load_yaml(config_file)
-        cfg = deep_merge(cfg, user)
+        cfg = merge_config(cfg, user)
     return cfg
+
+
+def merge_config(base: dict, user: dict) -> dict:
+    """``user`` deep-merged over ``base``, except that a ``dataset`` section naming another dataset
+    replaces the base's: options belong to the dataset they were written for (the embedded
+    generator's ``test_per_class`` means nothing to CUB-200's loader)."""
+    merged = deep_merge(base, user)
+    dataset = (user or {}).get("dataset")
+    if isinstance(dataset, dict) and dataset.get("name") not in (None, (base.get("dataset") or {}).get("name")):
+        merged["dataset"] = deep_merge({"root": None, "options": {}}, dataset)
+    return merged
 
 
 def config_hash(cfg: dict) -> str:

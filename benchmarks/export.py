@@ -44,7 +44,7 @@ from benchmarks.results_io import atomic_write_json, atomic_write_via
 from benchmarks.suite_runner import student_checkpoint
 
 ATOL, RTOL = 1e-4, 1e-3
-RETRIEVAL_SUITES = ("retrieval", "hmat-ablation")
+RETRIEVAL_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")
 FORMATS = ("onnx",)
 KNOWN_SHOWN = 8
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from benchmarks.config import resolve_config
 from benchmarks.results_io import git_commit
 
-DISTRIBUTED_SUITES = ("retrieval", "hmat-ablation")  # the suites that run under torchrun
+DISTRIBUTED_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")  # the suites that run under torchrun
 SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval",
+          "retrieval-scratch": "benchmarks.suites.retrieval",  # benchmarks/configs/retrieval_scratch.yaml
           "classification": "benchmarks.suites.classification", "detection": "benchmarks.suites.detection"}
 PLANNED = ()
 

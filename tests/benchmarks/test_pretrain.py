@@ -127,6 +127,6 @@ def test_processes_sharing_a_cache_pretrain_once(tmp_path):
 def test_another_dataset_pretrains_on_the_generated_set_alone():
     cfg = deep_merge(resolve_config("retrieval", None), {"dataset": {"name": "mnist", "options": {"val_fraction": 0.4}}})
     spec = pretrain.pretrain_dataset_spec(cfg)
-    assert spec["name"] == "synthetic" and spec["options"] == {"seed": 1, "classes": 400}  # no mnist option
+    assert spec["name"] == "synthetic" and spec["options"] == {"seed": 1, "classes": 400, "test_per_class": None}  # no mnist option
     same = pretrain.pretrain_dataset_spec(deep_merge(resolve_config("retrieval", None), tiny_retrieval()))
-    assert same["options"] == {"classes": 20, "per_class": 10, "size": 16, "seed": 1}  # the run's generator options
+    assert same["options"] == {"classes": 20, "per_class": 10, "size": 16, "seed": 1, "test_per_class": None}  # the run's generator options
