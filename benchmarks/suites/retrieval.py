@@ -231,10 +231,20 @@ def cost_networks(cfg: dict, data: dict) -> dict:
     return {role: _model(cfg[role]) for role in ("teacher", "student")}
 
 
+def selection_note(cfg: dict) -> str:
+    """How the reported weights of the teacher and the students were chosen, from their train configs."""
+    said = []
+    for role in ("teacher", "student"):
+        t = _train_config(cfg, role, progress=False)
+        said.append(f"{role}: last of {t.epochs} epochs" if t.select == "last" else
+                    f"{role}: the epoch with the best validation {t.select_metric} (every {t.eval_every} of {t.epochs})")
+    return "; ".join(said)
+
+
 def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
     return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite retrieval')}`",
             f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; metrics in % (mean ± std over seeds, test classes; "
-            f"checkpoint selected on the validation classes).",
+            f"{selection_note(cfg)}).",
             f"Teacher {_model_name(cfg['teacher'])}, student {_model_name(cfg['student'])}; gap closed = "
             f"(method - none) / (teacher - none) on recall@1."]
 
