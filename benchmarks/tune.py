@@ -1,7 +1,7 @@
 """Tune KD method options on the validation classes only (never on test).
 
     python -m benchmarks.tune --grid benchmarks/configs/tune_retrieval.yaml [--config FILE] [--seeds 0,1]
-        [--workers N] [--test-after]
+        [--workers N] [--test-after] [--folds K]
 
 For each method of the grid file, every combination of the listed option values
 trains one student per seed (on ``fit``, the training classes minus ``val``); the table
@@ -14,6 +14,12 @@ each cell's selected weights are kept, and only after ``tuning.csv`` (the choice
 written are they scored on the test split, into ``tuning_test.csv`` with the Spearman
 rank correlation between the validation and test scores over the grid. The test
 scores play no part in the choice.
+
+``--folds K`` tunes on class-disjoint cross-validation of the training classes (as
+Musgrave et al.'s powerful-benchmarker does): fold k holds out the k-th block of
+1/K of the training classes as ``val`` and trains its own teacher and students on
+the rest; each cell's score is the mean over folds and seeds. The pretrained
+backbones are shared by all folds (pretraining reads the whole training half).
 """
 
 from __future__ import annotations
@@ -52,30 +58,42 @@ def expand(grid: dict) -> list[tuple[str, dict]]:
     return out
 
 
-def _tune_data(job: dict) -> dict:
-    data = suite_data(suite, job["cfg"], job["cache_dir"], log=lambda *a: None)
+def fold_config(cfg: dict, fold: int | None, folds: int) -> dict:
+    """The config of cross-validation fold ``fold`` of ``folds`` (its val classes: that block of the
+    training classes); ``cfg`` itself when ``fold`` is None (the config's own val split)."""
+    if fold is None:
+        return cfg
+    return deep_merge(cfg, {"dataset": {"options": {"val_fold": fold, "val_fraction": 1 / folds}}})
+
+
+def _tune_data(cfg: dict, cache_dir: Path) -> dict:
+    data = suite_data(suite, cfg, cache_dir, log=lambda *a: None)
     return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test classes
 
 
 def _setup_job(job: dict, name: str) -> None:
-    suite.setup(job["cfg"], _tune_data(job), name, job["progress"])
+    suite.setup(job["cfg"], _tune_data(job["cfg"], job["cache_dir"]), name, job["progress"])
 
 
-def _teacher_job(job: dict, seed: int) -> dict:
-    suite.load_or_train_teacher(job["cfg"], _tune_data(job), seed, job["cache_dir"], job["progress"])
+def _teacher_job(job: dict, unit: tuple) -> dict:
+    fold, seed = unit
+    cfg = fold_config(job["cfg"], fold, job["folds"])
+    suite.load_or_train_teacher(cfg, _tune_data(cfg, job["cache_dir"]), seed, job["cache_dir"], job["progress"])
     return {}
 
 
-def _cell_job(job: dict, seed: int, cell: int) -> dict:
-    cfg = job["cfg"]
+def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
+    fold, seed = unit
+    cfg = fold_config(job["cfg"], fold, job["folds"])
     method, options = job["cells"][cell]
-    data = _tune_data(job)
+    data = _tune_data(cfg, job["cache_dir"])
     teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
     student, result = suite.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
-    print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} seed {seed}: val recall@1 "
+    where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
+    print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}: val recall@1 "
           f"{100 * result.best_val['recall@1']:.2f}", flush=True)
-    row = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "seed": seed,
+    row = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed,
            "val_recall@1": result.best_val["recall@1"], "val_map@r": result.best_val["map@r"],
            "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
            "options_hash": config_hash(merged)}
@@ -93,7 +111,7 @@ def kept_student(cfg: dict, cache_dir: Path, method: str, options_hash: str, see
 
 
 def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table: pd.DataFrame,
-                       ranked: str) -> tuple[pd.DataFrame, dict]:
+                       ranked: str, folds: int = 0) -> tuple[pd.DataFrame, dict]:
     """Score every kept student on the test split (after the choice was written) and set the test
     scores beside the validation ones: (per-cell table, Spearman correlations)."""
     data = suite_data(suite, cfg, cache_dir, log=lambda *a: None)
@@ -101,8 +119,9 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
     scores = []
     for _, r in per_seed.iterrows():
         model = suite._model(cfg["student"])
-        model.load_state_dict(torch.load(kept_student(cfg, cache_dir, r["method"], r["options_hash"], int(r["seed"])),
-                                         map_location="cpu", weights_only=True))
+        fold = None if pd.isna(r["fold"]) else int(r["fold"])
+        path = kept_student(fold_config(cfg, fold, folds), cache_dir, r["method"], r["options_hash"], int(r["seed"]))
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         test = suite.evaluate_test(model, data["test"], cfg, tcfg, desc="tuning test")
         scores.append({"options_hash": r["options_hash"], "method": r["method"], "seed": r["seed"],
                        "test_recall@1": test["recall@1"], "test_map@r": test["map@r"]})
@@ -135,6 +154,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--cache-dir", default="cache")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--folds", type=int, default=0,
+                   help="K >= 2: class-disjoint K-fold cross-validation of the training classes (default: the "
+                        "config's validation split)")
     p.add_argument("--test-after", action="store_true",
                    help="after the choice is written, score every cell on test and report the validation-test "
                         "rank correlation (tuning_test.csv)")
@@ -144,19 +166,29 @@ def main(argv=None) -> int:
     if not grid:
         raise SystemExit(f"{args.grid}: expected a top-level 'grid' mapping of method -> options")
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    if args.folds == 1 or args.folds < 0:
+        raise SystemExit(f"--folds {args.folds}: expected 0 (the config's val split) or K >= 2 folds")
+    folds = list(range(args.folds)) if args.folds else [None]
+    if args.folds:  # before any job: the dataset must know the folds
+        try:
+            _tune_data(fold_config(cfg, args.folds - 1, args.folds), Path(args.cache_dir))
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"--folds {args.folds}: the dataset {cfg['dataset']['name']!r} cannot make these folds "
+                             f"({exc}); cross-validation folds need a dataset with a val_fold option (synthetic)")
     workers = args.workers or int(cfg.get("workers") or 1)
     cells = expand(grid)
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
-           "progress": not args.no_progress and workers == 1, "keep": args.test_after}
+           "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
     setup = [partial(_setup_job, job, name) for name in suite.setup_names(cfg)]  # pretrained backbones
-    rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), seeds, range(len(cells)),
+    units = [(fold, seed) for fold in folds for seed in seeds]
+    rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), units, range(len(cells)),
                                 workers, setup=setup) if r]
     commit = git_commit()
     per_seed = pd.DataFrame(rows)
     keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]
     table = (per_seed.groupby(keys, dropna=False, sort=False)
-             .agg(seeds=("seed", "nunique"), val_recall_at_1=("val_recall@1", "mean"),
+             .agg(seeds=("seed", "nunique"), folds=("fold", "nunique"), val_recall_at_1=("val_recall@1", "mean"),
                   val_recall_at_1_std=("val_recall@1", "std"), val_map_at_r=("val_map@r", "mean"),
                   train_seconds=("train_seconds", "mean"))
              .reset_index()
@@ -168,14 +200,15 @@ def main(argv=None) -> int:
     header = f"# command: {command}\n# commit: {commit}\n# date: {time.strftime('%Y-%m-%d')}\n"
     atomic_write_text(dest / "tuning.csv", header + table.to_csv(index=False, float_format="%.4f"))
     print(table.to_string(index=False))
-    print(f"\nbest on validation (mean over seeds {seeds}):")
+    over = f"seeds {seeds}" if not args.folds else f"{args.folds} folds x seeds {seeds}"
+    print(f"\nbest on validation (mean over {over}):")
     for method, part in table.groupby("method"):
         best = part.iloc[0]
         opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
                 if k.startswith("opt.") and not pd.isna(best[k])}
         print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}, val recall@1 {100 * best['val_recall@1']:.2f})")
     if args.test_after:  # the choice above is written and printed; only now is the test split read
-        scored, rho = score_after_choice(cfg, job["cache_dir"], per_seed, table, ranked)
+        scored, rho = score_after_choice(cfg, job["cache_dir"], per_seed, table, ranked, args.folds)
         notes = "".join(f"# spearman {k}: {v:.3f}\n" for k, v in rho.items())
         atomic_write_text(dest / "tuning_test.csv", header + notes + scored.to_csv(index=False, float_format="%.4f"))
         print("\nvalidation vs test over the grid (read after the choice):")

@@ -53,8 +53,15 @@ def pretrain_dataset_spec(cfg: dict) -> dict:
     it is another one (say the run was given ``--dataset mnist``), it stands alone."""
     section = deep_merge({"name": "synthetic"}, pretrain_section(cfg).get("dataset") or {})
     if section["name"] == cfg["dataset"]["name"]:
-        return deep_merge(cfg["dataset"], section)
+        spec = deep_merge(cfg["dataset"], section)
+        for key in SPLIT_KEYS:  # pretraining reads the whole train half: the val classes do not matter
+            spec.get("options", {}).pop(key, None)
+        return spec
     return deep_merge({"root": None, "options": {}}, section)
+
+
+SPLIT_KEYS = ("val_fold", "val_fraction")
+"""Dataset options that only move classes between ``fit`` and ``val`` (the tuner's cross-validation folds)."""
 
 
 VALIDATION_KEYS = ("eval_every", "select", "select_metric", "progress")  # pretraining has no validation

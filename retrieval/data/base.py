@@ -28,11 +28,14 @@ def require_files(root: Path, relative: list[str], dataset: str, hint: str = "")
 
 
 def class_split_mask(labels: np.ndarray, official_train: np.ndarray, split: str,
-                     val_fraction: float = 0.2, min_val_classes: int = 2) -> np.ndarray:
+                     val_fraction: float = 0.2, min_val_classes: int = 2, val_fold: int | None = None) -> np.ndarray:
     """Boolean mask of the samples in ``split`` given each sample's official train/test flag.
 
     ``val`` holds the last ``val_fraction`` of the sorted training classes (at least
     ``min_val_classes``, and never all of them); ``fit`` holds the other training classes.
+    With ``val_fold`` k, ``val`` is instead the k-th block of that many sorted training
+    classes (class-disjoint cross-validation folds: k = 0 .. 1/val_fraction - 1; the last
+    fold is the default split when the classes divide evenly).
     """
     labels = np.asarray(labels)
     official_train = np.asarray(official_train, dtype=bool)
@@ -45,7 +48,14 @@ def class_split_mask(labels: np.ndarray, official_train: np.ndarray, split: str,
         raise ValueError(f"cannot carve a validation split from {len(train_classes)} training class(es)")
     n_val = max(min_val_classes, int(round(val_fraction * len(train_classes))))
     n_val = min(n_val, len(train_classes) - 1)
-    val_classes = train_classes[-n_val:]
+    if val_fold is None:
+        val_classes = train_classes[-n_val:]
+    else:
+        folds = len(train_classes) // n_val
+        if not isinstance(val_fold, (int, np.integer)) or not 0 <= val_fold < folds:
+            raise ValueError(f"val_fold {val_fold!r}: expected an integer in 0..{folds - 1} ({folds} folds of "
+                             f"{n_val} of the {len(train_classes)} training classes)")
+        val_classes = train_classes[val_fold * n_val:(val_fold + 1) * n_val]
     in_val = np.isin(labels, val_classes) & official_train
     if split == "val":
         return in_val

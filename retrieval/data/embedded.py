@@ -42,8 +42,8 @@ def _synthetic(seed: int, classes: int, per_class: int, size: int, test_per_clas
                                  test_per_class=test_per_class)
 
 
-def _dataset(images, labels, official_train, split, transform, mean, std, val_fraction):
-    mask = class_split_mask(labels, official_train, split, val_fraction)
+def _dataset(images, labels, official_train, split, transform, mean, std, val_fraction, val_fold=None):
+    mask = class_split_mask(labels, official_train, split, val_fraction, val_fold=val_fold)
     if transform is None:
         transform = tensor_transform(split, mean, std)
     return TensorImageDataset(images[mask], labels[mask], transform, split)
@@ -59,9 +59,10 @@ def mnist(root=None, split="train", transform=None, val_fraction: float = 0.4, *
 @register_dataset("synthetic")
 def synthetic(root=None, split="train", transform=None, val_fraction: float = 0.2, seed: int = 0,
               classes: int = 200, per_class: int = 30, size: int = 32, test_per_class: int | None = None,
-              **unused):
+              val_fold: int | None = None, **unused):
     """``root`` is ignored (generated in memory, about a second). Classes 0..99 train, 100..199 test;
-    ``test_per_class`` images per test class (default ``per_class``; the train images do not change)."""
+    ``test_per_class`` images per test class (default ``per_class``; the train images do not change);
+    ``val_fold``: which block of the training classes is ``val`` (cross-validation, see ``class_split_mask``)."""
     images, labels = _synthetic(seed, classes, per_class, size, test_per_class)
     return _dataset(images, labels, labels < classes // 2, split, transform, SYNTH_MEAN, SYNTH_STD,
-                    val_fraction)
+                    val_fraction, val_fold)

@@ -77,3 +77,39 @@ def test_rank_correlations_hand_cases():
     assert rho["val vs test_recall@1 (all 4 cells)"] == pytest.approx(1.0)
     assert rho["val vs test_map@r (all 4 cells)"] == pytest.approx(-1.0)
     assert rho["val vs test_map@r (a, 4 cells)"] == pytest.approx(-1.0)
+
+
+def test_folds_cross_validate_on_class_disjoint_blocks_of_the_training_classes(tmp_path, capsys):
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}, "at": {"beta": [1]}}}))
+    assert tune.main(["--grid", str(grid), "--config", str(config), "--seeds", "0", "--folds", "2",
+                      "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--no-progress",
+                      "--test-after"]) == 0
+    out = tmp_path / "r" / "retrieval" / "synthetic"
+    table = pd.read_csv(out / "tuning.csv", comment="#")
+    assert (table["folds"] == 2).all() and (table["seeds"] == 1).all()
+    teachers = sorted((tmp_path / "c" / "teachers" / "synthetic").glob("*.pt"))
+    assert len(teachers) == 2  # one teacher per fold (each trains on its own fit classes)
+    assert len(list((tmp_path / "c" / "pretrained").rglob("*.pt"))) == 2  # teacher + student backbones, shared
+    assert len(pd.read_csv(out / "tuning_test.csv", comment="#")) == 2
+    said = capsys.readouterr().out
+    assert "fold 0 seed 0" in said and "fold 1 seed 0" in said and "2 folds x seeds [0]" in said
+    # the folds' val classes: disjoint blocks that cover the training classes
+    cfg = tune.resolve_config("retrieval", str(config))
+    vals = [set(tune._tune_data(tune.fold_config(cfg, k, 2), tmp_path / "c")["val"].labels) for k in range(2)]
+    fit0 = set(tune._tune_data(tune.fold_config(cfg, 0, 2), tmp_path / "c")["fit"].labels)
+    assert vals[0].isdisjoint(vals[1]) and vals[0] | vals[1] == set(range(10)) and fit0 == vals[1]
+
+
+def test_bad_folds_fail_before_any_training(tmp_path):
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}}}))
+    base = ["--grid", str(grid), "--config", str(config), "--out", str(tmp_path / "r"), "--cache-dir",
+            str(tmp_path / "c"), "--no-progress"]
+    with pytest.raises(SystemExit, match="--folds 1: expected 0"):
+        tune.main(base + ["--folds", "1"])
+    with pytest.raises(SystemExit, match="cannot make these folds"):
+        tune.main(base + ["--folds", "20"])  # 10 training classes: at most 5 folds of 2
+    assert not (tmp_path / "c" / "teachers").exists()

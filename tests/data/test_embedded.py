@@ -68,3 +68,17 @@ def test_a_larger_test_gallery_leaves_the_training_images_unchanged():
 def test_test_per_class_below_two_is_refused(bad):
     with pytest.raises(ValueError, match="test_per_class must be an integer >= 2"):
         build_dataset("synthetic", None, "test", classes=20, per_class=3, size=16, test_per_class=bad)
+
+
+def test_val_folds_are_disjoint_blocks_covering_the_training_classes():
+    from retrieval.data.base import class_split_mask
+
+    labels = np.repeat(np.arange(20), 3)
+    train = labels < 10
+    vals = [set(labels[class_split_mask(labels, train, "val", 0.2, val_fold=k)]) for k in range(5)]
+    assert all(len(v) == 2 for v in vals) and set().union(*vals) == set(range(10))
+    assert vals[4] == set(labels[class_split_mask(labels, train, "val", 0.2)])  # the last fold is the default split
+    fit = set(labels[class_split_mask(labels, train, "fit", 0.2, val_fold=1)])
+    assert fit == set(range(10)) - vals[1]
+    with pytest.raises(ValueError, match="val_fold 5: expected an integer in 0..4"):
+        class_split_mask(labels, train, "val", 0.2, val_fold=5)
