@@ -117,12 +117,13 @@ def _suite(name: str | None, run_id: str):
 def fresh_network(cfg: dict, role: str, num_classes: int | None = None):
     """The untrained network of ``role`` (``teacher`` or ``student``) of a saved run config: the embedding
     network of a retrieval suite, the classifier (``num_classes`` outputs) of the classification suite."""
-    from retrieval.models import create_classifier, create_model
+    from retrieval.models import create_classifier
 
     spec = cfg[role]
     if cfg.get("suite") in RETRIEVAL_SUITES:
-        return create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
-                            pretrained=False, pooling=spec.get("pooling", "avg"))
+        from benchmarks.suites.retrieval import _model  # the suite's own builder (output_stride included)
+
+        return _model({**spec, "pretrained": False})
     if cfg.get("suite") == "classification":
         return create_classifier(spec["arch"], num_classes, pretrained=False)
     raise SystemExit(f"no network builder for suite {cfg.get('suite')!r}; supported: "

@@ -164,3 +164,15 @@ def test_detector_backbone_round_trip(tmp_path):
     session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     levels = session.run(None, {"input": np.zeros((2, 3, 64, 64), np.float32)})
     assert [level.shape for level in levels] == [(2, 8, 16, 16), (2, 8, 8, 8), (2, 8, 4, 4), (2, 8, 2, 2)]
+
+
+def test_fresh_network_is_the_suites_network_output_stride_included():
+    from benchmarks.config import resolve_config
+    from benchmarks.export import fresh_network
+
+    cfg = resolve_config("retrieval")
+    for role in ("teacher", "student"):
+        net = fresh_network(cfg, role)
+        assert [s.stride for s in net.stages] == [2, 4, 8, cfg[role]["output_stride"]] == [2, 4, 8, 8]
+        x = torch.zeros(1, 3, 32, 32)
+        assert tuple(net.forward_features(x)["stages"][3].shape[-2:]) == (4, 4)
