@@ -1,0 +1,50 @@
+"""User errors: bad input reported as one line, ``error: <message>`` on stderr, exit code 2.
+
+A command's ``main`` is wrapped with ``@reports_user_errors``. A ``UserError`` (a bad config,
+flag, file or dataset, found before any long work starts) or a dataset-not-found error then
+prints one line and returns 2; with ``--debug`` among the arguments it raises with its
+traceback instead. Any other exception is an internal error and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad input: the message says what was wrong and what was expected."""
+
+
+def _user_error_types() -> tuple:
+    from retrieval.data.base import DatasetNotFoundError  # imported late: it pulls in torch
+
+    return UserError, DatasetNotFoundError
+
+
+def one_line(message: str) -> str:
+    """``message`` with its lines joined by spaces (``error:`` reports are one line)."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def reports_user_errors(main):
+    """Wrap a command's ``main(argv=None) -> int`` (see the module docstring)."""
+
+    @functools.wraps(main)
+    def wrapped(argv=None):
+        args = sys.argv[1:] if argv is None else list(argv)
+        try:
+            return main(argv)
+        except Exception as exc:
+            if "--debug" in args or not isinstance(exc, _user_error_types()):
+                raise
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+
+    return wrapped
+
+
+def add_debug_flag(parser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a user error")
