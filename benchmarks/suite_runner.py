@@ -22,6 +22,11 @@ Jobs run through ``benchmarks.jobs.run_jobs`` (``cfg["workers"]`` processes); ea
 worker imports the suite module by name and builds its data once. Every training run
 saves its state after each epoch beside its checkpoint, so a killed command resumes.
 Under torchrun all processes train each job together and rank 0 writes.
+
+Progress is shown by the main process (``benchmarks.progress``), the same with one worker
+or several: on a terminal an overall bar and a line per running job, otherwise (or with
+``progress=False``) a line per job started, epoch and job done. The jobs' messages go
+through it, so each is printed once; the suite's own progress bars stay off.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import progress as live
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.jobs import run_jobs
+from benchmarks.jobs import job_count, run_jobs
 from benchmarks.leaderboard import write_suite_tables
 from benchmarks.pareto import write_pareto
 from benchmarks.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
@@ -46,7 +52,8 @@ _PREPARED: dict = {}
 
 
 def suite_data(suite, cfg: dict, cache_dir: Path, log=print) -> dict:
-    """``suite.prepare_data`` once per process and dataset config (each pool worker builds its own)."""
+    """``suite.prepare_data`` once per process and dataset config (each pool worker builds its own;
+    the jobs build it silently, the main process has said what it holds)."""
     key = (suite.__name__, config_hash({"dataset": cfg["dataset"], "threads": cfg.get("threads")}), str(cache_dir))
     if key not in _PREPARED:
         _PREPARED.clear()
@@ -58,14 +65,14 @@ def setup_job(job: dict, name: str) -> None:
     """One of the suite's setup jobs (``suite.setup``), run before any teacher."""
     suite = importlib.import_module(job["suite"])
     cfg, log = job["cfg"], job.get("log", print)
-    suite.setup(cfg, suite_data(suite, cfg, job["cache_dir"], log), name, job["progress"], log)
+    suite.setup(cfg, suite_data(suite, cfg, job["cache_dir"], _silent), name, job["progress"], log)
 
 
 def teacher_job(job: dict, seed: int) -> dict | None:
     """Train (or load) the teacher of ``seed``; return its row and the rest of its run JSON."""
     suite = importlib.import_module(job["suite"])
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
-    data = suite_data(suite, cfg, cache_dir, log)
+    data = suite_data(suite, cfg, cache_dir, _silent)
     cached = suite.teacher_checkpoint(cfg, cache_dir, seed).exists()
     _, record, thash = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], log)
     if not distributed.is_main():  # under torchrun only rank 0 scores and writes
@@ -84,20 +91,26 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
     (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON."""
     suite = importlib.import_module(job["suite"])
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
-    data = suite_data(suite, cfg, cache_dir, log)
-    teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], lambda *a: None)
+    data = suite_data(suite, cfg, cache_dir, _silent)
+    live.job_phase("loading the teacher")
+    teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], _silent)
     run_id, chash = suite.run_id_of(cfg, method, seed)
     student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
                                           job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
                                           resume_tag=job["commit"])
     if not distributed.is_main():
         return None
+    live.job_phase("test")
     test = suite.evaluate_student(student, data, cfg, job["progress"], f"{method} test")
     log(f"{method:>8} seed {seed}: test {suite.PRIMARY} {100 * test[suite.PRIMARY]:.2f} "
         f"(epoch {result.best_epoch}, {result.seconds:.0f}s)")
     row = suite.make_row(cfg, method, seed, run_id, chash, test, result.seconds, result.best_epoch, job["commit"])
     upsert_rows(job["dest"] / "runs.csv", [row])
     return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": result.history}}
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
 
 
 def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:
@@ -195,8 +208,9 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
               log=print, environment: dict | None = None) -> Path:
     """Run ``cfg`` with the suite module ``suite_name``; return the folder holding its tables.
 
-    ``cfg["workers"]`` (default 1) jobs run at once, each in its own process; progress bars
-    are shown only with one worker."""
+    ``cfg["workers"]`` (default 1) jobs run at once, each in its own process. ``progress``: live
+    bars on a terminal (see ``benchmarks.progress``); without it, or off a terminal, a line per
+    job started, epoch and job done. Every message goes to ``log``."""
     suite = importlib.import_module(suite_name)
     methods = check_methods(cfg)
     workers = int(cfg.get("workers") or 1)
@@ -209,13 +223,14 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
     cache_dir = Path(cache_dir)
     data = suite_data(suite, cfg, cache_dir, log)
     dest = Path(out_dir) / cfg["suite"] / cfg["dataset"]["name"]
+    # the suite's own tqdm bars stay off: the reporter shows every job's progress (and prints its messages)
     job = {"suite": suite_name, "cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit,
-           "env": environment or {}, "progress": progress and workers == 1}
-    if workers == 1:
-        job["log"] = log  # jobs in this process log where the caller asked; pool workers print
-    setup = [partial(setup_job, job, name) for name in getattr(suite, "setup_names", lambda c: [])(cfg)]
-    results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers, log,
-                       setup)
+           "env": environment or {}, "progress": False, "log": live.job_log}
+    setup = [(f"setup {name}", partial(setup_job, job, name))
+             for name in getattr(suite, "setup_names", lambda c: [])(cfg)]
+    with live.Reporter(job_count(cfg["seeds"], methods, setup), progress, log) as reporter:
+        results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
+                           log, setup, reporter=reporter)
     if not distributed.is_main():  # rank 0 writes the run files and tables
         return dest
     rows = write_runs(suite, cfg, data, dest, results)

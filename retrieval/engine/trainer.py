@@ -6,10 +6,19 @@ which task it serves: the evaluator is a hook (``evaluator(model, dataset, cfg, 
 -> metrics dict``, retrieval metrics by default), batches come from a class-balanced
 or a plain shuffled sampler, and the kept weights are those of the best validation
 epoch or of the last epoch.
+
+Progress goes to a callback when one is given (``train(..., progress_callback=fn)``) or
+installed around the call (``with reporting_progress(fn): ...``, which is how
+``benchmarks.progress`` follows the runs of a job): ``fn(event)`` receives plain dicts
+(see ``train``). The callback only reads values the loop computes anyway, so it changes
+no number; under torchrun only rank 0 calls it. ``TrainConfig.progress`` is the loop's
+own tqdm bar, independent of any callback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import math
 import time
@@ -115,6 +124,20 @@ def evaluate_model(model, dataset, cfg: TrainConfig, desc: str = "eval") -> dict
     return evaluate(emb, labels, ks=cfg.ks)
 
 
+_PROGRESS_CALLBACK: contextvars.ContextVar = contextvars.ContextVar("progress_callback", default=None)
+
+
+@contextlib.contextmanager
+def reporting_progress(callback):
+    """Within the block, every ``train`` call given no ``progress_callback`` of its own sends its
+    events to ``callback`` (None: to none)."""
+    token = _PROGRESS_CALLBACK.set(callback)
+    try:
+        yield callback
+    finally:
+        _PROGRESS_CALLBACK.reset(token)
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -122,7 +145,7 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evaluator=None,
-          state_path=None, state_tag: str | None = None) -> TrainResult:
+          state_path=None, state_tag: str | None = None, progress_callback=None) -> TrainResult:
     """Train ``method`` on ``train_set``. With ``cfg.select == "best"`` the student (and its
     trainable extras) ends with the weights of the epoch with the best ``select_metric`` on
     ``val_set``; with ``"last"`` it keeps the last epoch's weights, and ``val_set`` (optional)
@@ -135,7 +158,18 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
     config and code; on CPU, bit for bit). A finished run's file is kept, marked
     ``complete``, so calling ``train`` again returns its result without training.
     ``state_tag`` (e.g. the code's commit) is saved with the state; a file saved under
-    another tag is ignored and overwritten."""
+    another tag is ignored and overwritten.
+
+    ``progress_callback(event)`` (default: the one installed by ``reporting_progress``, if any)
+    is called on rank 0 with dicts carrying ``event`` and ``run`` (``name``): ``epoch_start``
+    (``epoch``, ``epochs``, ``steps``: batches in the epoch), ``step`` (``epoch``, ``epochs``,
+    ``step``: 1-based within the epoch, ``steps``, ``loss``: the batch's total loss), ``eval``
+    (``epoch``, ``epochs``, ``split``: "val") before each validation, ``epoch`` (``epoch``,
+    ``epochs``, ``loss``: the epoch's mean total loss, ``metric`` and ``value``: the selection
+    metric on val, or None) after each epoch, and ``end`` (``seconds``) when training is done."""
+    report = progress_callback or _PROGRESS_CALLBACK.get()
+    if not distributed.is_main():
+        report = None
     evaluator = evaluator or evaluate_model
     if cfg.select == "best" and val_set is None:
         raise ValueError("select='best' needs a validation set; use select='last' to train without one")
@@ -173,7 +207,10 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not cfg.progress or not distributed.is_main())
-        for batch in bar:
+        steps = len(loader)
+        if report:
+            report({"event": "epoch_start", "run": name, "epoch": epoch, "epochs": cfg.epochs, "steps": steps})
+        for batch_index, batch in enumerate(bar, 1):
             batch = {k: _to_device(v, cfg) for k, v in batch.items()}
             with precision.autocast():
                 _, losses = training_step(batch)
@@ -192,10 +229,16 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
             precision.backward_and_step(total, optimizer)
             for term, value in logged.items():
                 sums[term] = sums.get(term, 0.0) + float(value.detach())
-            bar.set_postfix(loss=f"{float(total.detach()):.4f}")
+            batch_loss = float(total.detach())
+            bar.set_postfix(loss=f"{batch_loss:.4f}")
+            if report:
+                report({"event": "step", "run": name, "epoch": epoch, "epochs": cfg.epochs, "step": batch_index,
+                        "steps": steps, "loss": batch_loss})
         scheduler.step()
         record = {"epoch": epoch, **{f"loss/{k}": v / max(1, len(loader)) for k, v in sums.items()}}
         if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            if report:
+                report({"event": "eval", "run": name, "epoch": epoch, "epochs": cfg.epochs, "split": "val"})
             # under torchrun rank 0 evaluates alone (the weights are the same on every rank)
             val = evaluator(method.student, val_set, cfg, desc=f"{name} val") if distributed.is_main() else None
             val = distributed.broadcast_object(val)
@@ -204,6 +247,11 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
                 best, best_epoch = val[cfg.select_metric], epoch
                 best_state = copy.deepcopy(trainable_state(method))
         history.append(record)
+        if report:
+            val_value = record.get(f"val/{cfg.select_metric}")
+            report({"event": "epoch", "run": name, "epoch": epoch, "epochs": cfg.epochs,
+                    "loss": sum(v for k, v in record.items() if k.startswith("loss/")),
+                    "metric": cfg.select_metric if val_value is not None else None, "value": val_value})
         extra = ({"ranks_rng": distributed.all_gather_object(capture_rng())}
                  if state_path and distributed.is_distributed() else {})
         if state_path and distributed.is_main():
@@ -219,6 +267,8 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
         method.load_state_dict(best_state, strict=False)
     best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val/")}
     result = TrainResult(best_epoch=best_epoch, best_val=best_val, seconds=seconds, history=history)
+    if report:
+        report({"event": "end", "run": name, "seconds": seconds})
     if state_path and distributed.is_main():
         save_train_state(state_path, tag=state_tag, complete=True, method=trainable_state(method),
                          result=asdict(result))
