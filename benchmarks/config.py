@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.errors import UserError
+
 
 def deep_merge(base: dict, override: dict) -> dict:
     """A copy of ``base`` with ``override`` merged in (dicts recursively, other values replaced)."""
@@ -25,15 +27,15 @@ def deep_merge(base: dict, override: dict) -> dict:
 def load_yaml(path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise UserError(f"config file not found: {path}; expected a YAML file (see benchmarks/configs/)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise UserError(f"config file {path} is not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+        raise UserError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
     return data
 
 
@@ -42,7 +44,7 @@ def default_config(suite: str) -> dict:
     merged over the packaged config its ``base`` key names, if any."""
     ref = resources.files("benchmarks") / "configs" / f"{suite}.yaml"
     if not ref.is_file():
-        raise ValueError(f"no default config for suite {suite!r}")
+        raise UserError(f"no default config for suite {suite!r}")
     cfg = yaml.safe_load(ref.read_text())
     base = cfg.pop("base", None)
     return merge_config(default_config(base), cfg) if base else cfg
@@ -72,3 +74,20 @@ def config_hash(cfg: dict) -> str:
     """A short stable hash of a JSON-serialisable config."""
     blob = json.dumps(cfg, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def key_origin(path: str, sources: list[tuple[str, dict]], default: str):
+    """Where the key ``path`` (``student.train.epochs``, ``run[2]``) of a merged config came from:
+    the last of ``sources`` (name, the dict it contributed) that holds it, else ``default``."""
+    parts = [p.split("[", 1)[0] for p in path.split(".") if p]
+    for name, data in reversed(sources):
+        node, found = data, True
+        for part in parts:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                found = False
+                break
+        if found and parts:
+            return name
+    return default

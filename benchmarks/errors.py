@@ -1,13 +1,14 @@
 """User errors: bad input reported as one line, ``error: <message>`` on stderr, exit code 2.
 
 A command's ``main`` is wrapped with ``@reports_user_errors``. A ``UserError`` (a bad config,
-flag, file or dataset, found before any long work starts) or a dataset-not-found error then
-prints one line and returns 2; with ``--debug`` among the arguments it raises with its
+flag, file or dataset, found before any long work starts), a dataset-not-found error or a
+``SystemExit`` with a message then prints one line and returns 2; with ``--debug`` among the arguments it raises with its
 traceback instead. Any other exception is an internal error and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 
@@ -24,6 +25,16 @@ def _user_error_types() -> tuple:
     return UserError, DatasetNotFoundError
 
 
+def is_user_error(exc: BaseException) -> bool:
+    """A ``UserError``, a dataset-not-found error, or ``SystemExit("message")`` (the commands'
+    older way of stopping on bad input), unless the exception says ``user_error = False``."""
+    if getattr(exc, "user_error", True) is False:
+        return False
+    if isinstance(exc, SystemExit):
+        return isinstance(exc.code, str)
+    return isinstance(exc, _user_error_types())
+
+
 def one_line(message: str) -> str:
     """``message`` with its lines joined by spaces (``error:`` reports are one line)."""
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
@@ -37,8 +48,8 @@ def reports_user_errors(main):
         args = sys.argv[1:] if argv is None else list(argv)
         try:
             return main(argv)
-        except Exception as exc:
-            if "--debug" in args or not isinstance(exc, _user_error_types()):
+        except (Exception, SystemExit) as exc:
+            if "--debug" in args or not is_user_error(exc):
                 raise
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return EXIT_USER_ERROR
@@ -48,3 +59,10 @@ def reports_user_errors(main):
 
 def add_debug_flag(parser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the traceback of a user error")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported like every other user error: one line, exit 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (see {self.prog} --help)\n")

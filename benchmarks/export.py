@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.errors import ArgumentParser, add_debug_flag, reports_user_errors
 from benchmarks.reproduce import find_run
 from benchmarks.results_io import atomic_write_json, atomic_write_via
 from benchmarks.suite_runner import student_checkpoint
@@ -50,7 +51,10 @@ KNOWN_SHOWN = 8
 
 
 class ExportMismatch(SystemExit):
-    """The exported model's outputs differ from PyTorch's beyond the tolerance."""
+    """The exported model's outputs differ from PyTorch's beyond the tolerance (a failed check,
+    not bad input: it keeps exit status 1)."""
+
+    user_error = False
 
 
 def locate_run(results: Path, run_id: str) -> Path:
@@ -350,8 +354,9 @@ def write_index(onnx_path: Path, test, folder: Path, dest: Path, normalized: boo
     return len(images), paths_file
 
 
+@reports_user_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.export", description=__doc__,
+    p = ArgumentParser(prog="python -m benchmarks.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, metavar="RUN_ID", help="a run id of some runs.csv under --out")
     p.add_argument("--format", default="onnx", choices=FORMATS, help="export format (default: onnx)")
@@ -366,6 +371,7 @@ def main(argv=None) -> int:
     p.add_argument("--index-folder", metavar="DIR",
                    help="retrieval runs: embed the images under DIR into a faiss index")
     p.add_argument("--index-dest", metavar="FILE", help="faiss index to write (default: <dest> with .faiss)")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     if args.check_images < 1:
         p.error("--check-images must be at least 1")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.errors import ArgumentParser, add_debug_flag, reports_user_errors
 from benchmarks.aggregate import leaderboard, metric_columns, tables, to_markdown
 from benchmarks.results_io import atomic_write_text, atomic_write_via, read_runs
 
@@ -265,14 +266,16 @@ def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame
     return table, "\n".join(head) + "\n" + "\n".join(sections)
 
 
+@reports_user_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.leaderboard", description=__doc__,
+    p = ArgumentParser(prog="python -m benchmarks.leaderboard", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.add_argument("--rebuild", nargs="+", metavar="FOLDER",
                    help="instead: rewrite each <results>/<suite>/<dataset> folder's leaderboard.csv, leaderboard.md "
                         "and pairwise.csv from its runs.csv (same rows and notes; no training)")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     if args.rebuild:
         for folder in map(Path, args.rebuild):

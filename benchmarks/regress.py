@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.aggregate import metric_columns
 from benchmarks.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from benchmarks.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
@@ -43,7 +44,7 @@ QUICK = {"retrieval": "quick_retrieval.yaml"}  # suite -> packaged quick config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.regress", description=__doc__,
+    p = ArgumentParser(prog="python -m benchmarks.regress", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", help="baseline runs table (runs.csv rows, optional '# key: value' header lines)")
     p.add_argument("--current", help="compare this runs.csv instead of running the quick config(s)")
@@ -62,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache-dir", help="teacher cache of the fresh run (default: a temporary folder)")
     p.add_argument("--write-baseline", metavar="PATH",
                    help="write the current rows to PATH as a new baseline (with a header) and stop")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     if not args.baseline and not args.write_baseline:
         p.error("--baseline is required (or --write-baseline PATH to create one)")
@@ -264,9 +266,20 @@ def write_baseline(path: Path, rows: pd.DataFrame, commands: list[str]) -> None:
     atomic_write_text(path, "\n".join(header) + "\n" + rows.to_csv(index=False))
 
 
+@reports_user_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.baseline and not Path(args.baseline).is_file():
+        raise UserError(f"--baseline {args.baseline}: no such file; expected a runs.csv-style table, e.g. "
+                        f"results/baselines/quick_retrieval.csv (write one with --write-baseline)")
+    for flag, path in (("--current", args.current), ("--config", args.config)):
+        if path and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: no such file")
     baseline = read_runs(args.baseline) if args.baseline else None
+    if baseline is not None and args.metrics:  # before the quick run, not after it
+        unknown = [m for m in args.metrics.split(",") if m not in baseline.columns]
+        if unknown:
+            raise UserError(f"metric(s) {unknown} not in the baseline; it has {metric_columns(baseline)}")
     if args.current:
         current = read_runs(args.current)
         commands = [f"rows of {_display(Path(args.current))}"]

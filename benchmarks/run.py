@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.config import resolve_config
+from benchmarks.config import deep_merge, default_config, key_origin, load_yaml, merge_config
+from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.results_io import git_commit
 
 DISTRIBUTED_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")  # the suites that run under torchrun
@@ -25,8 +26,18 @@ def _csv(text: str, cast=str) -> list:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from exc
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    p = ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     p.add_argument("--suite", default="retrieval", help=f"one of {sorted(SUITES)}")
     p.add_argument("--dataset", help="dataset name (synthetic, mnist, cub200, cars196, sop, folder)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
@@ -35,66 +46,113 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--config", help="YAML file merged over the suite's default config")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--cache-dir", default="cache", help="where trained teachers are cached (default: cache)")
-    p.add_argument("--epochs", type=int, help="override the epochs of teacher and student (quick runs)")
+    p.add_argument("--epochs", type=_positive, help="override the epochs of teacher and student (quick runs)")
     p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
-    p.add_argument("--workers", type=int,
+    p.add_argument("--workers", type=_positive,
                    help="jobs (teachers, students) run at once, each in its own process (default: from the config)")
     p.add_argument("--index", type=_csv,
                    help="also report Recall@K from approximate faiss indexes beside the exact one: ivf, hnsw or both")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--check-data", choices=("sample", "all"), default="sample",
+                   help="decode a fixed sample of each split's images before training (default) or all of them")
+    add_debug_flag(p)
     p.add_argument("--reproduce", metavar="RUN_ID",
                    help="rerun the saved row RUN_ID (found under --out) with its saved config and compare")
     return p.parse_args(argv)
 
 
-def build_config(args) -> dict:
+def build_config(args) -> tuple[dict, object]:
+    """The run's config (the suite's default, the ``--config`` file, the flags) and
+    ``origin(key path) -> str``: which of them a key came from (for error messages)."""
     if args.suite not in SUITES:
         if args.suite in PLANNED:
-            raise SystemExit(f"suite {args.suite!r} is not implemented yet; available: {sorted(SUITES)}")
-        raise SystemExit(f"unknown suite {args.suite!r}; expected one of {sorted(SUITES)}")
-    cfg = resolve_config(args.suite, args.config)
+            raise UserError(f"suite {args.suite!r} is not implemented yet; available: {sorted(SUITES)}")
+        raise UserError(f"unknown suite {args.suite!r}; expected one of {sorted(SUITES)}")
+    cfg = default_config(args.suite)
+    sources = []
     if args.dataset:
         cfg["dataset"] = {"name": args.dataset, "root": cfg["dataset"].get("root"), "options": {}}
+        recipe = dataset_recipe(args.dataset)
+        if recipe is not None:  # the packaged recipe of that dataset (benchmarks/configs/<name>.yaml)
+            cfg = merge_config(cfg, recipe[1])
+            sources.append(recipe)
+        sources.append(("--dataset", {"dataset": {"name": args.dataset}}))
+    if args.config:
+        user = load_yaml(args.config)
+        cfg = merge_config(cfg, user)
+        sources.append((args.config, user))
+    flags = {}
     if args.data_root:
         cfg["dataset"]["root"] = args.data_root
+        flags["--data-root"] = {"dataset": {"root": args.data_root}}
     if args.methods:
         cfg["run"] = args.methods
+        flags["--methods"] = {"run": args.methods}
     if args.seeds is not None:
         cfg["seeds"] = args.seeds
+        flags["--seeds"] = {"seeds": args.seeds}
     if args.epochs:
         for role in ("teacher", "student"):
             cfg[role].setdefault("train", {})["epochs"] = args.epochs
             milestones = cfg[role]["train"].get("milestones")
             if milestones:
                 cfg[role]["train"]["milestones"] = [m for m in milestones if m < args.epochs]
+            every = deep_merge(cfg.get("train") or {}, cfg[role]["train"]).get("eval_every")
+            if every and every > args.epochs:  # a quick run still evaluates its last epoch
+                cfg[role]["train"]["eval_every"] = args.epochs
+        flags["--epochs"] = {role: {"train": {"epochs": args.epochs}} for role in ("teacher", "student")}
     if args.device:
         cfg["device"] = args.device
+        flags["--device"] = {"device": args.device}
     if args.workers is not None:
-        if args.workers < 1:
-            raise SystemExit(f"--workers must be at least 1, got {args.workers}")
         cfg["workers"] = args.workers
+        flags["--workers"] = {"workers": args.workers}
     if args.index:
         cfg["eval"]["index"] = args.index
-    return cfg
+        flags["--index"] = {"eval": {"index": args.index}}
+    sources += list(flags.items())
+    default = f"benchmarks/configs/{args.suite}.yaml"
+    return cfg, lambda path: key_origin(path, sources, default)
 
 
+def dataset_recipe(name: str) -> tuple[str, dict] | None:
+    """(file, overlay) of the packaged recipe for dataset ``name``, if there is one: a file
+    ``benchmarks/configs/<name>.yaml`` whose dataset section names it (cub200, folder, ...)."""
+    from importlib import resources
+
+    ref = resources.files("benchmarks") / "configs" / f"{name}.yaml"
+    if not ref.is_file():
+        return None
+    overlay = load_yaml(Path(str(ref)))
+    if (overlay.get("dataset") or {}).get("name") != name:
+        return None
+    return f"benchmarks/configs/{name}.yaml", overlay
+
+
+@reports_user_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     from retrieval.engine import distributed
 
     torchrun = distributed.env_world_size() > 1  # started by torchrun --nproc_per_node=N, N > 1
     if torchrun and (args.reproduce or args.suite not in DISTRIBUTED_SUITES):
-        raise SystemExit(f"under torchrun only --suite {' or '.join(DISTRIBUTED_SUITES)} runs (no --reproduce); "
+        raise UserError(f"under torchrun only --suite {' or '.join(DISTRIBUTED_SUITES)} runs (no --reproduce); "
                          f"start other suites with python -m benchmarks.run")
     if args.reproduce:
         return _reproduce(args)
-    cfg = build_config(args)
-    cfg["_command"] = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    cfg, origin = build_config(args)
     import importlib
+
+    from benchmarks.preflight import preflight
 
     suite = importlib.import_module(SUITES[args.suite])
     start = time.perf_counter()
     distributed.init_from_env(cfg.get("device", "cpu"))  # nothing without torchrun
+    # every check of the user's input, before the first training step (each rank checks its own copy)
+    cfg, _ = preflight(suite, cfg, args.out, args.cache_dir, args.check_data, origin,
+                       log=print if distributed.is_main() else (lambda *a, **k: None))
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--debug",)]
+    cfg["_command"] = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in shown)
     try:
         dest = suite.run(cfg, Path(args.out), Path(args.cache_dir), git_commit(), progress=not args.no_progress)
         main_rank = distributed.is_main()
@@ -113,7 +171,7 @@ def _reproduce(args) -> int:
     given = [f"--{k.replace('_', '-')}" for k in ("dataset", "data_root", "methods", "seeds", "config", "epochs",
                                                  "device", "index") if getattr(args, k) is not None]
     if given:
-        raise SystemExit(f"--reproduce takes its config, method and seed from the saved run; drop {given}")
+        raise UserError(f"--reproduce takes its config, method and seed from the saved run; drop {given}")
     from benchmarks.reproduce import reproduce
 
     return reproduce(args.reproduce, Path(args.out), Path(args.cache_dir), SUITES, progress=not args.no_progress)

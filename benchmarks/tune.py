@@ -34,6 +34,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.schema import check_config, method_problems
 from benchmarks.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.jobs import run_jobs
 from benchmarks.suite_runner import suite_data
@@ -144,8 +146,9 @@ def rank_correlations(table: pd.DataFrame, ranked: str) -> dict:
     return out
 
 
+@reports_user_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.tune", description=__doc__,
+    p = ArgumentParser(prog="python -m benchmarks.tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", required=True, help="YAML: {method: {option: [values, ...]}}")
     p.add_argument("--config", help="YAML merged over the retrieval default")
@@ -160,6 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--test-after", action="store_true",
                    help="after the choice is written, score every cell on test and report the validation-test "
                         "rank correlation (tuning_test.csv)")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     cfg = resolve_config("retrieval", args.config)
     grid = load_yaml(args.grid).get("grid") or {}
@@ -177,6 +181,12 @@ def main(argv=None) -> int:
                              f"({exc}); cross-validation folds need a dataset with a val_fold option (synthetic)")
     workers = args.workers or int(cfg.get("workers") or 1)
     cells = expand(grid)
+    check_config(cfg)  # the config and every cell's options, before any job
+    for i, (method, options) in enumerate(cells):
+        problems = method_problems(deep_merge(cfg, {"methods": {method: options}, "run": [method]}), only=method)
+        if problems:
+            raise UserError(f"{args.grid}: grid cell {i} ({method} {options}): "
+                            + "; ".join(f"{path}: {message}" for path, message in problems))
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)

@@ -22,9 +22,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors  # noqa: E402
 from benchmarks.config import resolve_config  # noqa: E402
 from benchmarks.suites import retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
+
+
+def _checkpoints(cfg, seed, cache_dir) -> list:
+    """The cached teacher and the none and hmat students of ``seed`` this picture reads."""
+    students = [suite.student_checkpoint(cfg, cache_dir, suite.run_id_of(cfg, m, seed)[0]) for m in ("hmat", "none")]
+    return [suite.teacher_checkpoint(cfg, cache_dir, seed), *students]
 
 
 def _load_student(cfg, data, teacher, method, seed, cache_dir):
@@ -49,16 +56,23 @@ def _panels(model, image, connector=None):
     return acts, pos_row, channel_affinity(f4, 0.1)[0]
 
 
+@reports_user_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default="retrieval", help="retrieval or hmat-ablation: whose checkpoints to read")
     p.add_argument("--config")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default="cache")
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--out")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     cfg = resolve_config(args.suite, args.config)
+    missing = [str(path) for path in _checkpoints(cfg, args.seed, Path(args.cache_dir)) if not path.exists()]
+    if missing:  # before building any data: nothing is trained here
+        raise UserError(f"no cached network(s) {missing} for seed {args.seed}; run `python -m benchmarks.run "
+                        f"--suite {args.suite} --methods none,hmat --seeds {args.seed} --cache-dir {args.cache_dir}` "
+                        f"with this config first")
     data = suite.prepare(cfg, cache_dir=Path(args.cache_dir))
     teacher, _, _ = suite.load_or_train_teacher(cfg, data, args.seed, Path(args.cache_dir), False)
     teacher.eval()

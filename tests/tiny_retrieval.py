@@ -10,9 +10,13 @@ TINY_RETRIEVAL = {
     "pretrain": {"dataset": {"options": {"classes": 20}}, "train": {"epochs": 1}},
     "teacher": {"arch": "small_cnn_s", "embedding_dim": 16, "train": {"epochs": 2}},
     "student": {"arch": "small_cnn_xs", "embedding_dim": 8, "train": {"epochs": 2}},
-    "train": {"batch_size": 20, "m_per_class": 5, "milestones": []},
+    "train": {"batch_size": 20, "m_per_class": 5, "milestones": [], "eval_every": 2},
 }
 
 
 def tiny_retrieval(**changes) -> dict:
-    return deep_merge(TINY_RETRIEVAL, changes)
+    cfg = deep_merge(TINY_RETRIEVAL, changes)
+    for role in ("teacher", "student"):  # eval_every may not exceed a role's epochs (the config schema)
+        every = cfg[role]["train"].get("eval_every", cfg["train"]["eval_every"])
+        cfg[role]["train"]["eval_every"] = min(every, cfg[role]["train"]["epochs"])
+    return cfg

@@ -59,7 +59,7 @@ def mnist(root=None, split="train", transform=None, val_fraction: float = 0.4, *
 @register_dataset("synthetic")
 def synthetic(root=None, split="train", transform=None, val_fraction: float = 0.2, seed: int = 0,
               classes: int = 200, per_class: int = 30, size: int = 32, test_per_class: int | None = None,
-              val_fold: int | None = None, **unused):
+              val_fold: int | None = None):
     """``root`` is ignored (generated in memory, about a second). Classes 0..99 train, 100..199 test;
     ``test_per_class`` images per test class (default ``per_class``; the train images do not change);
     ``val_fold``: which block of the training classes is ``val`` (cross-validation, see ``class_split_mask``)."""

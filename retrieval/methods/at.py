@@ -2,13 +2,14 @@
 
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.activation_attention import activation_attention_loss
+from retrieval.methods.options import Positive, Stages, Weight
 
 
 class AttentionTransfer(Distiller):
     """loss_at = beta · Σ_{s in stages} L_act(F_s^student, F_s^teacher); stages are 1-based."""
 
-    def __init__(self, student, teacher, task_loss=None, task_weight: float = 1.0, beta: float = 1000.0,
-                 stages=(2, 3, 4), p: float = 2.0, **kw):
+    def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, beta: Weight = 1000.0,
+                 stages: Stages = (2, 3, 4), p: Positive = 2.0, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
         self.beta, self.stages_used, self.p = beta, tuple(stages), p
 

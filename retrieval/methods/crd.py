@@ -2,12 +2,13 @@
 
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.crd import CRDLoss
+from retrieval.methods.options import Count, Fraction, Temperature, Weight
 
 
 class ContrastiveRepresentationDistillation(Distiller):
-    def __init__(self, student, teacher, task_loss=None, task_weight: float = 1.0,
-                 weight: float = 0.8, feat_dim: int = 128, num_negatives: int = 16384,
-                 temperature: float = 0.07, momentum: float = 0.5, **kw):
+    def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0,
+                 weight: Weight = 0.8, feat_dim: Count = 128, num_negatives: Count = 16384,
+                 temperature: Temperature = 0.07, momentum: Fraction = 0.5, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
         if self.train_labels is None:
             raise ValueError("crd needs train_labels (the label of every training sample, by dataset index)")

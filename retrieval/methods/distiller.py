@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from retrieval.methods.options import Weight
+
 
 class Distiller(nn.Module):
     """Subclasses implement ``distill_losses(student_out, teacher_out, batch) -> dict``."""
@@ -18,7 +20,7 @@ class Distiller(nn.Module):
     needs_teacher = True
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None, task_loss=None,
-                 task_weight: float = 1.0, train_labels=None, **unused):
+                 task_weight: Weight = 1.0, train_labels=None, **unused):
         """``train_labels``: label of every training sample by dataset index (for memory-bank methods)."""
         super().__init__()
         if unused:

@@ -18,15 +18,17 @@ from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.activation_attention import activation_attention_loss
 from retrieval.methods.losses.channel_attention import ChannelConnector, channel_attention_loss
 from retrieval.methods.losses.position_attention import DEFAULT_BLOCK_ELEMENTS, position_attention_loss
+from retrieval.methods.options import Count, Temperature, Terms, Weight
 
 KINDS = ("position", "activation", "channel")
 DEFAULT_TERMS = (("position", 1), ("activation", 2), ("activation", 3), ("activation", 4), ("channel", 4))
 
 
 class HierarchicalMultiAttention(Distiller):
-    def __init__(self, student, teacher, task_loss=None, task_weight: float = 1.0, terms=DEFAULT_TERMS,
-                 beta_pos: float = 1.0, beta_act: float = 1000.0, beta_ch: float = 1.0,
-                 tau_pos: float = 0.1, tau_ch: float = 0.1, block_elements: int = DEFAULT_BLOCK_ELEMENTS, **kw):
+    def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, terms: Terms = DEFAULT_TERMS,
+                 beta_pos: Weight = 1.0, beta_act: Weight = 1000.0, beta_ch: Weight = 1.0,
+                 tau_pos: Temperature = 0.1, tau_ch: Temperature = 0.1, block_elements: Count = DEFAULT_BLOCK_ELEMENTS,
+                 **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
         self.terms = [(str(kind), int(stage)) for kind, stage in terms]
         for kind, stage in self.terms:

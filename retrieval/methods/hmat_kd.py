@@ -6,11 +6,12 @@
 
 from retrieval.methods.hmat import HierarchicalMultiAttention
 from retrieval.methods.losses.kd import kd_loss
+from retrieval.methods.options import Temperature, Weight
 
 
 class HierarchicalMultiAttentionKD(HierarchicalMultiAttention):
-    def __init__(self, student, teacher, task_loss=None, task_weight: float = 0.1, kd_weight: float = 0.9,
-                 temperature: float = 4.0, **kw):
+    def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 0.1, kd_weight: Weight = 0.9,
+                 temperature: Temperature = 4.0, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
         self.kd_weight, self.temperature = kd_weight, temperature
 

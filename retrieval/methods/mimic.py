@@ -12,17 +12,20 @@ identity. ``features="fpn"`` reads the FPN levels of a detector (``model.fpn_lev
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch.nn.functional as F
 from torch import nn
 
 from retrieval.methods.distiller import Distiller
+from retrieval.methods.options import Count, Weight
 
 FEATURES = {"fpn": "fpn_levels", "stages": "stages"}
 
 
 class FeatureMimic(Distiller):
-    def __init__(self, student, teacher, task_loss=None, task_weight: float = 1.0, weight: float = 1.0,
-                 features: str = "fpn", levels=None, **kw):
+    def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 1.0,
+                 features: Literal["fpn", "stages"] = "fpn", levels: tuple[Count, ...] | None = None, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
         if features not in FEATURES:
             raise ValueError(f"mimic: unknown features {features!r}; expected one of {list(FEATURES)}")

@@ -3,11 +3,12 @@
 from retrieval.engine.distributed import gather, gather_with_grad
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.rkd import rkd_angle_loss, rkd_distance_loss
+from retrieval.methods.options import Weight
 
 
 class RelationalKD(Distiller):
-    def __init__(self, student, teacher, task_loss=None, task_weight: float = 1.0,
-                 distance_weight: float = 1.0, angle_weight: float = 2.0, **kw):
+    def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0,
+                 distance_weight: Weight = 1.0, angle_weight: Weight = 2.0, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
         self.distance_weight, self.angle_weight = distance_weight, angle_weight
 

@@ -2,6 +2,7 @@
 an image folder, a failed check stops loudly, and a bad run id is a clear error."""
 
 import json
+import re
 
 import faiss
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 
 from benchmarks import export, run
 from tiny_retrieval import tiny_retrieval
+from user_error import user_error
 
 RETRIEVAL = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}},
                            cost={"repeats": 1, "warmup": 0}, run=["at"], seeds=[0])
@@ -102,8 +104,8 @@ def test_classifier_round_trip(tmp_path, capsys):
     assert record["output"] == {"names": ["output"], "meaning": "logits"} and record["check"]["ok"] and record["check"]["images"] == 16
     session = ort.InferenceSession(str(dest), providers=["CPUExecutionProvider"])
     assert session.get_outputs()[0].shape[-1] == 10  # the ten digit classes
-    with pytest.raises(SystemExit, match="needs a retrieval run"):
-        _export(tmp_path, run_id, "--index-folder", str(tmp_path))
+    assert "needs a retrieval run" in user_error(capsys, lambda argv: _export(tmp_path, run_id, *argv),
+                                                 ["--index-folder", str(tmp_path)])
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the legacy exporter says it is legacy
@@ -125,20 +127,18 @@ def test_a_failing_check_stops_loudly(retrieval_run, tmp_path, monkeypatch):
     assert err.value.code != 0
 
 
-def test_bad_run_id_and_missing_weights_are_clear_errors(retrieval_run, tmp_path):
+def test_bad_run_id_and_missing_weights_are_clear_errors(retrieval_run, tmp_path, capsys):
     root, run_id = retrieval_run
-    with pytest.raises(SystemExit, match=r"no saved run 'hmat-0000000000-s0'[\s\S]*looked in .*known run ids there: "
-                                         r".*at-") as err:
-        _export(root, "hmat-0000000000-s0")
-    assert run_id in str(err.value)
-    with pytest.raises(SystemExit, match="bad run id"):
-        _export(root, "../../etc/passwd")
-    with pytest.raises(SystemExit, match=r"known run ids there: none"):
-        export.main(["--run", "at-x-s0", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match=r"no weights for run .*does not exist.*--cache-dir"):
-        export.main(["--run", run_id, "--out", str(root / "results"), "--cache-dir", str(tmp_path / "empty")])
-    with pytest.raises(SystemExit, match="not a folder"):
-        _export(root, run_id, "--index-folder", str(tmp_path / "nowhere"))
+    err = user_error(capsys, lambda argv: _export(root, *argv), ["hmat-0000000000-s0"])
+    assert re.search(r"no saved run 'hmat-0000000000-s0'.*looked in .*known run ids there: .*at-", err)
+    assert run_id in err
+    assert "bad run id" in user_error(capsys, lambda argv: _export(root, *argv), ["../../etc/passwd"])
+    assert "known run ids there: none" in user_error(capsys, export.main, ["--run", "at-x-s0", "--out", str(tmp_path)])
+    err = user_error(capsys, export.main, ["--run", run_id, "--out", str(root / "results"),
+                                           "--cache-dir", str(tmp_path / "empty")])
+    assert re.search(r"no weights for run .*does not exist.*--cache-dir", err)
+    assert "not a folder" in user_error(capsys, lambda argv: _export(root, run_id, *argv),
+                                        ["--index-folder", str(tmp_path / "nowhere")])
 
 
 def test_detector_backbone_round_trip(tmp_path):

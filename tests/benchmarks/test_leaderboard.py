@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import leaderboard
+from user_error import user_error
 
 
 def _folder(results, suite, dataset, metric_values, config_hash="c1", commit="abc1234", board=True, extra=None):
@@ -95,9 +96,8 @@ def test_folder_without_leaderboard_keeps_every_config(tmp_path):
     assert sorted(table["config_hash"].astype(str)) == ["c1", "c9"]
 
 
-def test_no_results_is_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="no results to merge"):
-        leaderboard.main(["--results", str(tmp_path)])
+def test_no_results_is_a_clear_error(tmp_path, capsys):
+    assert "no results to merge" in user_error(capsys, leaderboard.main, ["--results", str(tmp_path)])
 
 
 def test_rebuild_rewrites_a_folder_from_its_runs_csv(tmp_path, capsys):

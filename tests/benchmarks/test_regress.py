@@ -138,13 +138,16 @@ def test_current_with_several_configs_uses_the_baseline_one():
     assert set(table["status"]) == {"ok"} and (table["cur_seeds"] == 3).all()
 
 
-def test_bad_arguments(tmp_path, baseline):
-    with pytest.raises(SystemExit):
+def test_bad_arguments(tmp_path, baseline, capsys):
+    with pytest.raises(SystemExit) as stop:
         regress.main(["--current", str(baseline)])  # neither --baseline nor --write-baseline
-    with pytest.raises(SystemExit, match="not in the baseline"):
-        _gate(baseline, baseline, "--metrics", "bogus@3")
+    assert stop.value.code == 2 and capsys.readouterr().err.startswith("error: ")
+    assert _gate(baseline, baseline, "--metrics", "bogus@3") == 2
+    assert "not in the baseline" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _gate(baseline, baseline, "--tolerance-std", "2")  # removed, with a message that says what replaced it
+    assert regress.main(["--baseline", str(tmp_path / "missing.csv"), "--current", str(baseline)]) == 2
+    assert "--baseline" in capsys.readouterr().err
 
 
 def test_write_baseline_has_a_header_and_reads_back(tmp_path, baseline, capsys):

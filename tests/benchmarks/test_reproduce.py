@@ -1,6 +1,7 @@
 """``python -m benchmarks.run --reproduce RUN_ID`` reruns one saved row and finds it identical."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -8,6 +9,7 @@ import yaml
 
 from benchmarks import run
 from tiny_retrieval import tiny_retrieval
+from user_error import user_error
 
 TINY = tiny_retrieval(run=["none", "at"], seeds=[0, 1])
 
@@ -71,10 +73,10 @@ def test_a_changed_saved_row_is_reported(tiny_results, capsys, tmp_path):
     assert "DIFFERENT: recall@1" in capsys.readouterr().out
 
 
-def test_bad_run_id_is_a_clear_error(tiny_results):
-    with pytest.raises(SystemExit, match=r"no saved run 'hmat-0000000000-s0'.*run_id column.*ls "):
-        _reproduce(tiny_results, "hmat-0000000000-s0")
-    with pytest.raises(SystemExit, match="bad run id"):
-        _reproduce(tiny_results, "../../etc")
-    with pytest.raises(SystemExit, match="drop"):
-        _reproduce(tiny_results, "none-x-s0", "--seeds", "3")
+def test_bad_run_id_is_a_clear_error(tiny_results, capsys):
+    def error_of(*argv):
+        return user_error(capsys, lambda a: _reproduce(tiny_results, *a), argv)
+
+    assert re.search(r"no saved run 'hmat-0000000000-s0'.*run_id column.*ls ", error_of("hmat-0000000000-s0"))
+    assert "bad run id" in error_of("../../etc")
+    assert "drop" in error_of("none-x-s0", "--seeds", "3")

@@ -8,6 +8,7 @@ import yaml
 from benchmarks import tune
 from benchmarks.results_io import read_header
 from tiny_retrieval import tiny_retrieval
+from user_error import user_error
 
 TINY = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}}, workers=1)
 
@@ -28,13 +29,13 @@ def test_grid_cells_times_seeds(tmp_path, capsys):
     assert "best on validation" in capsys.readouterr().out
 
 
-def test_a_metric_the_tuner_cannot_rank_by_fails_before_any_training(tmp_path):
+def test_a_metric_the_tuner_cannot_rank_by_fails_before_any_training(tmp_path, capsys):
     config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(tiny_retrieval(train={"select_metric": "r_precision"}, workers=1)))
     grid.write_text(yaml.safe_dump({"grid": {"none": {}}}))
-    with pytest.raises(SystemExit, match="ranks cells by recall@1 or map@r; the config selects on 'r_precision'"):
-        tune.main(["--grid", str(grid), "--config", str(config), "--out", str(tmp_path / "r"),
-                   "--cache-dir", str(tmp_path / "c"), "--no-progress"])
+    err = user_error(capsys, tune.main, ["--grid", str(grid), "--config", str(config), "--out", str(tmp_path / "r"),
+                                         "--cache-dir", str(tmp_path / "c"), "--no-progress"])
+    assert "ranks cells by recall@1 or map@r; the config selects on 'r_precision'" in err
     assert not (tmp_path / "c").exists()  # nothing was pretrained or trained
 
 
@@ -102,14 +103,13 @@ def test_folds_cross_validate_on_class_disjoint_blocks_of_the_training_classes(t
     assert vals[0].isdisjoint(vals[1]) and vals[0] | vals[1] == set(range(10)) and fit0 == vals[1]
 
 
-def test_bad_folds_fail_before_any_training(tmp_path):
+def test_bad_folds_fail_before_any_training(tmp_path, capsys):
     config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(TINY))
     grid.write_text(yaml.safe_dump({"grid": {"none": {}}}))
     base = ["--grid", str(grid), "--config", str(config), "--out", str(tmp_path / "r"), "--cache-dir",
             str(tmp_path / "c"), "--no-progress"]
-    with pytest.raises(SystemExit, match="--folds 1: expected 0"):
-        tune.main(base + ["--folds", "1"])
-    with pytest.raises(SystemExit, match="cannot make these folds"):
-        tune.main(base + ["--folds", "20"])  # 10 training classes: at most 5 folds of 2
+    assert "--folds 1: expected 0" in user_error(capsys, tune.main, base + ["--folds", "1"])
+    # 10 training classes: at most 5 folds of 2
+    assert "cannot make these folds" in user_error(capsys, tune.main, base + ["--folds", "20"])
     assert not (tmp_path / "c" / "teachers").exists()

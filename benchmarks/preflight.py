@@ -1,0 +1,112 @@
+"""The preflight of a run: everything that can be wrong with the user's input, checked in
+seconds before the first training step.
+
+``preflight(suite, cfg, out_dir, cache_dir, check_data="sample", origin=None, log=print)``
+
+1. the config against its schema (``benchmarks.schema``: keys, types, ranges, names, the
+   cross-field rules of every training section, every method's options);
+2. the out and cache folders are writable (nothing is created here);
+3. the dataset's files are present and its images decode: a fixed sample of each split
+   (``check_data="sample"``, every image of a split up to ``SAMPLE`` images) or all of them
+   (``"all"``);
+4. each split has enough classes and images for the sampler and batch size
+   (``benchmarks.sampler_fit``): the config is adapted with a printed note per change, or the
+   run stops saying what to change;
+5. (retrieval) every method of the run builds with its options on untrained networks.
+
+Returns the (possibly adapted) config and the notes. Any problem raises ``UserError``. The data
+built here is the run's own (``suite_runner.suite_data`` keeps it for the run in this process).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from benchmarks.errors import UserError
+from benchmarks.schema import check_config
+
+SAMPLE = 500  # images decoded per split by default; --check-data all decodes every one
+CHECK_DATA = ("sample", "all")
+RETRIEVAL_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")
+
+
+def check_writable(path, what: str) -> None:
+    """``path`` is a folder, or can be created as one, that this process can write to."""
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{what} {path}: {existing} is a file, not a folder; expected a folder to write to")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: {existing} is not writable; expected a folder you can write to")
+
+
+def _prepare(suite, cfg: dict, cache_dir: Path, log):
+    from benchmarks.suite_runner import suite_data
+    from retrieval.data.base import DatasetNotFoundError
+
+    name = cfg["dataset"]["name"]
+    try:
+        return suite_data(suite, cfg, cache_dir, log)
+    except DatasetNotFoundError:
+        raise
+    except (ValueError, OSError) as exc:  # the loaders' messages say what was wrong with the files
+        raise UserError(f"dataset {name}: {exc}") from exc
+
+
+def check_images_of(data: dict, mode: str) -> None:
+    """Decode the images of every split that lists its files (a sample, or all)."""
+    from retrieval.data import CorruptImageError, check_images
+
+    for split, dataset in data.items():
+        paths = getattr(dataset, "paths", None)
+        if not paths:
+            continue
+        try:
+            check_images(list(paths), limit=None if mode == "all" or len(paths) <= SAMPLE else SAMPLE)
+        except CorruptImageError as exc:
+            raise UserError(f"{split} split: {exc}") from exc
+
+
+def fit_splits(cfg: dict, data: dict) -> tuple[dict, list[str]]:
+    from benchmarks.sampler_fit import fit_sampler, split_stats
+
+    stats = {split: split_stats(data[split]) for split in ("fit", "val", "test") if split in data}
+    return fit_sampler(cfg, stats)
+
+
+def build_methods(suite, cfg: dict, data: dict) -> None:
+    """Build every method of the run on untrained networks (no pretraining, no teacher training):
+    options that the schema cannot judge alone (stages, connectors, labels) fail here."""
+    from benchmarks.suite_runner import method_options
+    from retrieval.losses import build_task_loss
+    from retrieval.methods import build_method
+
+    teacher = suite._model(cfg["teacher"])
+    for name in cfg["run"]:
+        registered, options = method_options(cfg, name, cfg["methods"].get(name))
+        try:
+            build_method(registered, student=suite._model(cfg["student"]), teacher=teacher,
+                         task_loss=build_task_loss(**cfg["task_loss"]), train_labels=data["fit"].labels, **options)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"methods.{name}: {exc}") from exc
+
+
+def preflight(suite, cfg: dict, out_dir, cache_dir, check_data: str = "sample", origin=None,
+              log=print) -> tuple[dict, list[str]]:
+    if check_data not in CHECK_DATA:
+        raise UserError(f"--check-data {check_data!r}: expected one of {list(CHECK_DATA)}")
+    check_config(cfg, origin)
+    check_writable(out_dir, "results folder (--out)")
+    check_writable(cache_dir, "cache folder (--cache-dir)")
+    data = _prepare(suite, cfg, Path(cache_dir), log)
+    check_images_of(data, check_data)
+    notes = []
+    if cfg["suite"] in RETRIEVAL_SUITES:
+        cfg, notes = fit_splits(cfg, data)
+        for note in notes:
+            log(f"note: {note}")
+        build_methods(suite, cfg, data)
+    return cfg, notes

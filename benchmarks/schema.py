@@ -1,0 +1,360 @@
+"""The config schema: every section of a run config declared with its types, ranges and
+defaults (pydantic), checked before any work.
+
+``check_config(cfg, origin)`` validates a resolved run config (the suite's default merged
+with the user's file and the command-line flags) and raises ``UserError`` with one line per
+problem, each naming the file the key came from and its path (``student.train.epochs``):
+unknown keys (with the nearest valid key), wrong types, values out of range, unknown names
+(dataset, architecture, loss, method) and the cross-field rules of a training section
+(``batch_size`` a multiple of ``m_per_class``, milestones inside the epochs, ``eval_every`` at
+most the epochs). The config itself is not rewritten: defaults live in the code that reads it,
+so the config hashes that name cached teachers and runs do not change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmarks.errors import UserError
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Device = Annotated[str, Field(pattern=r"^(cpu|cuda(:\d+)?|mps)$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainSection(Section):
+    """Training options (``retrieval.engine.TrainConfig``); a role's ``train`` is merged over the
+    shared one, so every key is optional here and the merged section is checked as a whole."""
+    epochs: PositiveInt | None = None
+    lr: PositiveFloat | None = None
+    weight_decay: NonNegativeFloat | None = None
+    milestones: list[PositiveInt] | None = None
+    gamma: PositiveFloat | None = None
+    schedule: Literal["step", "cosine"] | None = None
+    batch_size: PositiveInt | None = None
+    m_per_class: PositiveInt | None = None
+    eval_every: PositiveInt | None = None
+    select_metric: str | None = None
+    num_workers: Annotated[int, Field(ge=0)] | None = None
+    optimizer: Literal["adam", "sgd"] | None = None
+    momentum: Annotated[float, Field(ge=0, lt=1)] | None = None
+    sampler: Literal["m_per_class", "random"] | None = None
+    select: Literal["best", "last"] | None = None
+    amp: bool | None = None
+    channels_last: bool | None = None
+
+
+class DatasetSection(Section):
+    name: str
+    root: str | None = None
+    options: dict[str, Any] | None = None
+
+
+class PretrainDataset(Section):
+    name: str | None = None
+    root: str | None = None
+    options: dict[str, Any] | None = None
+
+
+class PretrainSection(Section):
+    dataset: PretrainDataset | None = None
+    train: TrainSection | None = None
+
+
+class EmbeddingModel(Section):
+    arch: str
+    embedding_dim: PositiveInt = 128
+    normalize: bool = True
+    pretrained: bool = False
+    pooling: Literal["avg", "max", "gem"] = "avg"
+    output_stride: Literal[8, 16, 32] | None = None
+    train: TrainSection | None = None
+
+
+class ClassifierModel(Section):
+    arch: str
+    pretrained: bool = False
+    train: TrainSection | None = None
+
+
+class DetectorModel(Section):
+    arch: str
+    pretrained: bool = False
+    train: TrainSection | None = None
+    detector: dict[str, Any] | None = None
+
+
+class TaskLoss(Section):
+    name: str
+    miner: str | None = None
+    loss_options: dict[str, Any] | None = None
+    miner_options: dict[str, Any] | None = None
+
+
+class EvalSection(Section):
+    ks: Annotated[list[PositiveInt], Field(min_length=1)]
+    index: list[Literal["ivf", "hnsw"]] | Literal["ivf", "hnsw"] | None = None
+
+
+class CostSection(Section):
+    """How the cost columns are measured (``retrieval.cost.columns.suite_cost``)."""
+    threads: PositiveInt | None = None
+    repeats: PositiveInt = 5
+    warmup: Annotated[int, Field(ge=0)] = 2
+
+
+class RunConfig(Section):
+    """The keys every suite shares."""
+    suite: str
+    dataset: DatasetSection
+    train: TrainSection | None = None
+    methods: dict[str, dict[str, Any] | None]
+    run: Annotated[list[str], Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    init_seed: Annotated[int, Field(ge=0)] | None = None
+    threads: PositiveInt | None = None
+    workers: PositiveInt | None = None
+    device: Device | None = None
+    cost: CostSection | None = None
+
+
+class RetrievalConfig(RunConfig):
+    teacher: EmbeddingModel
+    student: EmbeddingModel
+    task_loss: TaskLoss
+    eval: EvalSection
+    pretrain: PretrainSection | None = None
+
+
+class ClassificationConfig(RunConfig):
+    teacher: ClassifierModel
+    student: ClassifierModel
+    task_loss: TaskLoss
+    eval: EvalSection
+
+
+class DetectionConfig(RunConfig):
+    teacher: DetectorModel
+    student: DetectorModel
+    detector: dict[str, Any] | None = None
+
+
+SCHEMAS = {"retrieval": RetrievalConfig, "hmat-ablation": RetrievalConfig, "retrieval-scratch": RetrievalConfig,
+           "classification": ClassificationConfig, "detection": DetectionConfig}
+DETECTION_DATASETS = ("mnist-scenes", "coco")  # retrieval.detection.data.build_detection_dataset
+INTERNAL_KEYS = ("_command",)  # set by the runner after the check
+
+
+# ----------------------------------------------------------------------------- reporting
+
+def _path(loc) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The declared keys of the section at ``loc`` (the parent of an unknown key)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        sub = _model_in(field.annotation)
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def unknown_key_message(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(valid)}"
+    return f"unknown key; {hint}"
+
+
+def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
+    """(key path, message) for each error of a pydantic validation."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("list[", "tuple[")))
+                    and part not in ("literal['ivf', 'hnsw']",))
+        if err["type"] == "extra_forbidden":
+            message = unknown_key_message(str(loc[-1]), _fields_at(model, loc[:-1]))
+        else:
+            message = err["msg"][0].lower() + err["msg"][1:]
+            if err["type"] not in ("missing",):
+                message += f" (got {err['input']!r})"
+        out.append((_path(prefix + loc), message))
+    return out
+
+
+# ----------------------------------------------------------------------------- semantic checks
+
+def merged_train(cfg: dict, role: str) -> dict:
+    from benchmarks.config import deep_merge
+
+    return deep_merge(cfg.get("train") or {}, (cfg.get(role) or {}).get("train") or {})
+
+
+def train_rules(train: dict, where: str, ks=None, suite: str = "retrieval", validated: bool = True
+                ) -> list[tuple[str, str]]:
+    """The cross-field rules of one merged training section (``where``: its key path);
+    ``validated=False`` for a run without validation (pretraining): no eval_every or metric rule."""
+    from retrieval.engine.trainer import TrainConfig
+
+    defaults = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
+    t = {**defaults, **train}
+    out = []
+    if t["sampler"] == "m_per_class" and t["batch_size"] % t["m_per_class"]:
+        out.append((f"{where}.batch_size", f"batch_size {t['batch_size']} is not a multiple of m_per_class "
+                                           f"{t['m_per_class']} (the m_per_class sampler draws m images of each class)"))
+    bad = [m for m in t["milestones"] or () if not 0 < m < t["epochs"]]
+    if bad:
+        out.append((f"{where}.milestones", f"milestones {bad} are not inside the {t['epochs']} epochs "
+                                           f"(expected 1 to {t['epochs'] - 1})"))
+    if validated and t["eval_every"] > t["epochs"]:
+        out.append((f"{where}.eval_every", f"eval_every {t['eval_every']} is more than the {t['epochs']} epochs"))
+    if validated and ks is not None and suite in ("retrieval", "hmat-ablation", "retrieval-scratch"):
+        metrics = [f"recall@{k}" for k in ks] + ["map@r", "r_precision"]
+        if t["select_metric"] not in metrics:
+            out.append((f"{where}.select_metric", f"unknown metric {t['select_metric']!r}; expected one of {metrics}"))
+    return out
+
+
+def _name_check(value, valid, path) -> list[tuple[str, str]]:
+    if value in valid:
+        return []
+    close = difflib.get_close_matches(str(value), list(valid), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(valid)}"
+    return [(path, f"unknown name {value!r}; {hint}")]
+
+
+def dataset_option_problems(name: str, options: dict, path: str) -> list[tuple[str, str]]:
+    """The options of dataset ``name`` against its loader's keywords (types too, where annotated)."""
+    from retrieval.data.registry import _DATASETS, _import_builtin
+
+    _import_builtin()
+    loader = _DATASETS.get(name)
+    if loader is None:
+        return []
+    params = inspect.signature(loader).parameters
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    valid = [n for n, p in params.items() if n not in ("root", "split", "transform") and p.kind != p.VAR_KEYWORD]
+    try:
+        hints = typing.get_type_hints(loader)
+    except Exception:  # an annotation that does not resolve: check the names only
+        hints = {}
+    out = []
+    from pydantic import TypeAdapter
+
+    for key, value in (options or {}).items():
+        if key not in valid:
+            if not accepts_any:
+                out.append((f"{path}.{key}", unknown_key_message(key, valid) + f" (options of dataset {name!r})"))
+            continue
+        if key in hints and value is not None:
+            try:
+                TypeAdapter(hints[key]).validate_python(value)
+            except ValidationError as exc:
+                out.append((f"{path}.{key}", exc.errors()[0]["msg"].lower() + f" (got {value!r})"))
+            except Exception:  # a type pydantic cannot check
+                pass
+    return out
+
+
+def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]:
+    """Every ``methods`` entry (a registered method or a named variant of one; only the entry
+    ``only`` if given) against the method's options model, and every ``run`` entry known."""
+    from benchmarks.suite_runner import method_options
+    from retrieval.methods.options import options_model
+    from retrieval.methods.registry import _METHODS
+
+    out = []
+    methods = cfg.get("methods") or {}
+    for name, options in methods.items():
+        if only is not None and name != only:
+            continue
+        registered = (options or {}).get("method", name)
+        if registered not in _METHODS:
+            key = f"methods.{name}.method" if "method" in (options or {}) else f"methods.{name}"
+            out += _name_check(registered, _METHODS, key)
+            continue
+        _, merged = method_options(cfg, name, options)
+        try:
+            options_model(_METHODS[registered]).model_validate(merged)
+        except ValidationError as exc:
+            out += [(f"methods.{name}.{p.split('.', 1)[0]}" if p else f"methods.{name}", m)
+                    for p, m in pydantic_problems(exc, options_model(_METHODS[registered]))]
+    known = set(_METHODS) | {n for n, o in methods.items() if "method" in (o or {})}
+    for i, name in enumerate(cfg.get("run") or []):
+        out += [(f"run[{i}]", m) for _, m in _name_check(name, known, "")]
+    return out
+
+
+def name_problems(cfg: dict) -> list[tuple[str, str]]:
+    from retrieval.data.registry import list_datasets
+    from retrieval.losses.metric_loss import LOSSES, MINERS
+    from retrieval.models import list_models
+
+    detection = cfg["suite"] == "detection"
+    out = _name_check(cfg["dataset"]["name"], DETECTION_DATASETS if detection else list_datasets(), "dataset.name")
+    if not out and not detection:
+        out += dataset_option_problems(cfg["dataset"]["name"], cfg["dataset"].get("options") or {}, "dataset.options")
+    for role in ("teacher", "student"):
+        out += _name_check(cfg[role]["arch"], list_models(), f"{role}.arch")
+    task = cfg.get("task_loss")
+    if task and cfg["suite"] != "classification":
+        out += _name_check(task["name"], LOSSES, "task_loss.name")
+        if task.get("miner") is not None:
+            out += _name_check(task["miner"], MINERS, "task_loss.miner")
+    return out
+
+
+def config_problems(cfg: dict) -> list[tuple[str, str]]:
+    """(key path, message) for every problem of a resolved run config; empty when it is valid."""
+    cfg = {k: v for k, v in cfg.items() if k not in INTERNAL_KEYS}
+    suite = cfg.get("suite")
+    if suite not in SCHEMAS:
+        return [("suite", f"unknown suite {suite!r}; expected one of {sorted(SCHEMAS)}")]
+    schema = SCHEMAS[suite]
+    try:
+        schema.model_validate(cfg)
+    except ValidationError as exc:
+        return pydantic_problems(exc, schema)  # the names and rules below assume the structure
+    out = name_problems(cfg) + method_problems(cfg)
+    ks = (cfg.get("eval") or {}).get("ks")
+    for role in ("teacher", "student"):
+        own = (cfg[role].get("train") or {})
+        out += [(path if path.split(".")[-1] in own else "train." + path.split(".")[-1], f"{role}: {message}")
+                for path, message in train_rules(merged_train(cfg, role), f"{role}.train", ks, suite)]
+    if cfg.get("pretrain"):
+        pretrain_train = merged_train({"train": cfg.get("train"), "x": {"train": cfg["pretrain"].get("train")}}, "x")
+        out += train_rules(pretrain_train, "pretrain.train", ks, suite, validated=False)
+    return out
+
+
+def check_config(cfg: dict, origin=None) -> None:
+    """Raise ``UserError`` listing every problem of ``cfg``; ``origin(path) -> str`` names where a
+    key path came from (a file, a flag) and prefixes each problem."""
+    problems = config_problems(cfg)
+    if problems:
+        where = origin or (lambda path: "config")
+        raise UserError("; ".join(f"{where(path)}: {path}: {message}" for path, message in problems))

@@ -1,0 +1,91 @@
+"""The config schema: every packaged config passes; each class of bad key or value is named
+with its file and key path, and the nearest valid key is suggested."""
+
+from importlib import resources
+
+import pytest
+
+from benchmarks.config import deep_merge, default_config, key_origin, resolve_config
+from benchmarks.errors import UserError
+from benchmarks.schema import check_config, config_problems
+from retrieval.methods.options import options_model
+from retrieval.methods.registry import _METHODS
+
+CONFIGS = resources.files("benchmarks") / "configs"
+RUN_CONFIGS = {"cub200": "retrieval", "cars196": "retrieval", "sop": "retrieval", "quick_retrieval": "retrieval",
+               "retrieval_scratch": "retrieval", "cifar100": "classification", "detection_coco": "detection"}
+
+
+@pytest.mark.parametrize("suite", ["retrieval", "hmat-ablation", "classification", "detection"])
+def test_every_default_config_is_valid(suite):
+    assert config_problems(default_config(suite)) == []
+
+
+@pytest.mark.parametrize("name", sorted(RUN_CONFIGS))
+def test_every_packaged_recipe_is_valid(name):
+    assert config_problems(resolve_config(RUN_CONFIGS[name], str(CONFIGS / f"{name}.yaml"))) == []
+
+
+def _problems(**changes):
+    return dict(config_problems(deep_merge(default_config("retrieval"), changes)))
+
+
+def test_unknown_key_suggests_the_nearest():
+    cfg = default_config("retrieval")
+    cfg["studnet"] = cfg.pop("student")
+    problems = dict(config_problems(cfg))
+    assert problems["studnet"] == "unknown key; did you mean 'student'?"
+    assert "did you mean 'epochs'" in _problems(teacher={"train": {"epoch": 3}})["teacher.train.epoch"]
+    assert "did you mean 'test_per_class'" in _problems(dataset={"options": {"test_per_clas": 3}})[
+        "dataset.options.test_per_clas"]
+    assert "did you mean 'beta_act'" in _problems(methods={"hmat": {"beta_akt": 3}})["methods.hmat.beta_akt"]
+
+
+def test_wrong_types_and_ranges():
+    assert "greater than or equal to 1" in _problems(student={"train": {"epochs": -1}})["student.train.epochs"]
+    assert "valid number" in _problems(train={"lr": "fast"})["train.lr"]
+    assert "greater than 0" in _problems(methods={"hmat": {"tau_ch": 0}})["methods.hmat.tau_ch"]
+    assert "greater than or equal to 0" in _problems(methods={"at": {"beta": -3}})["methods.at.beta"]
+    assert "less than or equal to 4" in _problems(methods={"at": {"stages": [2, 5]}})["methods.at.stages"]
+    assert "'step' or 'cosine'" in _problems(train={"schedule": "linear"})["train.schedule"]
+    assert "8, 16 or 32" in _problems(student={"output_stride": 4})["student.output_stride"]
+
+
+def test_unknown_names():
+    assert "did you mean 'small_cnn_s'" in _problems(teacher={"arch": "small_cnn_q"})["teacher.arch"]
+    assert "did you mean 'hmat'" in _problems(run=["none", "hmta"])["run[1]"]
+    assert "unknown name 'folderz'" in _problems(dataset={"name": "folderz"})["dataset.name"]
+    assert "unknown name" in _problems(task_loss={"name": "arcface"})["task_loss.name"]
+
+
+def test_cross_field_rules():
+    problems = _problems(train={"batch_size": 99})
+    assert "not a multiple of m_per_class 5" in problems["train.batch_size"]
+    assert "not inside the 10 epochs" in _problems(student={"train": {"milestones": [4, 10]}})["student.train.milestones"]
+    assert "more than the 10 epochs" in _problems(teacher={"train": {"eval_every": 12}})["teacher.train.eval_every"]
+    assert "unknown metric" in _problems(train={"select_metric": "recall@3"})["train.select_metric"]
+    # a random sampler does not need batch_size % m_per_class == 0
+    assert _problems(train={"batch_size": 99, "sampler": "random"}) == {}
+
+
+def test_the_error_names_the_file_of_each_key(tmp_path):
+    user = {"student": {"train": {"epochs": 0}}}
+    origin = lambda path: key_origin(path, [("my.yaml", user)], "benchmarks/configs/retrieval.yaml")  # noqa: E731
+    with pytest.raises(UserError) as err:
+        check_config(deep_merge(default_config("retrieval"), deep_merge(user, {"train": {"batch_size": 98}})), origin)
+    message = str(err.value)
+    assert "my.yaml: student.train.epochs: input should be greater than or equal to 1 (got 0)" in message
+    assert "benchmarks/configs/retrieval.yaml: train.batch_size" in message  # not the user's key
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", sorted(_METHODS))
+def test_each_method_declares_its_options_with_the_code_defaults(name):
+    import inspect
+
+    model = options_model(_METHODS[name])
+    params = inspect.signature(_METHODS[name].__init__).parameters
+    for key, field in model.model_fields.items():
+        if key in params:
+            assert field.default == params[key].default
+    assert model.model_validate({}).model_dump().keys() == model.model_fields.keys()
