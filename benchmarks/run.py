@@ -69,7 +69,7 @@ def build_config(args) -> tuple[dict, object]:
             raise UserError(f"suite {args.suite!r} is not implemented yet; available: {sorted(SUITES)}")
         raise UserError(f"unknown suite {args.suite!r}; expected one of {sorted(SUITES)}")
     cfg = default_config(args.suite)
-    sources = []
+    sources, recipe = [], None
     if args.dataset:
         cfg["dataset"] = {"name": args.dataset, "root": cfg["dataset"].get("root"), "options": {}}
         recipe = dataset_recipe(args.dataset)
@@ -81,6 +81,9 @@ def build_config(args) -> tuple[dict, object]:
         user = load_yaml(args.config)
         cfg = merge_config(cfg, user)
         sources.append((args.config, user))
+        if args.dataset and cfg["dataset"]["name"] != args.dataset:  # the flag names the data, not the file
+            recipe_data = (recipe[1].get("dataset") if recipe else None) or {}
+            cfg["dataset"] = deep_merge({"root": None, "options": {}}, {**recipe_data, "name": args.dataset})
     flags = {}
     if args.data_root:
         cfg["dataset"]["root"] = args.data_root
