@@ -3,7 +3,8 @@
 Folder layout: ``root/<class_name>/<image files>`` (``.jpg .jpeg .png .bmp .gif .webp``,
 any case, nested sub-folders allowed; hidden files are skipped). Classes are sorted by
 name and labelled by their index in that order; the first ``ceil(n/2)`` classes are the
-training half, the rest the test half. See ``datasets/README.md``.
+training half, the rest the test half. Images of any size and mode load as 8-bit RGB.
+See ``folder`` for the splits and ``datasets/README.md`` ("Your own folder").
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ def verify_counts(name: str, labels, official_train, expected: dict) -> None:
 
 def split_dataset(name: str, paths, labels, official_train, split: str, transform, image_size: int,
                   val_fraction: float, strict: bool = False,
-                  expected: dict | None = None) -> ImageFileDataset:
-    """Select ``split`` from a whole index, check its images exist and wrap it in a dataset."""
+                  expected: dict | None = None, **image_options) -> ImageFileDataset:
+    """Select ``split`` from a whole index, check its images exist and wrap it in a dataset
+    (``image_options``: keywords of ``ImageFileDataset``, e.g. ``draft``)."""
     labels = np.asarray(labels, dtype=np.int64)
     official_train = np.asarray(official_train, dtype=bool)
     if strict:
@@ -117,7 +119,7 @@ def split_dataset(name: str, paths, labels, official_train, split: str, transfor
     check_images_exist(chosen, name)
     if transform is None:
         transform = photo_transform(split, image_size)
-    dataset = ImageFileDataset(chosen, labels[mask], transform, split)
+    dataset = ImageFileDataset(chosen, labels[mask], transform, split, **image_options)
     dataset.name = name
     return dataset
 
@@ -129,10 +131,31 @@ def _is_image(path: Path) -> bool:
 
 
 @register_dataset("folder")
-def folder(root, split: str, transform=None, image_size: int = 224, val_fraction: float = 0.2):
-    """Images in ``root/<class_name>/``; first ``ceil(n/2)`` sorted classes train, rest test.
+def folder(root, split: str, transform=None, image_size: int = 224, val_fraction: float = 0.2,
+           exif_transpose: bool = True):
+    """Your own images, one folder per class: ``root/<class_name>/<image files>``.
 
-    Class folders without any image (and hidden folders) are ignored.
+    Files: ``.jpg .jpeg .png .bmp .gif .webp`` (any case, sub-folders allowed), of any
+    size and mode: RGB, greyscale, palette, CMYK and 16-bit load as RGB, transparent
+    pixels (RGBA, LA, palette transparency) are composited over white; with
+    ``exif_transpose`` a photo's EXIF orientation is applied first, as viewers show it.
+    With the default ``transform`` images are resized as the DML protocol does
+    (``photo_transform``: squashed to ``round(image_size * 8 / 7)`` square, then a random
+    crop of ``image_size`` and a flip for training, the centre crop for evaluation), and a
+    JPEG is decoded at a reduced DCT scale that still covers that size (``draft``), much
+    faster for large photos. Class folders without any image (and hidden folders) are ignored.
+
+    Splits (class-disjoint, by sorted folder name): ``train`` the first ``ceil(n/2)``
+    classes, ``test`` the rest; ``val`` the last ``max(2, round(val_fraction * t))`` of the
+    ``t`` training classes (never all of them) and ``fit`` the other training classes. So a
+    small folder keeps 2 validation classes (8 classes: fit 2, val 2, test 4; 10: 3, 2, 5;
+    20: 8, 2, 10), and a retrieval split never has a single class unless the folder has
+    fewer than 4 training classes. Training needs 2 fit classes, so at least 7 class
+    folders (the runner's preflight, ``benchmarks.sampler_fit``, stops with an
+    error below that, and adapts batch size and sampler to what the splits hold). With 2
+    validation classes, choosing an epoch on validation is mostly noise: the folder recipe
+    (``benchmarks/configs/folder.yaml``) keeps the last epoch and reports validation only.
+    The datasets' ``paths`` are the image files, for ``check_images`` before training.
     """
     name = "folder"
     if root is None or not Path(root).expanduser().is_dir():
@@ -152,4 +175,6 @@ def folder(root, split: str, transform=None, image_size: int = 224, val_fraction
     paths = [p for images in classes for p in images]
     labels = [c for c, images in enumerate(classes) for _ in images]
     official_train = [c < n_train for c in labels]
-    return split_dataset(name, paths, labels, official_train, split, transform, image_size, val_fraction)
+    draft = round(image_size * 8 / 7) if transform is None else None  # the default transform's first resize
+    return split_dataset(name, paths, labels, official_train, split, transform, image_size, val_fraction,
+                         draft=draft, exif_transpose=exif_transpose)
