@@ -53,8 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--index", type=_csv,
                    help="also report Recall@K from approximate faiss indexes beside the exact one: ivf, hnsw or both")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--check-data", choices=("sample", "all"), default="sample",
-                   help="decode a fixed sample of each split's images before training (default) or all of them")
+    p.add_argument("--check-data", choices=("sample", "all"),
+                   help="decode a fixed sample of 500 images per split before training, or all of them "
+                        "(default: all for --dataset folder, else sample)")
     add_debug_flag(p)
     p.add_argument("--reproduce", metavar="RUN_ID",
                    help="rerun the saved row RUN_ID (found under --out) with its saved config and compare")
