@@ -82,9 +82,12 @@ def build_config(args) -> tuple[dict, object]:
         user = load_yaml(args.config)
         cfg = merge_config(cfg, user)
         sources.append((args.config, user))
-        if args.dataset and cfg["dataset"]["name"] != args.dataset:  # the flag names the data, not the file
+        if args.dataset and (user.get("dataset") or {}).get("name") != args.dataset:
+            # the flag names the data: a dataset section written for another dataset (or for the suite's
+            # default, without a name) does not apply to it; its root still does
             recipe_data = (recipe[1].get("dataset") if recipe else None) or {}
-            cfg["dataset"] = deep_merge({"root": None, "options": {}}, {**recipe_data, "name": args.dataset})
+            cfg["dataset"] = deep_merge({"root": cfg["dataset"].get("root"), "options": {}},
+                                        {**recipe_data, "name": args.dataset})
     flags = {}
     if args.data_root:
         cfg["dataset"]["root"] = args.data_root
