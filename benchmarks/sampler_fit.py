@@ -18,7 +18,7 @@ the configured batch and at most the split's images. Changes are written to
 when the backbones are pretrained on the run's own training half. A config that fits
 comes back unchanged with no notes.
 
-This module does not import torch.
+This module imports torch only to read a ``pretrain`` section (``benchmarks.suites.pretrain``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ TRAIN_DEFAULTS = {"batch_size": 128, "m_per_class": 5, "sampler": "m_per_class"}
 
 SPLITS = ("fit", "val", "test")
 ROLES = ("teacher", "student")
-SPLIT_KEYS = ("val_fold", "val_fraction")  # options that only move classes between fit and val
 MIN_CLASSES = 2
 MIN_EVAL_IMAGES = 2  # per class: a query needs another image of its class
 
@@ -167,21 +166,14 @@ def _fit_batch(opts: dict, s: dict, where: str, split: str, notes: list[str]) ->
 
 
 def _pretrains_on_own_data(cfg: dict) -> bool:
-    """Whether the ``pretrain`` section reads the run's own dataset (its training half)."""
-    section = cfg.get("pretrain")
-    if not section:
+    """Whether the ``pretrain`` section reads the run's own dataset (its training half): its
+    pretraining data (``benchmarks.suites.pretrain.pretrain_dataset_spec``) is the run's dataset."""
+    if not cfg.get("pretrain"):
         return False
-    data = deep_merge({"name": "synthetic"}, section.get("dataset") or {})  # as benchmarks.suites.pretrain
-    own = cfg.get("dataset") or {}
-    if data["name"] != own.get("name"):
-        return False
-    return _without_split_keys(deep_merge(own, data)) == _without_split_keys(own)
+    from benchmarks.suites.pretrain import SPLIT_KEYS, pretrain_dataset_spec  # imports torch
 
+    def normalised(spec: dict) -> dict:
+        options = {k: v for k, v in (spec.get("options") or {}).items() if k not in SPLIT_KEYS}
+        return {**spec, "options": options}
 
-def _without_split_keys(spec: dict) -> dict:
-    spec = copy.deepcopy(spec)
-    for key in SPLIT_KEYS:
-        (spec.get("options") or {}).pop(key, None)
-    spec.setdefault("options", {})
-    spec["options"] = spec["options"] or {}
-    return spec
+    return normalised(pretrain_dataset_spec(cfg)) == normalised(cfg.get("dataset") or {})

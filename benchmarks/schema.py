@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmarks.errors import UserError
+from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT
+from retrieval.models.embedding_net import POOLINGS
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -40,16 +42,16 @@ class TrainSection(Section):
     weight_decay: NonNegativeFloat | None = None
     milestones: list[PositiveInt] | None = None
     gamma: PositiveFloat | None = None
-    schedule: Literal["step", "cosine"] | None = None
+    schedule: Literal[SCHEDULES] | None = None
     batch_size: PositiveInt | None = None
     m_per_class: PositiveInt | None = None
     eval_every: PositiveInt | None = None
     select_metric: str | None = None
     num_workers: Annotated[int, Field(ge=0)] | None = None
-    optimizer: Literal["adam", "sgd"] | None = None
+    optimizer: Literal[OPTIMIZERS] | None = None
     momentum: Annotated[float, Field(ge=0, lt=1)] | None = None
-    sampler: Literal["m_per_class", "random"] | None = None
-    select: Literal["best", "last"] | None = None
+    sampler: Literal[SAMPLERS] | None = None
+    select: Literal[SELECT] | None = None
     amp: bool | None = None
     channels_last: bool | None = None
 
@@ -76,7 +78,7 @@ class EmbeddingModel(Section):
     embedding_dim: PositiveInt = 128
     normalize: bool = True
     pretrained: bool = False
-    pooling: Literal["avg", "max", "gem"] = "avg"
+    pooling: Literal[POOLINGS] = "avg"
     output_stride: Literal[8, 16, 32] | None = None
     train: TrainSection | None = None
 
@@ -103,7 +105,7 @@ class TaskLoss(Section):
 
 class EvalSection(Section):
     ks: Annotated[list[PositiveInt], Field(min_length=1)]
-    index: list[Literal["ivf", "hnsw"]] | Literal["ivf", "hnsw"] | None = None
+    index: list[str] | str | None = None  # names checked against retrieval.metrics.approximate.INDEXES
 
 
 class CostSection(Section):
@@ -184,18 +186,21 @@ def _model_in(annotation) -> type[BaseModel] | None:
     return None
 
 
+def _nearest(value, valid) -> str:
+    """``did you mean 'x'?`` for the closest of ``valid``, else the list of them."""
+    close = difflib.get_close_matches(str(value), list(valid), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(valid)}"
+
+
 def unknown_key_message(key: str, valid) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(valid)}"
-    return f"unknown key; {hint}"
+    return f"unknown key; {_nearest(key, valid)}"
 
 
 def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, str]]:
     """(key path, message) for each error of a pydantic validation."""
     out = []
     for err in exc.errors():
-        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("list[", "tuple[")))
-                    and part not in ("literal['ivf', 'hnsw']",))
+        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith(("list[", "tuple["))))
         if err["type"] == "extra_forbidden":
             message = unknown_key_message(str(loc[-1]), _fields_at(model, loc[:-1]))
         else:
@@ -242,9 +247,7 @@ def train_rules(train: dict, where: str, ks=None, suite: str = "retrieval", vali
 def _name_check(value, valid, path) -> list[tuple[str, str]]:
     if value in valid:
         return []
-    close = difflib.get_close_matches(str(value), list(valid), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(valid)}"
-    return [(path, f"unknown name {value!r}; {hint}")]
+    return [(path, f"unknown name {value!r}; {_nearest(value, valid)}")]
 
 
 def dataset_option_problems(name: str, options: dict, path: str) -> list[tuple[str, str]]:
@@ -298,11 +301,12 @@ def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]
             out += _name_check(registered, _METHODS, key)
             continue
         _, merged = method_options(cfg, name, options)
+        model = options_model(_METHODS[registered])
         try:
-            options_model(_METHODS[registered]).model_validate(merged)
+            model.model_validate(merged)
         except ValidationError as exc:
             out += [(f"methods.{name}.{p.split('.', 1)[0]}" if p else f"methods.{name}", m)
-                    for p, m in pydantic_problems(exc, options_model(_METHODS[registered]))]
+                    for p, m in pydantic_problems(exc, model)]
     known = set(_METHODS) | {n for n, o in methods.items() if "method" in (o or {})}
     for i, name in enumerate(cfg.get("run") or []):
         out += [(f"run[{i}]", m) for _, m in _name_check(name, known, "")]
@@ -325,6 +329,12 @@ def name_problems(cfg: dict) -> list[tuple[str, str]]:
         out += _name_check(task["name"], LOSSES, "task_loss.name")
         if task.get("miner") is not None:
             out += _name_check(task["miner"], MINERS, "task_loss.miner")
+    index = (cfg.get("eval") or {}).get("index") or []
+    if index:
+        from retrieval.metrics.approximate import INDEXES
+
+        for i, name in enumerate([index] if isinstance(index, str) else index):
+            out += _name_check(name, INDEXES, f"eval.index[{i}]")
     return out
 
 
@@ -346,8 +356,7 @@ def config_problems(cfg: dict) -> list[tuple[str, str]]:
         out += [(path if path.split(".")[-1] in own else "train." + path.split(".")[-1], f"{role}: {message}")
                 for path, message in train_rules(merged_train(cfg, role), f"{role}.train", ks, suite)]
     if cfg.get("pretrain"):
-        pretrain_train = merged_train({"train": cfg.get("train"), "x": {"train": cfg["pretrain"].get("train")}}, "x")
-        out += train_rules(pretrain_train, "pretrain.train", ks, suite, validated=False)
+        out += train_rules(merged_train(cfg, "pretrain"), "pretrain.train", ks, suite, validated=False)
     return out
 
 
