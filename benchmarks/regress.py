@@ -276,10 +276,11 @@ def main(argv=None) -> int:
         if path and not Path(path).is_file():
             raise UserError(f"{flag} {path}: no such file")
     baseline = read_runs(args.baseline) if args.baseline else None
-    if baseline is not None and args.metrics:  # before the quick run, not after it
-        unknown = [m for m in args.metrics.split(",") if m not in baseline.columns]
-        if unknown:
-            raise UserError(f"metric(s) {unknown} not in the baseline; it has {metric_columns(baseline)}")
+    if baseline is not None and not args.write_baseline:  # the metrics compared, checked before the quick run
+        metrics = args.metrics.split(",") if args.metrics else [m for m in DEFAULT_METRICS if m in baseline.columns]
+        unknown = [m for m in metrics if m not in baseline.columns]
+        if unknown or not metrics:
+            raise UserError(f"metric(s) {unknown or metrics} not in the baseline; it has {metric_columns(baseline)}")
     if args.current:
         current = read_runs(args.current)
         commands = [f"rows of {_display(Path(args.current))}"]
@@ -300,10 +301,6 @@ def main(argv=None) -> int:
         write_baseline(Path(args.write_baseline), current, commands)
         print(f"wrote the baseline {args.write_baseline} ({len(current)} rows)")
         return 0
-    metrics = args.metrics.split(",") if args.metrics else [m for m in DEFAULT_METRICS if m in baseline.columns]
-    unknown = [m for m in metrics if m not in baseline.columns]
-    if unknown or not metrics:
-        raise SystemExit(f"metric(s) {unknown or metrics} not in the baseline; it has {metric_columns(baseline)}")
     table = compare(baseline, current, metrics, args.tolerance, args.level)
     meta = read_header(args.baseline)
     made = f" (commit {meta['commit']}, {meta.get('date', '')})" if "commit" in meta else ""

@@ -36,10 +36,7 @@ def _checkpoints(cfg, seed, cache_dir) -> list:
 
 def _load_student(cfg, data, teacher, method, seed, cache_dir):
     run_id, _ = suite.run_id_of(cfg, method, seed)
-    path = suite.student_checkpoint(cfg, cache_dir, run_id)
-    if not path.exists():
-        raise SystemExit(f"no checkpoint for {method} seed {seed} at {path}; run "
-                         f"`python -m benchmarks.run --methods none,hmat --seeds {seed}` with this config first")
+    path = suite.student_checkpoint(cfg, cache_dir, run_id)  # its presence was checked by main (_checkpoints)
     m = suite.build_student_method(cfg, data, teacher, method, cfg["methods"].get(method))
     m.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=False)
     return m.eval()
