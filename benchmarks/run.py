@@ -12,11 +12,17 @@ from benchmarks.config import deep_merge, default_config, key_origin, load_yaml,
 from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.results_io import git_commit
 
-DISTRIBUTED_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")  # the suites that run under torchrun
 SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval",
           "retrieval-scratch": "benchmarks.suites.retrieval",  # benchmarks/configs/retrieval_scratch.yaml
           "classification": "benchmarks.suites.classification", "detection": "benchmarks.suites.detection"}
 PLANNED = ()
+
+
+def torchrun_suites() -> list[str]:
+    """The suites whose module declares ``TORCHRUN = True`` (they train each job on all torchrun processes)."""
+    import importlib
+
+    return [name for name, module in SUITES.items() if getattr(importlib.import_module(module), "TORCHRUN", False)]
 
 
 def _csv(text: str, cast=str) -> list:
@@ -142,8 +148,8 @@ def main(argv=None) -> int:
     from retrieval.engine import distributed
 
     torchrun = distributed.env_world_size() > 1  # started by torchrun --nproc_per_node=N, N > 1
-    if torchrun and (args.reproduce or args.suite not in DISTRIBUTED_SUITES):
-        raise UserError(f"under torchrun only --suite {' or '.join(DISTRIBUTED_SUITES)} runs (no --reproduce); "
+    if torchrun and (args.reproduce or args.suite not in torchrun_suites()):
+        raise UserError(f"under torchrun only --suite {' or '.join(torchrun_suites())} runs (no --reproduce); "
                          f"start other suites with python -m benchmarks.run")
     if args.reproduce:
         return _reproduce(args)

@@ -202,6 +202,7 @@ def environment(cfg: dict) -> dict:
 # ---------------------------------------------------------------- hooks of benchmarks.suite_runner
 
 PRIMARY = "recall@1"
+TORCHRUN = True  # benchmarks.run accepts this suite under torchrun (see docs/distributed.md)
 
 
 def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
