@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -63,6 +64,7 @@ class TrainConfig:
     select: str = "best"             # best: epoch with the best select_metric on val | last: the last epoch
     amp: bool = False                # mixed precision: float16 + loss scaling on CUDA, bfloat16 on CPU
     channels_last: bool = False      # NHWC memory layout for models and image batches (faster convolutions on GPU)
+    max_steps: int | None = None     # end each epoch after this many steps (dry runs); None: the whole epoch
 
     def __post_init__(self):
         for option, allowed in (("optimizer", OPTIMIZERS), ("sampler", SAMPLERS), ("select", SELECT),
@@ -207,10 +209,10 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not cfg.progress or not distributed.is_main())
-        steps = len(loader)
+        steps = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
         if report:
             report({"event": "epoch_start", "run": name, "epoch": epoch, "epochs": cfg.epochs, "steps": steps})
-        for batch_index, batch in enumerate(bar, 1):
+        for batch_index, batch in enumerate(bar if cfg.max_steps is None else itertools.islice(bar, steps), 1):
             batch = {k: _to_device(v, cfg) for k, v in batch.items()}
             with precision.autocast():
                 _, losses = training_step(batch)
@@ -235,7 +237,7 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
                 report({"event": "step", "run": name, "epoch": epoch, "epochs": cfg.epochs, "step": batch_index,
                         "steps": steps, "loss": batch_loss})
         scheduler.step()
-        record = {"epoch": epoch, **{f"loss/{k}": v / max(1, len(loader)) for k, v in sums.items()}}
+        record = {"epoch": epoch, **{f"loss/{k}": v / max(1, steps) for k, v in sums.items()}}
         if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             if report:
                 report({"event": "eval", "run": name, "epoch": epoch, "epochs": cfg.epochs, "split": "val"})
