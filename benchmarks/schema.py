@@ -5,7 +5,7 @@ defaults (pydantic), checked before any work.
 with the user's file and the command-line flags) and raises ``UserError`` with one line per
 problem, each naming the file the key came from and its path (``student.train.epochs``):
 unknown keys (with the nearest valid key), wrong types, values out of range, unknown names
-(dataset, architecture, loss, method) and the cross-field rules of a training section
+(dataset, architecture, loss, method, a role's torchvision ``weights``) and the cross-field rules of a training section
 (``batch_size`` a multiple of ``m_per_class``, milestones inside the epochs, ``eval_every`` at
 most the epochs). The config itself is not rewritten: defaults live in the code that reads it,
 so the config hashes that name cached teachers and runs do not change.
@@ -78,6 +78,7 @@ class EmbeddingModel(Section):
     embedding_dim: PositiveInt = 128
     normalize: bool = True
     pretrained: bool = False
+    weights: str | None = None  # torchvision's name (IMAGENET1K_V1), read with pretrained; checked in name_problems
     pooling: Literal[POOLINGS] = "avg"
     output_stride: Literal[8, 16, 32] | None = None
     train: TrainSection | None = None
@@ -86,12 +87,14 @@ class EmbeddingModel(Section):
 class ClassifierModel(Section):
     arch: str
     pretrained: bool = False
+    weights: str | None = None
     train: TrainSection | None = None
 
 
 class DetectorModel(Section):
     arch: str
     pretrained: bool = False
+    weights: str | None = None
     train: TrainSection | None = None
     detector: dict[str, Any] | None = None
 
@@ -313,6 +316,27 @@ def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]
     return out
 
 
+def weights_problems(arch: str, weights, path: str) -> list[tuple[str, str]]:
+    """A role's ``weights`` against torchvision's weights of its architecture
+    (``torchvision.models.get_model_weights``); architectures without any reject the key."""
+    from retrieval.models.torchvision_backbones import has_torchvision_weights, known_weights, resolve_weights
+
+    if weights is None:
+        return []
+    if not has_torchvision_weights(arch):
+        from retrieval.models import list_models
+
+        with_weights = [name for name in list_models() if has_torchvision_weights(name)]
+        return [(path, f"{arch} has no torchvision weights, so weights {weights!r} cannot apply; drop the key "
+                       f"(weights apply to {with_weights})")]
+    try:
+        resolve_weights(arch, weights)
+    except ValueError:
+        return [(path, f"unknown weights {weights!r} for {arch}; expected one of {known_weights(arch)} "
+                       f"(torchvision.models.get_model_weights({arch!r}))")]
+    return []
+
+
 def name_problems(cfg: dict) -> list[tuple[str, str]]:
     from retrieval.data.registry import list_datasets
     from retrieval.losses.metric_loss import LOSSES, MINERS
@@ -323,7 +347,8 @@ def name_problems(cfg: dict) -> list[tuple[str, str]]:
     if not out and not detection:
         out += dataset_option_problems(cfg["dataset"]["name"], cfg["dataset"].get("options") or {}, "dataset.options")
     for role in ("teacher", "student"):
-        out += _name_check(cfg[role]["arch"], list_models(), f"{role}.arch")
+        arch_problems = _name_check(cfg[role]["arch"], list_models(), f"{role}.arch")
+        out += arch_problems or weights_problems(cfg[role]["arch"], cfg[role].get("weights"), f"{role}.weights")
     task = cfg.get("task_loss")
     if task and cfg["suite"] != "classification":
         out += _name_check(task["name"], LOSSES, "task_loss.name")

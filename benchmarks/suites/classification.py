@@ -76,7 +76,8 @@ def num_classes(data: dict) -> int:
 
 
 def _classifier(spec: dict, classes: int):
-    return create_classifier(spec["arch"], classes, pretrained=spec.get("pretrained", False))
+    return create_classifier(spec["arch"], classes, pretrained=spec.get("pretrained", False),
+                             weights=spec.get("weights"))
 
 
 def _teacher_identity(cfg: dict) -> dict:

@@ -49,7 +49,8 @@ def prepare(cfg: dict, cache_dir: Path, log=print) -> dict:
 def _detector(cfg: dict, role: str, num_classes: int):
     spec = cfg[role]
     options = deep_merge(cfg.get("detector", {}), spec.get("detector", {}))
-    return create_detector(spec["arch"], num_classes, pretrained=spec.get("pretrained", False), **options)
+    return create_detector(spec["arch"], num_classes, pretrained=spec.get("pretrained", False),
+                           weights=spec.get("weights"), **options)
 
 
 def _teacher_identity(cfg: dict) -> dict:

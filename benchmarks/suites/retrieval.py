@@ -23,7 +23,7 @@ from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
 
-MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "pooling", "output_stride")
+MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "weights", "pooling", "output_stride")
 
 
 def _datasets(cfg: dict) -> dict:
@@ -35,7 +35,8 @@ def _datasets(cfg: dict) -> dict:
 def _model(spec: dict):
     extra = {"output_stride": spec["output_stride"]} if spec.get("output_stride") else {}  # timm's keyword
     return create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
-                        pretrained=spec.get("pretrained", False), pooling=spec.get("pooling", "avg"), **extra)
+                        pretrained=spec.get("pretrained", False), weights=spec.get("weights"),
+                        pooling=spec.get("pooling", "avg"), **extra)
 
 
 def _network(cfg: dict, data: dict, role: str):

@@ -105,10 +105,13 @@ class Detector(nn.Module):
         return out
 
 
-def create_detector(arch: str, num_classes: int, pretrained: bool = False, **options) -> Detector:
+def create_detector(arch: str, num_classes: int, pretrained: bool = False, weights: str | None = None,
+                    **options) -> Detector:
     """Faster R-CNN + FPN on backbone ``arch`` (any name of ``retrieval.models.list_models()``:
     resnet50, resnet18, mobilenet_v3_large, small_cnn_m, ...). ``pretrained`` loads the
-    backbone's ImageNet weights from the local torch hub cache (``PretrainedWeightsNotFound``
-    if absent). ``options``: ``Detector``'s (fpn_channels, fpn_stages, min_size, max_size,
-    anchor_sizes, representation_size) and torchvision ``FasterRCNN``'s (rpn_*, box_*)."""
-    return Detector(create_backbone(arch, pretrained=pretrained), num_classes, **options)
+    backbone's ImageNet weights ``weights`` (torchvision's name, e.g. ``IMAGENET1K_V1``, the
+    backbones of torchvision's Faster R-CNN references; default ``DEFAULT``) from the local torch
+    hub cache (``PretrainedWeightsNotFound`` if absent). ``options``: ``Detector``'s (fpn_channels,
+    fpn_stages, min_size, max_size, anchor_sizes, representation_size) and torchvision
+    ``FasterRCNN``'s (rpn_*, box_*)."""
+    return Detector(create_backbone(arch, pretrained=pretrained, weights=weights), num_classes, **options)

@@ -25,11 +25,21 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_backbone(name: str, pretrained: bool = False, **kwargs):
-    """Build the 4-stage backbone ``name`` (see ``list_models()``)."""
+def create_backbone(name: str, pretrained: bool = False, weights: str | None = None, **kwargs):
+    """Build the 4-stage backbone ``name`` (see ``list_models()``). ``weights`` names torchvision's
+    weights of a torchvision architecture (``IMAGENET1K_V1``; default ``DEFAULT``), loaded with
+    ``pretrained``; the other backbones have none, and naming some for them is an error."""
     _import_builtin()
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(_MODELS)}")
+    if weights is not None:
+        import inspect
+
+        if "weights" not in inspect.signature(_MODELS[name]).parameters:
+            with_weights = sorted(n for n, f in _MODELS.items() if "weights" in inspect.signature(f).parameters)
+            raise ValueError(f"{name} has no torchvision weights, so weights={weights!r} cannot apply; "
+                             f"weights apply to {with_weights}")
+        kwargs["weights"] = weights
     return _MODELS[name](pretrained=pretrained, **kwargs)
 
 

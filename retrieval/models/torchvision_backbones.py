@@ -2,7 +2,9 @@
 
 Pretrained weights are read from the local torch hub cache only (``torch.hub.get_dir()``
 /checkpoints); nothing is downloaded, so an offline machine gets a clear error at once
-instead of a hanging download.
+instead of a hanging download. ``weights`` names which of torchvision's weights of the
+architecture (``IMAGENET1K_V1``, ``IMAGENET1K_V2``, ...; default ``DEFAULT``, torchvision's
+current best, e.g. V2 for resnet50): a published number was measured with particular ones.
 """
 
 from __future__ import annotations
@@ -31,37 +33,69 @@ class PretrainedWeightsNotFound(FileNotFoundError):
     """The ImageNet weights were asked for but are not in the local torch hub cache."""
 
 
-def cached_weights_path(name: str) -> str:
-    """Where torchvision would cache the default ImageNet weights of ``name``."""
-    weights = get_model_weights(name).DEFAULT
-    filename = os.path.basename(weights.url)
+def has_torchvision_weights(name: str) -> bool:
+    """Whether ``name`` is one of the torchvision architectures here (the only ones with ``weights``)."""
+    return name in _SPECS
+
+
+def known_weights(name: str) -> list[str]:
+    """The weights names torchvision knows for ``name`` (``torchvision.models.get_model_weights``),
+    e.g. ``['IMAGENET1K_V1', 'IMAGENET1K_V2', 'DEFAULT']`` for resnet50."""
+    return [w.name for w in get_model_weights(name)] + ["DEFAULT"]
+
+
+def resolve_weights(name: str, weights: str | None = None):
+    """The torchvision weights ``weights`` of architecture ``name``: a member name of its enum
+    (``IMAGENET1K_V1``), the same qualified by the enum (``ResNet50_Weights.IMAGENET1K_V1``) or
+    ``DEFAULT`` (also when None). ``ValueError`` listing the known names otherwise."""
+    if not has_torchvision_weights(name):
+        raise ValueError(f"{name} has no torchvision weights (it is not a torchvision architecture); "
+                         f"weights apply to {sorted(_SPECS)}")
+    enum = get_model_weights(name)
+    key = "DEFAULT" if weights is None else str(weights)
+    if key.startswith(enum.__name__ + "."):
+        key = key[len(enum.__name__) + 1:]
+    try:
+        return enum[key]
+    except KeyError:
+        raise ValueError(f"unknown weights {weights!r} for {name}; torchvision knows {known_weights(name)} "
+                         f"(torchvision.models.get_model_weights({name!r}))") from None
+
+
+def cached_weights_path(name: str, weights: str | None = None) -> str:
+    """Where torchvision would cache the ImageNet weights ``weights`` (default: DEFAULT) of ``name``:
+    ``torch.hub.get_dir()/checkpoints/<basename of the weights' url>``."""
+    filename = os.path.basename(resolve_weights(name, weights).url)
     return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
 
 
-def load_cached_weights(name: str):
-    """The default weights' state dict from the local cache, or ``PretrainedWeightsNotFound``."""
-    path = cached_weights_path(name)
+def load_cached_weights(name: str, weights: str | None = None):
+    """The state dict of ``weights`` (default: DEFAULT) from the local cache, or ``PretrainedWeightsNotFound``."""
+    resolved = resolve_weights(name, weights)
+    path = cached_weights_path(name, weights)
     if not os.path.isfile(path):
-        url = get_model_weights(name).DEFAULT.url
         raise PretrainedWeightsNotFound(
-            f"pretrained weights for {name} are not in the local torch hub cache: expected {path}. "
-            f"This suite never downloads at run time; on a machine with internet fetch {url} "
-            f"into that folder (or set TORCH_HOME), or run with pretrained=False."
+            f"pretrained weights {type(resolved).__name__}.{resolved.name} for {name} are not in the local torch "
+            f"hub cache: expected {path}. This suite never downloads at run time; on a machine with internet "
+            f"fetch {resolved.url} into that folder (or set TORCH_HOME), or run with pretrained=False."
         )
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _torchvision_backbone(name: str, pretrained: bool) -> Backbone:
+def _torchvision_backbone(name: str, pretrained: bool, weights: str | None = None) -> Backbone:
+    if weights is not None:
+        resolve_weights(name, weights)  # a bad name fails even without pretrained
+    state = load_cached_weights(name, weights) if pretrained else None  # a missing file fails before the build
     model = get_model(name, weights=None)
-    if pretrained:
-        model.load_state_dict(load_cached_weights(name))
+    if state is not None:
+        model.load_state_dict(state)
     nodes, channels, strides = _SPECS[name]
     return Backbone(model, nodes, channels, strides)
 
 
 def _register(name: str):
-    def factory(pretrained: bool = False):
-        return _torchvision_backbone(name, pretrained)
+    def factory(pretrained: bool = False, weights: str | None = None):
+        return _torchvision_backbone(name, pretrained, weights)
 
     factory.__name__ = name
     factory.__doc__ = f"torchvision {name}, stages {_SPECS[name][0]}"
