@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from pytorch_metric_learning.samplers import MPerClassSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
-from retrieval.engine import distributed
+from retrieval.engine import distributed, loaders
 from retrieval.engine.embed import compute_embeddings
 from retrieval.engine.mixed_precision import MixedPrecision
 from retrieval.engine.train_state import capture_rng, load_train_state, restore_rng, save_train_state, trainable_state
@@ -100,8 +100,17 @@ def make_train_loader(dataset, cfg: TrainConfig) -> DataLoader:
     """Batches of ``batch_size``: with ``sampler="m_per_class"``, ``m_per_class`` images of each
     class (MPerClassSampler); with ``sampler="random"``, a reshuffled pass over the dataset.
     Incomplete last batches are dropped either way. A dataset with a ``collate_fn`` attribute
-    (e.g. detection: images of several sizes, a varying number of boxes) batches with it."""
+    (e.g. detection: images of several sizes, a varying number of boxes) batches with it.
+
+    With ``num_workers > 0`` the loader is meant to be built once and iterated every epoch:
+    persistent workers started with ``loaders.worker_context()`` (fork on Linux), each epoch's
+    batches drawn afresh at its start, and every item seeded from an epoch seed and its
+    position (see ``retrieval.engine.loaders``), so the batches and augmentations do not depend
+    on the number of workers and a resumed run draws what an uninterrupted one does. With
+    ``num_workers == 0`` it is the plain loader, built afresh each epoch."""
     collate = getattr(dataset, "collate_fn", None)
+    if cfg.num_workers > 0:
+        return _worker_train_loader(dataset, cfg, collate)
     if distributed.is_distributed():  # this rank's slice of every global batch (see engine.distributed)
         return DataLoader(dataset, batch_sampler=distributed.rank_batch_sampler(dataset, cfg),
                           num_workers=cfg.num_workers, collate_fn=collate)
@@ -116,6 +125,34 @@ def make_train_loader(dataset, cfg: TrainConfig) -> DataLoader:
                                length_before_new_iter=len(dataset))
     return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                       num_workers=cfg.num_workers, collate_fn=collate)
+
+
+def _worker_train_loader(dataset, cfg: TrainConfig, collate) -> DataLoader:
+    """The persistent, epoch-seeded loader of ``make_train_loader`` for ``num_workers > 0``."""
+    if distributed.is_distributed():  # this rank's slice of every global batch, at its place in the global batch
+        def make_batches():
+            return distributed.rank_batch_sampler(dataset, cfg)
+        offset = distributed.rank() * (cfg.batch_size // distributed.world_size())
+    elif cfg.sampler == "random":
+        if len(dataset) < cfg.batch_size:
+            raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
+
+        def make_batches():
+            return BatchSampler(RandomSampler(dataset), cfg.batch_size, drop_last=True)
+        offset = 0
+    else:
+        if cfg.batch_size % cfg.m_per_class:
+            raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
+
+        def make_batches():
+            sampler = MPerClassSampler(dataset.labels, m=cfg.m_per_class, batch_size=cfg.batch_size,
+                                       length_before_new_iter=len(dataset))
+            return BatchSampler(sampler, cfg.batch_size, drop_last=True)
+        offset = 0
+    batches = loaders.EpochSeededBatchSampler(make_batches, stride=cfg.batch_size, offset=offset)
+    return DataLoader(loaders.SeededItems(dataset), batch_sampler=batches, num_workers=cfg.num_workers,
+                      collate_fn=collate, persistent_workers=True, multiprocessing_context=loaders.worker_context(),
+                      generator=loaders.loader_generator())
 
 
 def evaluate_model(model, dataset, cfg: TrainConfig, desc: str = "eval") -> dict:
@@ -201,13 +238,17 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
         step, first_epoch, elapsed = saved["step"], saved["epoch"] + 1, saved["seconds"]
     start = time.perf_counter() - elapsed
     training_step = distributed.wrap_for_training(method, cfg.device)  # method.training_step in one process
+    # with workers, one loader for the whole call (persistent workers; each epoch's batches and item seeds
+    # are drawn at its start from the random state the saved state restores: see engine.loaders)
+    worker_loader = make_train_loader(train_set, cfg) if cfg.num_workers > 0 and first_epoch <= cfg.epochs else None
     for epoch in range(first_epoch, cfg.epochs + 1):
         method.train()
-        # a fresh loader each epoch: its batches depend only on the random state at the epoch's start
-        # (MPerClassSampler shuffles its own label list in place), which the saved state restores
-        loader = make_train_loader(train_set, cfg)
+        # without workers, a fresh loader each epoch: its batches depend only on the random state at the
+        # epoch's start (MPerClassSampler shuffles its own label list in place), which the saved state restores
+        loader = worker_loader if worker_loader is not None else make_train_loader(train_set, cfg)
         sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
+        bar = tqdm(loader if worker_loader is None else loaders.Lazy(loader),
+                   desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not cfg.progress or not distributed.is_main())
         steps = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
         if report:
@@ -262,6 +303,8 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
                              scaler=precision.state_dict(), rng=capture_rng(), history=history, best=best,
                              best_epoch=best_epoch, best_state=best_state, step=step, epoch=epoch,
                              seconds=time.perf_counter() - start, **extra)
+    if worker_loader is not None:
+        loaders.close_loader(worker_loader)
     seconds = time.perf_counter() - start
     if cfg.select == "last":
         best_epoch = cfg.epochs
