@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--methods", type=_csv, help="comma-separated KD methods, e.g. none,at,rkd,crd,hmat")
     p.add_argument("--seeds", type=lambda s: _csv(s, int), help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--config", help="YAML file merged over the suite's default config")
-    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--out", help="results folder (default: results; for --dry-run, dry-run)")
     p.add_argument("--cache-dir", default="cache", help="where trained teachers are cached (default: cache)")
     p.add_argument("--epochs", type=_positive, help="override the epochs of teacher and student (quick runs)")
     p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
@@ -62,6 +62,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--check-data", choices=("sample", "all"),
                    help="decode a fixed sample of 500 images per split before training, or all of them "
                         "(default: all for --dataset folder, else sample)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run every job of the recipe for a few steps, then evaluate on a bounded sample: time, "
+                        "memory and the projected wall time per job (rows go to --out, by default dry-run)")
+    p.add_argument("--dry-steps", type=_positive, default=2, help="training steps of each job in a dry run (default 2)")
+    p.add_argument("--dry-batch", type=_positive, help="batch of a dry run (default: the recipe's)")
+    p.add_argument("--dry-eval", type=_positive, default=64,
+                   help="images of each evaluated split in a dry run (default 64)")
     add_debug_flag(p)
     p.add_argument("--reproduce", metavar="RUN_ID",
                    help="rerun the saved row RUN_ID (found under --out) with its saved config and compare")
@@ -123,6 +130,11 @@ def build_config(args) -> tuple[dict, object]:
     if args.index:
         cfg["eval"]["index"] = args.index
         flags["--index"] = {"eval": {"index": args.index}}
+    if getattr(args, "dry_batch", None):
+        from benchmarks.dry_run import with_batch
+
+        cfg = with_batch(cfg, args.dry_batch)
+        flags["--dry-batch"] = {"train": {"batch_size": args.dry_batch}}
     sources += list(flags.items())
     default = f"benchmarks/configs/{args.suite}.yaml"
     return cfg, lambda path: key_origin(path, sources, default)
@@ -151,8 +163,23 @@ def main(argv=None) -> int:
     if torchrun and (args.reproduce or args.suite not in torchrun_suites()):
         raise UserError(f"under torchrun only --suite {' or '.join(torchrun_suites())} runs (no --reproduce); "
                          f"start other suites with python -m benchmarks.run")
+    if args.out is None:
+        from benchmarks.dry_run import DEFAULT_OUT
+
+        args.out = DEFAULT_OUT if args.dry_run else "results"
+    elif args.dry_run and Path(args.out).resolve() == Path("results").resolve():
+        raise UserError(f"--out {args.out}: a dry run never writes into the results of real runs; "
+                        f"drop --out (it writes to dry-run/) or name another folder")
     if args.reproduce:
+        if args.dry_run:
+            raise UserError("--reproduce reruns a saved run in full; drop --dry-run")
         return _reproduce(args)
+    dry_flags = [f for f, given in (("--dry-steps", args.dry_steps != 2), ("--dry-batch", args.dry_batch),
+                                    ("--dry-eval", args.dry_eval != 64)) if given]
+    if dry_flags and not args.dry_run:
+        raise UserError(f"{' and '.join(dry_flags)} only apply to a dry run; add --dry-run")
+    if args.dry_run and torchrun:
+        raise UserError("--dry-run runs each job in one process of its own; start it with python -m benchmarks.run")
     cfg, origin = build_config(args)
     import importlib
 
@@ -166,6 +193,13 @@ def main(argv=None) -> int:
                        log=print if distributed.is_main() else (lambda *a, **k: None))
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--debug",)]
     cfg["_command"] = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in shown)
+    if args.dry_run:
+        from benchmarks.dry_run import run_dry
+
+        dest = run_dry(SUITES[args.suite], cfg, Path(args.out), Path(args.cache_dir), git_commit(),
+                       args.dry_steps, args.dry_eval)
+        print(f"wrote {dest}/dry_run.csv, dry_run.md in {time.perf_counter() - start:.0f}s")
+        return 0
     try:
         dest = suite.run(cfg, Path(args.out), Path(args.cache_dir), git_commit(), progress=not args.no_progress)
         main_rank = distributed.is_main()

@@ -252,7 +252,8 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
                    disable=not cfg.progress or not distributed.is_main())
         steps = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
         if report:
-            report({"event": "epoch_start", "run": name, "epoch": epoch, "epochs": cfg.epochs, "steps": steps})
+            report({"event": "epoch_start", "run": name, "epoch": epoch, "epochs": cfg.epochs, "steps": steps,
+                    "epoch_steps": len(loader)})  # steps: this epoch's (max_steps); epoch_steps: a whole epoch's
         for batch_index, batch in enumerate(bar if cfg.max_steps is None else itertools.islice(bar, steps), 1):
             batch = {k: _to_device(v, cfg) for k, v in batch.items()}
             with precision.autocast():
