@@ -5,23 +5,28 @@ every zero-argument ``setup`` job (e.g. pretraining a backbone) and waits for th
 then calls ``teacher_job(seed)`` and ``student_job(seed, method)`` (each returns its
 result row), starting the students of a seed only once that seed's teacher is done. With one
 worker the jobs run in this process in order (seed by seed); with more, in a pool of
-``workers`` processes (``spawn``: each one imports torch afresh and runs its job on
-its own threads). Every job seeds itself and reads its teacher from the cache, so the
-rows do not depend on the number of workers or on the order the jobs finish in.
+``workers`` long-lived processes (``benchmarks.job_pool``; ``spawn``: each one imports torch
+afresh, runs its jobs on its own threads and keeps its data from job to job). Every job seeds
+itself and reads its teacher from the cache, so the rows do not depend on the number of
+workers or on the order the jobs finish in.
 
 With a ``reporter`` (``benchmarks.progress.Reporter``) every job runs under
 ``benchmarks.progress.run_job``: its start, training progress, messages (``job_log``) and
-end reach the reporter, from a pool worker through a queue, so that the main process
+end reach the reporter, from a pool process through its pipe, so that the main process
 shows them all, the same way with one worker or several. Jobs are named ``teacher s<seed>``,
 ``<method> s<seed>`` and, for setup jobs given as ``(name, job)`` pairs, by their name.
+
+A job that raises stops the run with its own error. A job whose process dies (the OOM
+killer, a signal, a crash in native code) stops it with ``benchmarks.job_pool.JobDied``, one
+line naming the job (suite, method, seed), the signal and the memory it had reached. Either
+way, and on Ctrl-C, every other job and every DataLoader worker is killed at once; the
+training states saved after each epoch let the same command resume.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
 from benchmarks import progress as live
+from benchmarks.job_pool import Job, JobPool
 
 
 def job_count(seeds, methods, setup=()) -> int:
@@ -34,9 +39,10 @@ def _named_setup(setup) -> list[tuple[str, object]]:
 
 
 def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=print, setup=(),
-             reporter=None) -> list[dict]:
+             reporter=None, suite: str | None = None) -> list[dict]:
     """Rows of every teacher and student job, ordered by seed, with the teacher first and the methods
-    in the given order (setup jobs, callables or ``(name, callable)`` pairs, return nothing)."""
+    in the given order (setup jobs, callables or ``(name, callable)`` pairs, return nothing). ``suite``
+    names the suite in the message of a job whose process dies."""
     seeds, methods, setup = list(seeds), list(methods), _named_setup(setup)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -46,38 +52,28 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
             return _in_order(teacher_job, student_job, seeds, methods, setup, lambda name, fn, *a: fn(*a))
         with live.reporting_to(reporter):
             return _in_order(teacher_job, student_job, seeds, methods, setup, live.run_job)
+    where = [f"suite {suite}"] if suite else []
+
+    def about(method, seed):
+        return ", ".join([*where, f"method {method}", f"seed {seed}"])
+
     results: dict[tuple, dict] = {}
-    context = multiprocessing.get_context("spawn")
-    queue = options = listener = None
-    if reporter is not None:
-        # a SimpleQueue writes at once: a job's last event is in the pipe before its result is returned
-        queue = context.SimpleQueue()
-        options = live.pool_options(queue, reporter.wants_steps)
-        listener = live.drain(queue, reporter)
-        say = lambda message: queue.put({"event": "log", "message": message})  # noqa: E731 (after the jobs' events)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, **(options or {}))
-
-    def submit(name, fn, *args):
-        return pool.submit(live.run_job, name, fn, *args) if reporter is not None else pool.submit(fn, *args)
-
-    try:
-        for future in [submit(name, job) for name, job in setup]:
-            future.result()  # a failed setup job stops the run with its own error
-        pending = {submit(f"teacher s{seed}", teacher_job, seed): (seed, None) for seed in seeds}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                seed, method = pending.pop(future)
-                results[seed, method] = future.result()  # a failed job stops the run with its own error
-                if method is None:
-                    say(f"seed {seed}: teacher done; {len(methods)} student job(s) queued")
-                    pending.update({submit(f"{m} s{seed}", student_job, seed, m): (seed, m) for m in methods})
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if listener is not None:  # the workers have exited: everything they sent is in the queue
-            queue.put(None)
-            listener.join(timeout=10)
-            queue.close()
+    events = dict(events=reporter.handle, steps=reporter.wants_steps, run=live.run_job) if reporter else {}
+    with JobPool(workers, **events) as pool:
+        for name, job in setup:
+            pool.submit(Job(name, job, about=", ".join(where)))
+        for _ in setup:
+            pool.result()  # a failed setup job stops the run with its own error
+        for seed in seeds:
+            pool.submit(Job(f"teacher s{seed}", teacher_job, (seed,), about("teacher", seed), (seed, None)))
+        while len(results) < len(seeds) * (1 + len(methods)):
+            job, row = pool.result()  # a failed job stops the run with its own error, a dead one with JobDied
+            results[job.key] = row
+            seed, method = job.key
+            if method is None:
+                say(f"seed {seed}: teacher done; {len(methods)} student job(s) queued")
+                for m in methods:
+                    pool.submit(Job(f"{m} s{seed}", student_job, (seed, m), about(m, seed), (seed, m)))
     return [results[seed, method] for seed in seeds for method in [None, *methods]]
 
 

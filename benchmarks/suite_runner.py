@@ -230,7 +230,7 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
              for name in getattr(suite, "setup_names", lambda c: [])(cfg)]
     with live.Reporter(job_count(cfg["seeds"], methods, setup), progress, log) as reporter:
         results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
-                           log, setup, reporter=reporter)
+                           log, setup, reporter=reporter, suite=cfg["suite"])
     if not distributed.is_main():  # rank 0 writes the run files and tables
         return dest
     rows = write_runs(suite, cfg, data, dest, results)

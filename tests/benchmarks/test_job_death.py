@@ -1,0 +1,167 @@
+"""A job whose process dies (SIGKILL as from the OOM killer, a segfault) stops a pool run within
+seconds with a one-line message naming the job and how it ended, and leaves no process behind:
+the other jobs, the idle pool processes and every DataLoader worker are gone."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from benchmarks.errors import UserError
+from benchmarks.job_pool import JobDied, how_it_ended
+from benchmarks.jobs import run_jobs
+
+
+class Descendants:
+    """Records, from a thread, every process below ``root`` (default: this process) while it runs."""
+
+    def __init__(self, root: int | None = None):
+        self.root = psutil.Process(root or os.getpid())
+        self.pids: set[int] = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        while not self.stop.is_set():
+            self.record()
+            time.sleep(0.05)
+
+    def record(self):
+        try:
+            children = self.root.children(recursive=True)
+        except psutil.Error:
+            return
+        self.pids |= {c.pid for c in children if "resource_tracker" not in " ".join(_cmdline(c))}
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def _cmdline(process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def alive(pids, within: float = 5.0) -> list[int]:
+    """The processes of ``pids`` still running (zombies are dead) after waiting up to ``within`` seconds."""
+    deadline = time.time() + within
+    while True:
+        running = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    running.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not running or time.time() > deadline:
+            return running
+        time.sleep(0.1)
+
+
+def teacher_job(seed):
+    return {"seed": seed, "method": "teacher"}
+
+
+def student_job(seed, method):
+    if method == "sleeper":
+        time.sleep(120)
+    if method in ("oom", "segfault"):
+        import torch
+        from torch.utils.data import DataLoader
+
+        loader = iter(DataLoader(torch.arange(1000.0), batch_size=10, num_workers=2))
+        for _ in range(5):
+            next(loader)  # mid-epoch: the loader workers are running
+        time.sleep(1.5)   # long enough for the pool to sample the job's memory
+        os.kill(os.getpid(), signal.SIGKILL if method == "oom" else signal.SIGSEGV)
+        time.sleep(60)
+    return {"seed": seed, "method": method}
+
+
+def _run_until_death(method):
+    with Descendants() as seen:
+        start = time.perf_counter()
+        with pytest.raises(JobDied) as died:
+            run_jobs(teacher_job, student_job, [0], ["sleeper", method], workers=2, log=lambda *a: None,
+                     suite="retrieval")
+        seconds = time.perf_counter() - start
+    return str(died.value), seconds, seen.pids
+
+
+def test_a_job_killed_by_sigkill_stops_the_run_and_every_process():
+    message, seconds, pids = _run_until_death("oom")
+    assert message.startswith("job 'oom s0' (suite retrieval, method oom, seed 0) was killed by SIGKILL "
+                              "(possibly out of memory) after reaching "), message
+    assert "with its 2 loader workers" in message
+    assert message.endswith("the other jobs were stopped; rerun the same command to resume")
+    assert "\n" not in message
+    assert seconds < 30  # the sleeper alone would take 120 s
+    assert len(pids) >= 4, f"expected 2 pool processes and 2 loader workers, saw {sorted(pids)}"
+    assert alive(pids) == []
+
+
+def test_a_segfault_is_named():
+    message, _, pids = _run_until_death("segfault")
+    assert "job 'segfault s0' (suite retrieval, method segfault, seed 0) was killed by SIGSEGV after" in message
+    assert "out of memory" not in message
+    assert alive(pids) == []
+
+
+def test_a_dead_job_is_a_one_line_error():
+    assert issubclass(JobDied, UserError)  # reported as `error: <message>`, exit code 2, by benchmarks.run
+
+
+@pytest.mark.parametrize("code, text", [(-9, "killed by SIGKILL (possibly out of memory)"),
+                                        (-11, "killed by SIGSEGV"), (-15, "killed by SIGTERM"),
+                                        (3, "exited with code 3")])
+def test_how_it_ended(code, text):
+    assert how_it_ended(code) == text
+
+
+def failing_student(seed, method):
+    raise KeyError(f"no such thing in {method}")
+
+
+def test_a_raising_job_keeps_its_error_and_traceback():
+    with pytest.raises(KeyError, match="no such thing in x") as raised:
+        run_jobs(teacher_job, failing_student, [0], ["x"], workers=2, log=lambda *a: None)
+    assert "failing_student" in str(raised.value.__cause__)  # the job's own traceback text
+
+
+SCRIPT = """
+import sys, time
+sys.path[:0] = sys.argv[1:]
+from benchmarks.jobs import run_jobs
+from test_job_death import teacher_job, student_job
+run_jobs(teacher_job, student_job, [0], ["sleeper", "sleeper"], workers=2, log=print)
+"""
+
+
+def test_killing_the_main_process_ends_the_pool_processes():
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, root, here], cwd=root)
+    try:
+        with Descendants(proc.pid) as seen:
+            deadline = time.time() + 60
+            while len(seen.pids) < 2 and time.time() < deadline:  # both sleepers are running
+                time.sleep(0.1)
+            time.sleep(0.5)
+        assert len(seen.pids) >= 2
+        proc.kill()
+        proc.wait()
+        assert alive(seen.pids) == []
+    finally:
+        proc.kill()
