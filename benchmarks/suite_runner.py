@@ -126,21 +126,25 @@ def train_state_path(checkpoint: Path) -> Path:
 def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str, log=print) -> dict:
     """Load ``model``'s weights from ``path``, or train it with ``train_fn(state_path) -> TrainResult``
     (resumable), score it with ``test_fn() -> metrics`` and cache weights and record atomically.
-    Returns the record: test metrics, seconds, epoch and history."""
-    if path.exists():
+    Returns the record: test metrics, seconds, epoch and history. Under torchrun every rank loads
+    or trains (all take rank 0's branch); rank 0 alone scores and writes, and the others wait for
+    it and return its record."""
+    if distributed.broadcast_object(path.exists()):
         blob = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
         return blob["record"]
     state = train_state_path(path)
     result = train_fn(state)
-    test = test_fn()
-    record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
-    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
-    state.unlink(missing_ok=True)  # the cached teacher is the finished run
-    log(f"teacher seed {seed}: test {primary} {100 * test[primary]:.2f} (epoch {result.best_epoch}, "
-        f"trained in {result.seconds:.0f}s)")
-    return record
+    record = None
+    if distributed.is_main():
+        test = test_fn()
+        record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
+        atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
+        state.unlink(missing_ok=True)  # the cached teacher is the finished run
+        log(f"teacher seed {seed}: test {primary} {100 * test[primary]:.2f} (epoch {result.best_epoch}, "
+            f"trained in {result.seconds:.0f}s)")
+    return distributed.broadcast_object(record)  # the other ranks wait here until the file is written
 
 
 def seed_init(cfg: dict, seed: int) -> None:

@@ -8,6 +8,9 @@ cross-entropy on the logits and the models are ``ClassifierNet``s. Reported accu
 is that of the last epoch (``select: last``, RepDistiller's reporting; the model trains
 on the whole ``train`` split) or of the best validation epoch (``select: best``; it
 trains on ``fit`` and is selected on ``val``). The tables say which.
+
+Under ``torchrun`` every process trains each job together and rank 0 alone scores and
+writes (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from retrieval.methods import build_method
 from retrieval.models import create_classifier
 
 PRIMARY = "top1"
+TORCHRUN = True  # benchmarks.run accepts this suite under torchrun (see docs/distributed.md)
 TASK_LOSSES = {"cross_entropy": nn.CrossEntropyLoss}
 
 

@@ -5,6 +5,10 @@ then one student detector per (method, seed) from the same initial weights, sele
 Methods are the registry's (``none``, ``at``, ``hmat``, ``mimic``, ...), each wrapped in a
 ``DetectionDistiller``: the detector's four losses are named terms (``det/...``) beside
 the method's. ``at`` and ``hmat`` read the backbone stages, ``mimic`` the FPN levels.
+
+Under ``torchrun`` every process trains each job together and rank 0 alone scores and
+writes; rank 0 generates the embedded scenes before the others read them (see
+docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from benchmarks.suites.retrieval import environment
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method
-from retrieval.engine import TrainConfig, seed_everything, train
+from retrieval.engine import TrainConfig, distributed, seed_everything, train
 
 PRIMARY = "ap"
+TORCHRUN = True  # benchmarks.run accepts this suite under torchrun (see docs/distributed.md)
 SPLITS = ("train", "val", "test")
 
 
@@ -135,7 +140,8 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
 
 
 def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
-    return prepare(cfg, Path(cache_dir), log)
+    with distributed.main_first():  # under torchrun rank 0 writes the embedded scenes, then the others read them
+        return prepare(cfg, Path(cache_dir), log)
 
 
 def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:

@@ -27,6 +27,7 @@ Under ``torchrun --nproc_per_node=N`` (see docs/distributed.md):
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import os
@@ -90,6 +91,19 @@ def is_main() -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first():
+    """Run the block on rank 0 first and on the other ranks once it is done (e.g. rank 0 writes
+    a cache that the others then read). In a single process it only runs the block."""
+    if not is_main():
+        barrier()
+    try:
+        yield
+    finally:
+        if is_main():  # also when rank 0 failed: the others go on and meet the same error
+            barrier()
 
 
 def broadcast_object(obj, src: int = 0):
@@ -159,6 +173,28 @@ def average(values: torch.Tensor) -> torch.Tensor:
 
 # --------------------------------------------------------------------------- sampler
 
+class SharedShuffle(Sampler):
+    """A shuffled pass over ``range(length)`` that is the same on every rank: the seed of the
+    permutation is drawn from torch's global generator when iteration starts, as
+    ``RandomSampler`` draws it, and rank 0's seed is used by every rank. In one process (or on
+    rank 0) it yields exactly what ``RandomSampler`` would. The ranks' generators need not agree:
+    a detector's proposal sampling (``torch.randperm`` over each image's anchors) draws a
+    different amount of random numbers for each rank's images, so from the second epoch on
+    each rank would otherwise shuffle differently and the slices would overlap."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __iter__(self) -> Iterator[int]:
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        generator = torch.Generator()
+        generator.manual_seed(broadcast_object(seed))
+        yield from RandomSampler(range(self.length), generator=generator)
+
+    def __len__(self) -> int:
+        return self.length
+
+
 class RankSliceBatchSampler(Sampler):
     """Rank ``rank``'s contiguous slice of every batch of ``global_batches`` (a batch
     sampler over the global batch). All ranks must draw the same global batches, which
@@ -182,7 +218,8 @@ class RankSliceBatchSampler(Sampler):
 
 def rank_batch_sampler(dataset, cfg, rank_index: int | None = None, world: int | None = None) -> RankSliceBatchSampler:
     """The batches of this rank for one epoch: the global batches the single-process
-    loader would draw (``cfg.sampler``: m_per_class or random), sliced. With m_per_class,
+    loader would draw (``cfg.sampler``: m_per_class or random, the latter shuffled with rank
+    0's seed on every rank: see ``SharedShuffle``), sliced. With m_per_class,
     the per-rank batch must be a multiple of ``m_per_class`` so each class group of
     ``m_per_class`` consecutive images stays on one rank."""
     from pytorch_metric_learning.samplers import MPerClassSampler
@@ -196,7 +233,7 @@ def rank_batch_sampler(dataset, cfg, rank_index: int | None = None, world: int |
     if cfg.sampler == "random":
         if len(dataset) < cfg.batch_size:
             raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
-        return RankSliceBatchSampler(BatchSampler(RandomSampler(dataset), cfg.batch_size, drop_last=True),
+        return RankSliceBatchSampler(BatchSampler(SharedShuffle(len(dataset)), cfg.batch_size, drop_last=True),
                                      rank_index, world)
     if cfg.batch_size % cfg.m_per_class:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
