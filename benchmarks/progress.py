@@ -5,10 +5,10 @@ Every job, in this process or in a pool worker, sends events (plain dicts) to on
 ``log`` for each message the job logs, ``phase`` for what it does between trainings
 (``test``), and the training loop's own events (``epoch_start``, ``step``, ``eval``,
 ``epoch``, ``end``; see ``retrieval.engine.trainer.train``), tagged with the job's name.
-A pool worker sends them through a multiprocessing queue handed to it when it starts
-(``pool_options``; a ``SimpleQueue``, so that every event is sent before the job's result),
-read by a thread of the main process; a job run in this process sends
-them to the reporter directly. Either way the main process prints everything, so each
+A pool worker sends them through what it is handed when it starts (``pool_options``: any
+object with a ``put``; ``benchmarks.job_pool`` gives each process its own pipe, on which a
+job's events come before its result), read by the main process; a job run in this process
+sends them to the reporter directly. Either way the main process prints everything, so each
 message appears once.
 
 What the reporter shows:
@@ -246,7 +246,7 @@ _JOB = None        # the job running in this process
 
 
 def pool_options(queue, steps: bool) -> dict:
-    """Keyword arguments of a ``ProcessPoolExecutor`` whose workers send their events to ``queue``."""
+    """``initializer`` and ``initargs`` of a pool process that sends its events to ``queue`` (its ``put``)."""
     return {"initializer": _init_worker, "initargs": (queue, steps)}
 
 
@@ -322,25 +322,3 @@ def job_phase(text: str) -> None:
     """Say what the running job does now (shown on its line; no line of its own)."""
     if _SINK is not None and _JOB is not None:
         _SINK({"event": "phase", "job": _JOB, "text": text})
-
-
-def drain(queue, reporter: "Reporter") -> threading.Thread:
-    """A started thread passing every event put on ``queue`` to ``reporter`` until a ``None``."""
-
-    def loop():
-        while True:
-            try:
-                event = queue.get()
-            except (EOFError, OSError, ValueError, TypeError, AttributeError, ImportError) as exc:
-                print(f"progress: the event queue broke ({exc!r}); no more progress is shown", file=sys.stderr)
-                return
-            if event is None:
-                return
-            try:
-                reporter.handle(event)
-            except Exception as exc:  # a display problem must not stop the run
-                print(f"progress: could not show {event.get('event')!r} ({exc})", file=sys.stderr)
-
-    thread = threading.Thread(target=loop, name="progress-events", daemon=True)
-    thread.start()
-    return thread
