@@ -19,8 +19,9 @@ normalise: ``photo_transform("fit")``) read through
 
 Each loader runs ``--warmup`` epochs, then ``--epochs`` timed epochs (worker start-up
 included, so a loader that restarts its workers every epoch pays for it); the rates are
-images/s over the timed epochs, the best of ``--repeat`` rounds (the rounds alternate the
-loaders). The workers' memory is read while they run (psutil: RSS, and USS, the memory
+images/s over the timed epochs, the best of ``--repeat`` rounds (run in alternating order),
+and the workers' CPU time per image (user + system, the least over the rounds: what a
+shared machine disturbs least). The workers' memory is read while they run (psutil: RSS, and USS, the memory
 unique to the process: a forked worker shares its parent's pages until it writes them).
 Also timed in one process: per-image decode + transform with PIL images, with PIL-decoded
 tensors (what ``project`` does) and with ``torchvision.io.decode_jpeg``, and how far the
@@ -150,16 +151,19 @@ def measure(loader_for_epoch, warmup: int, epochs: int, image_key=None) -> dict:
     """Iterate ``warmup`` then ``epochs`` epochs of ``loader_for_epoch(epoch)``; images/s over the
     timed epochs (from each epoch's ``iter()``, so worker start-up counts), the workers' memory
     after the first batch of each timed epoch (the largest), and the worker pids seen."""
-    images, seconds, memory, pids = 0, 0.0, {}, []
+    images, seconds, memory, pids, cpu = 0, 0.0, {}, [], 0.0
     for epoch in range(warmup + epochs):
         start = time.perf_counter()
         iterator = iter(loader_for_epoch(epoch))
-        count = 0
+        workers = [w.pid for w in getattr(iterator, "_workers", [])]
+        cpu_start = worker_cpu(workers)
+        count, cpu_end = 0, cpu_start
         for b, batch in enumerate(iterator):
             image = batch["image"] if isinstance(batch, dict) else batch[0]
             count += int(image.shape[0])
+            if epoch >= warmup:
+                cpu_end = worker_cpu(workers)  # read while they live (ImageFolder's end with the epoch)
             if b == 0 and epoch >= warmup:
-                workers = [w.pid for w in getattr(iterator, "_workers", [])]
                 pids.append(workers)
                 seen = worker_memory(workers)
                 if seen.get("rss_mb", 0) >= memory.get("rss_mb", 0):
@@ -169,8 +173,21 @@ def measure(loader_for_epoch, warmup: int, epochs: int, image_key=None) -> dict:
         if epoch >= warmup:
             images += count
             seconds += elapsed
+            cpu += cpu_end - cpu_start
     return {"images": images, "seconds": seconds, "images_per_s": images / seconds if seconds else 0.0,
-            "worker_pids": pids, **memory}
+            "worker_cpu_ms_per_image": 1000 * cpu / images if images else 0.0, "worker_pids": pids, **memory}
+
+
+def worker_cpu(pids) -> float:
+    """CPU seconds (user + system) used so far by the processes ``pids``."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        total += times.user + times.system
+    return total
 
 
 def per_image_timings(paths, repeat: int = 2) -> dict:
@@ -242,8 +259,8 @@ def build_variant(name: str, base, batch: int, workers: int):
 def run(base, variants=VARIANTS, batch: int = 125, workers: int = 2, warmup: int = 1, epochs: int = 3,
         repeat: int = 2, timing_images: int = 40) -> dict:
     rounds = {v: [] for v in variants}
-    for _ in range(repeat):
-        for name in variants:
+    for r in range(repeat):
+        for name in (variants if r % 2 == 0 else list(reversed(variants))):  # alternate the order
             loader_for_epoch, close = build_variant(name, base, batch, workers)
             try:
                 rounds[name].append(measure(loader_for_epoch, warmup, epochs))
@@ -254,6 +271,7 @@ def run(base, variants=VARIANTS, batch: int = 125, workers: int = 2, warmup: int
         best = max(runs, key=lambda r: r["images_per_s"])
         results[name] = {**{k: v for k, v in best.items() if k != "worker_pids"},
                          "images_per_s_rounds": [r["images_per_s"] for r in runs],
+                         "worker_cpu_ms_per_image_min": min(r["worker_cpu_ms_per_image"] for r in runs),
                          "workers_restarted_each_epoch": len({tuple(p) for p in best["worker_pids"]}) > 1}
     paths = project_dataset(base).paths[:timing_images]
     out = {"loaders": results, "per_image": per_image_timings(paths)}
@@ -271,11 +289,12 @@ def machine() -> dict:
 
 
 def table(out: dict) -> str:
-    lines = ["| loader | images/s (best) | rounds | worker RSS MB | worker USS MB | workers restarted each epoch |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| loader | images/s (best) | rounds | worker CPU ms/image (least) | worker RSS MB | worker USS MB "
+             "| workers restarted each epoch |", "|---|---|---|---|---|---|---|"]
     for name, r in out["loaders"].items():
         rounds = ", ".join(f"{v:.0f}" for v in r["images_per_s_rounds"])
-        lines.append(f"| {name} | {r['images_per_s']:.1f} | {rounds} | {r.get('rss_mb', float('nan')):.0f} | "
+        lines.append(f"| {name} | {r['images_per_s']:.1f} | {rounds} | {r['worker_cpu_ms_per_image_min']:.2f} | "
+                     f"{r.get('rss_mb', float('nan')):.0f} | "
                      f"{r.get('uss_mb', float('nan')):.0f} | {'yes' if r['workers_restarted_each_epoch'] else 'no'} |")
     per = out["per_image"]
     lines += ["", "| decode + training transform, 1 process | ms per image |", "|---|---|"]
@@ -298,7 +317,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs")
-    parser.add_argument("--repeat", type=int, default=2, help="rounds over the loaders (the best counts)")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds over the loaders, in alternating order "
+                                                               "(the best counts)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args(argv)

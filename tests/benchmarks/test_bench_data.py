@@ -28,6 +28,7 @@ def test_project_loader_keeps_its_workers_and_imagefolder_restarts_them(base):
     assert project["images"] == 20 and project["images_per_s"] > 0
     assert len(project["worker_pids"]) == 2 and project["worker_pids"][0] == project["worker_pids"][1]
     assert project["workers"] == 2 and project["rss_mb"] > 0 and project["uss_mb"] > 0
+    assert project["worker_cpu_ms_per_image"] > 0
 
     folder = bench_data.imagefolder_dataset(base, dataset.paths)
     loader_for_epoch, close = bench_data.imagefolder_loaders(folder, batch=10, workers=2)
