@@ -4,7 +4,7 @@ The classification suite's pieces under ``train()``: ClassifierNets (resnet20 st
 teacher) on real 8x8 digits (no augmentation), cross-entropy task loss, the ``random`` sampler
 (a shuffled pass, sliced by ``distributed.rank_batch_sampler``) and top-1 evaluation on rank 0.
 Each method trains for 2 epochs x 2 steps of a global batch of 20 (10 per process), once in this
-process without a process group and once in 2 spawned processes.
+process without a process group and once in 2 processes started from it.
 
 The suite's optimizer (SGD with momentum, lr 0.01 here) and ``select: last``, so the final
 weights are those of the last step (with Adam's first, sign-like steps, or with a best epoch

@@ -2,13 +2,15 @@
 
 The detection suite's pieces under ``train()``: tiny Faster R-CNN + FPN detectors on generated
 64x64 scenes read back as COCO json (``CocoDetectionDataset`` and its ``collate_fn``: lists of
-images and targets), the ``DetectionDistiller`` around ``none``, ``at`` and ``mimic``, the
-``random`` sampler and COCOeval on rank 0. Each method trains 3 epochs of one global batch of 6
-images (3 per process), once in this process and once in 2 spawned processes.
+images and targets), the ``DetectionDistiller`` around ``none``, ``at``, ``mimic`` and ``hmat``,
+the ``random`` sampler and COCOeval on rank 0. Each method trains 3 epochs of one global batch of 6
+images (3 per process), once in this process and once in 2 processes started from it.
 
 What has to be fixed for the two to be comparable, and why:
 
-- BatchNorm is removed, as in tests/engine/test_distributed.py (CPU has no SyncBatchNorm).
+- BatchNorm is removed (also from HMAT's connector), as in tests/engine/test_distributed.py
+  (CPU has no SyncBatchNorm: with BatchNorm left in HMAT's connector alone, its losses
+  differ by 5e-4 and the ranks' running statistics differ).
 - torchvision samples anchors (RPN) and proposals (RoI heads) at random, per image, from the
   process's generator: a process holding half the images draws other samples than one
   holding all. The detectors here keep *every* candidate (sampling quotas above the candidate
@@ -19,13 +21,16 @@ What has to be fixed for the two to be comparable, and why:
   whole batch. (With the default quotas each image also fills its quota of 256 anchors and 64
   or 512 proposals, so the global loss is the same; only which anchors are drawn differs.)
 - With one batch per epoch the order of the shuffle does not change the batch, so later
-  epochs compare too, although the single process's generator (which drew the RPN samples of
-  6 images) and rank 0's (3 images) have moved apart. The two ranks' generators also differ
-  (checked): ``distributed.SharedShuffle`` makes both take rank 0's shuffle; without it the
-  two halves of an epoch overlap and the losses of epochs 2-3 move by far more than 1e-5.
+  epochs compare too, although the single process's generator (which drew the samples of 6
+  images) and rank 0's (3 images) may have moved apart. The two ranks' generators differ after
+  epoch 1 (checked): rank 0 alone evaluates, and its loaders draw from its generator.
+  ``distributed.SharedShuffle`` makes both ranks take rank 0's shuffle; without it the two
+  halves of an epoch overlap and the losses of epochs 2-3 move by 8e-3 to 0.13 and the
+  weights by 1.7e-3.
 
-What remains is float summation order: measured differences about 1e-7 on losses and 1e-6 on
-weights; we ask for 1e-5 and 5e-5. The validation AP, computed by rank 0 alone, must be equal.
+What remains is float summation order: measured differences within 5e-7 on losses and weights;
+we ask for 1e-5 on both. The validation AP, computed by rank 0 alone, must be equal (it is 0
+after 3 steps: this checks that rank 0's evaluation reaches every rank's history).
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from retrieval.detection.data import mnist_scenes
 from retrieval.detection.distiller import build_detection_method
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 
-METHODS = {"none": {}, "at": {"beta": 250, "stages": [2, 3, 4]}, "mimic": {"weight": 0.05, "features": "fpn"}}
+METHODS = {"none": {}, "at": {"beta": 250, "stages": [2, 3, 4]}, "mimic": {"weight": 0.05, "features": "fpn"},
+           "hmat": {"beta_pos": 0.1, "beta_act": 250, "beta_ch": 0.1, "block_elements": 65536}}
 SCENES = {"size": 64, "max_objects": 1, "min_height": 10, "max_height": 20, "train_images": 6, "val_images": 4,
           "test_images": 2}
 EVERY_CANDIDATE = dict(  # keep every anchor and proposal: the losses do not depend on the random draw
@@ -55,7 +61,7 @@ EVERY_CANDIDATE = dict(  # keep every anchor and proposal: the losses do not dep
 TINY = dict(fpn_channels=8, fpn_stages=[2, 3, 4], min_size=64, max_size=64, representation_size=32,
             rpn_pre_nms_top_n_train=50, rpn_post_nms_top_n_train=20, rpn_pre_nms_top_n_test=50,
             rpn_post_nms_top_n_test=20, **EVERY_CANDIDATE)
-ATOL_LOSS, ATOL_WEIGHT = 1e-5, 5e-5
+ATOL_LOSS, ATOL_WEIGHT = 1e-5, 1e-5
 
 
 def _data(cache_dir) -> dict:
@@ -74,7 +80,7 @@ def _build(name: str, num_classes: int) -> nn.Module:
     torch.manual_seed(0)
     teacher = _without_batchnorm(create_detector("small_cnn_xs", num_classes, **TINY))
     student = _without_batchnorm(create_detector("small_cnn_xs", num_classes, **TINY))
-    return build_detection_method(name, student, teacher, **METHODS[name])
+    return _without_batchnorm(build_detection_method(name, student, teacher, **METHODS[name]))  # also HMAT's connector
 
 
 def _trainable(method) -> dict:
@@ -148,7 +154,7 @@ def test_two_processes_train_a_detector_like_one(runs, method):
             elif key.startswith("val/"):
                 assert h2[key] == h1[key], key
     assert all("val/ap" in h for h in one["history"])
-    assert ranks[0][method]["rng"] != ranks[1][method]["rng"]  # the ranks drew different amounts of random numbers
+    assert ranks[0][method]["rng"] != ranks[1][method]["rng"]  # the ranks' generators moved apart
     initial = _trainable(_build(method, 10))
     moved = 0.0
     for key, value in one["state"].items():
