@@ -5,7 +5,8 @@
 pretraining, the teacher, then every student of the run list) with the recipe's own
 architectures, resolution, loss, miner, sampler, method options, AMP setting and device, for
 ``N`` training steps of one epoch, then validates and tests it with the real evaluator on a
-bounded sample of ``M`` images of each evaluated split (for retrieval at least the largest K + 1). Only the first seed runs (the seeds
+bounded sample of ``M`` images of each evaluated split (Recall@K for the recipe's K below the
+sample's size: the others are left out and the table says so). Only the first seed runs (the seeds
 cost the same); the projection counts them all.
 
 Each job runs in a fresh process, so that its peak memory is its own: the process's peak RSS
@@ -178,10 +179,15 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
     if "cache_dir" in data:  # pretrained backbones go to the dry run's own folder
         data["cache_dir"] = Path(dry_cache)
     sizes = {split: len(data[split]) for split in EVAL_SPLITS if split in data}
-    largest_k = max((cfg.get("eval") or {}).get("ks") or [1])
-    for split in sizes:  # a retrieval split holds more items than its largest K
-        data[split] = bounded(data[split], eval_images if hasattr(data[split], "coco") else
-                              max(eval_images, largest_k + 1))
+    for split in sizes:
+        data[split] = bounded(data[split], eval_images)
+    dropped = []
+    if sizes and str(getattr(suite, "PRIMARY", "")).startswith("recall@"):  # Recall@K needs more than K items
+        fewest = min(len(data[split]) for split in sizes)
+        ks = list(cfg["eval"]["ks"])
+        kept = [k for k in ks if k < fewest] or [1]
+        dropped = [k for k in ks if k not in kept]
+        cfg = {**cfg, "eval": {**cfg["eval"], "ks": kept}}
     cuda = torch.device(cfg.get("device", "cpu")).type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -215,7 +221,7 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "loader_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers else 0.0,
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else None,
-            "test": {k: v for k, v in test.items() if isinstance(v, (int, float))}}
+            "test": {k: v for k, v in test.items() if isinstance(v, (int, float))}, "dropped_ks": dropped}
 
 
 def jobs_of(suite, cfg: dict) -> list[tuple[str, str | None, str | None]]:
@@ -311,6 +317,7 @@ def _row(recipe, suite, kind, name, method, seed, m: dict, commit: str) -> dict:
             "peak_gpu_mb": None if m["peak_gpu_mb"] is None else round(m["peak_gpu_mb"], 1),
             "metric": primary, "value": m["test"].get(primary), "job_seconds": round(m["seconds"], 2),
             "val_seconds": m["val_seconds"], "test_seconds": m["test_seconds"],
+            "dropped_ks": " ".join(str(k) for k in m["dropped_ks"]),
             "projected_s": projected, "projected_total_s": None if projected is None else projected * repeats,
             "commit": commit, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
@@ -345,4 +352,8 @@ def markdown(table, recipe: dict, suite, seed: int) -> str:
     if workers > 1 and total == total:
         said += f"; with {workers} jobs at once about {_hours(total / workers)}"
     lines += ["", said + ". Time is taken as linear in the images of each split."]
+    dropped = sorted({k for text in table["dropped_ks"].fillna("").astype(str) for k in text.split()}, key=int)
+    if dropped:
+        lines += ["", f"Recall@{', '.join(dropped)} left out: the bounded sample holds too few images "
+                      f"(raise --dry-eval to include them)."]
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ Distances are float32 values, as FAISS computes them; ties are equal float32 val
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import faiss
@@ -35,6 +36,22 @@ METRICS = ("auto", "ip", "l2")
 UNIT_NORM_TOLERANCE = 1e-3
 GPU_MAX_K = 2048  # largest k that FAISS GPU flat indexes accept
 _EXACT_BLOCK_ELEMENTS = 1 << 23  # distance values per block when recomputing rows (32 MB)
+_GPU_ALLOWED = [True]
+
+
+def gpu_available() -> bool:
+    """Whether FAISS was built with GPU support and sees a GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+@contextlib.contextmanager
+def cpu_search():
+    """Within the block, searches stay on the CPU even when FAISS sees a GPU (to compare the two)."""
+    _GPU_ALLOWED.append(False)
+    try:
+        yield
+    finally:
+        _GPU_ALLOWED.pop()
 
 
 def resolve_metric(x: np.ndarray, metric: str) -> str:
@@ -80,7 +97,7 @@ def _build_index(x: np.ndarray, metric: str, n_fetch: int):
     """
     index = faiss.IndexFlatIP(x.shape[1]) if metric == "ip" else faiss.IndexFlatL2(x.shape[1])
     index.add(x)
-    if n_fetch <= GPU_MAX_K and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+    if n_fetch <= GPU_MAX_K and _GPU_ALLOWED[-1] and gpu_available():
         resources = faiss.StandardGpuResources()
         return faiss.index_cpu_to_gpu(resources, 0, index), resources
     return index, None
