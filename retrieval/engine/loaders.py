@@ -71,10 +71,14 @@ class EpochSeededBatchSampler(Sampler):
     sampler (a fresh one each epoch: MPerClassSampler shuffles its label list in place);
     ``stride`` is the number of items per (global) batch and ``offset`` this process's first
     position within it, so an item's seed is that of its position in the global epoch.
-    Each epoch's draws are made at its first batch, all at once, in the process iterating it."""
+    Each epoch's draws are made at its first batch, all at once, in the process iterating it.
+    ``share_seed(seed)`` returns the epoch seed to use (under torchrun: rank 0's, so that every
+    position is augmented as in one process although the ranks' generators may differ)."""
 
-    def __init__(self, make_batches: Callable[[], Iterable], stride: int, offset: int = 0):
+    def __init__(self, make_batches: Callable[[], Iterable], stride: int, offset: int = 0,
+                 share_seed: Callable[[int], int] | None = None):
         self.make_batches, self.stride, self.offset = make_batches, int(stride), int(offset)
+        self.share_seed = share_seed
         self._length = len(make_batches())
 
     def __len__(self) -> int:
@@ -82,6 +86,8 @@ class EpochSeededBatchSampler(Sampler):
 
     def __iter__(self):
         epoch_seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        if self.share_seed is not None:
+            epoch_seed = int(self.share_seed(epoch_seed))
         batches = [list(batch) for batch in self.make_batches()]
         for b, batch in enumerate(batches):
             start = b * self.stride + self.offset

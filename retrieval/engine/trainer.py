@@ -133,13 +133,14 @@ def _worker_train_loader(dataset, cfg: TrainConfig, collate) -> DataLoader:
         def make_batches():
             return distributed.rank_batch_sampler(dataset, cfg)
         offset = distributed.rank() * (cfg.batch_size // distributed.world_size())
+        share_seed = distributed.broadcast_object  # rank 0's epoch seed on every rank
     elif cfg.sampler == "random":
         if len(dataset) < cfg.batch_size:
             raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
 
         def make_batches():
             return BatchSampler(RandomSampler(dataset), cfg.batch_size, drop_last=True)
-        offset = 0
+        offset, share_seed = 0, None
     else:
         if cfg.batch_size % cfg.m_per_class:
             raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
@@ -148,8 +149,9 @@ def _worker_train_loader(dataset, cfg: TrainConfig, collate) -> DataLoader:
             sampler = MPerClassSampler(dataset.labels, m=cfg.m_per_class, batch_size=cfg.batch_size,
                                        length_before_new_iter=len(dataset))
             return BatchSampler(sampler, cfg.batch_size, drop_last=True)
-        offset = 0
-    batches = loaders.EpochSeededBatchSampler(make_batches, stride=cfg.batch_size, offset=offset)
+        offset, share_seed = 0, None
+    batches = loaders.EpochSeededBatchSampler(make_batches, stride=cfg.batch_size, offset=offset,
+                                              share_seed=share_seed)
     return DataLoader(loaders.SeededItems(dataset), batch_sampler=batches, num_workers=cfg.num_workers,
                       collate_fn=collate, persistent_workers=True, multiprocessing_context=loaders.worker_context(),
                       generator=loaders.loader_generator())

@@ -205,10 +205,17 @@ def test_distributed_slices_with_workers_are_the_single_process_batches(data, mo
         monkeypatch.setattr(distributed, "is_distributed", lambda: True)
         monkeypatch.setattr(distributed, "rank", lambda r=r: r)
         monkeypatch.setattr(distributed, "world_size", lambda: 2)
-        seed_everything(7)
+        shared = []
+        monkeypatch.setattr(distributed, "broadcast_object", lambda obj: shared.append(obj) or obj)
+        seed_everything(7)  # numpy's state (MPerClassSampler) agrees across ranks
+        if r == 1:  # torch's need not: rank 0's epoch seed is used
+            torch.manual_seed(8)
+            monkeypatch.setattr(distributed, "broadcast_object", lambda obj: rank0_seed)
         loader = make_train_loader(data["fit"], cfg)
         ranks.append(_epochs(loader, 1)[0])
         loaders.close_loader(loader)
+        if r == 0:
+            (rank0_seed,) = shared
     monkeypatch.undo()
     assert len(ranks[0]) == len(ranks[1]) == len(whole)
     for g, b0, b1 in zip(whole, *ranks):
