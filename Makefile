@@ -2,11 +2,12 @@
 #   make bench    runs the retrieval suite on the embedded default data
 #   make test     runs the test suite
 #   make regress  runs the quick configs and fails if a method got worse than its committed baseline
+#   make check-recipes  dry-runs every full-scale recipe on generated data in its official format (a few minutes)
 PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: bench test regress install
+.PHONY: bench test regress check-recipes install
 
 install: $(VENV)/.installed
 
@@ -25,3 +26,6 @@ test: install
 
 regress: install
 	$(BIN)/python -m benchmarks.regress --baseline results/baselines/quick_retrieval.csv
+
+check-recipes: install
+	$(BIN)/python -m benchmarks.check_recipes

@@ -35,11 +35,13 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.config import deep_merge
+from benchmarks.errors import UserError
 
 DEFAULT_OUT = "dry-run"
 STEPS, EVAL_IMAGES = 2, 64
@@ -282,9 +284,14 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
     context = multiprocessing.get_context("spawn")
     try:
         for kind, name, method in jobs:
-            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:  # a fresh process per job
-                m = pool.submit(run_job, suite_name, cfg, str(data_cache), dry_cache, kind,
-                                None if kind == "setup" else seed, method, eval_images).result()
+            try:
+                with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:  # a fresh process per job
+                    m = pool.submit(run_job, suite_name, cfg, str(data_cache), dry_cache, kind,
+                                    None if kind == "setup" else seed, method, eval_images).result()
+            except BrokenProcessPool as exc:
+                raise UserError(f"dry run: the process of job '{name}' ended abruptly (killed by a signal: possibly "
+                                f"out of memory, or a crash in native code); the jobs before it are in the log "
+                                f"above") from exc
             row = _row(recipe, suite, kind, name, method, seed, m, commit)
             rows.append(row)
             log(f"  {name:>14}: {_fmt(row['s_per_step'], '.3f')} s/step, {_fmt(row['images_per_s'], '.1f')} images/s,"
