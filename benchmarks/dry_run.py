@@ -10,7 +10,8 @@ sample's size: the others are left out and the table says so). Only the first se
 cost the same); the projection counts them all.
 
 Each job runs in a fresh process, so that its peak memory is its own: the process's peak RSS
-and that of its largest loader worker on CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
+and, sampled every half second, the memory unique to its loader workers (their USS summed) on
+CPU; ``torch.cuda.max_memory_allocated`` on a GPU.
 Per job it reports s/step (the mean over the steps after the first, which also starts the
 loader), images/s and the projected time of that job in the full recipe on this machine:
 
@@ -139,6 +140,42 @@ def _coco_subset(dataset, image_ids: list[int]):
 # ------------------------------------------------------------------------------------------ jobs
 
 
+class LoaderMemory:
+    """The peak, sampled every half second, of the memory unique to this process's children (its
+    loader workers: their USS summed; pages shared with the job, such as the libraries and the
+    dataset index inherited by fork, are not counted again)."""
+
+    INTERVAL = 0.5
+
+    def __init__(self):
+        import threading
+
+        self.peak_mb, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_full_info().uss
+                except (psutil.Error, OSError):  # a worker that just ended
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2 ** 20)
+            self._stop.wait(self.INTERVAL)
+
+    def __enter__(self) -> "LoaderMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class _Clock:
     """The training loop's progress events, timed."""
 
@@ -195,7 +232,7 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
         torch.cuda.reset_peak_memory_stats()
     clock, test, test_seconds = _Clock(), {}, None
     start = time.perf_counter()
-    with reporting_progress(clock):
+    with reporting_progress(clock), LoaderMemory() as loaders:
         if kind == "setup":
             suite.setup(cfg, data, method, False, quiet)
         elif kind == "teacher":
@@ -211,9 +248,6 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
     done = time.perf_counter()
     if kind == "teacher" and clock.end is not None:
         test_seconds = done - clock.end  # the teacher's test evaluation (and its save) follow training
-    import gc
-
-    gc.collect()  # loaders gone, their workers reaped: their peak RSS is counted below
     first, per_step = clock.step_times()
     workers = max(int(_train_section(cfg, kind, method).get("num_workers") or 0) for kind in ("teacher", "student"))
     return {"seconds": done - start, "first_step_s": first, "s_per_step": per_step,
@@ -221,7 +255,7 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
             "val_seconds": (clock.eval_end - clock.eval_start) if clock.eval_end else None,
             "test_seconds": test_seconds, "eval_sizes": {s: len(data[s]) for s in sizes}, "full_sizes": sizes,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "loader_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers else 0.0,
+            "loader_peak_uss_mb": loaders.peak_mb if workers else 0.0,
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else None,
             "test": {k: v for k, v in test.items() if isinstance(v, (int, float))}, "dropped_ks": dropped}
 
@@ -266,6 +300,16 @@ def _hours(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+def job_context(suite_name: str):
+    """The processes the jobs run in: forked from a server that has imported torch and the suite
+    once (a fresh process per job, started in about a second), or spawned where there is no fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "torchvision", suite_name, "benchmarks.dry_run"])
+    return context
+
+
 def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, commit: str, steps: int = STEPS,
             eval_images: int = EVAL_IMAGES, log=print) -> Path:
     """Dry-run every job of ``recipe`` (one seed); write and print the table; return its folder."""
@@ -281,7 +325,7 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
     log(f"dry run: {len(jobs)} job(s) of seed {seed}, {steps} step(s) each, evaluation on at most "
         f"{eval_images} images per split, device {device}; each job in its own process")
     rows, dry_cache = [], tempfile.mkdtemp(prefix="hmat-dry-run-")
-    context = multiprocessing.get_context("spawn")
+    context = job_context(suite_name)
     try:
         for kind, name, method in jobs:
             try:
@@ -294,7 +338,7 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
                                 f"above") from exc
             row = _row(recipe, suite, kind, name, method, seed, m, commit)
             rows.append(row)
-            log(f"  {name:>14}: {_fmt(row['s_per_step'], '.3f')} s/step, {_fmt(row['images_per_s'], '.1f')} images/s,"
+            log(f"  {name:>14}: {_fmt(row['s_per_step'], '.3f')} s/step, {_fmt(row['images_per_s'], '.3g')} images/s,"
                 f" peak {_memory(row)}, projected {_hours(row['projected_s'])}")
     finally:
         shutil.rmtree(dry_cache, ignore_errors=True)
@@ -320,7 +364,7 @@ def _row(recipe, suite, kind, name, method, seed, m: dict, commit: str) -> dict:
             "images_per_s": batch / m["s_per_step"] if m["s_per_step"] else None,
             "steps_per_epoch": m["steps_per_epoch"], "epochs": int(train.get("epochs", 10)),
             "eval_images": sum(m["eval_sizes"].values()), "peak_rss_mb": round(m["peak_rss_mb"], 1),
-            "loader_peak_rss_mb": round(m["loader_peak_rss_mb"], 1),
+            "loader_peak_uss_mb": round(m["loader_peak_uss_mb"], 1),
             "peak_gpu_mb": None if m["peak_gpu_mb"] is None else round(m["peak_gpu_mb"], 1),
             "metric": primary, "value": m["test"].get(primary), "job_seconds": round(m["seconds"], 2),
             "val_seconds": m["val_seconds"], "test_seconds": m["test_seconds"],
@@ -336,7 +380,7 @@ def _fmt(value, spec: str) -> str:
 def _memory(row: dict) -> str:
     if row.get("peak_gpu_mb") is not None:
         return f"{row['peak_gpu_mb'] / 1024:.2f} GB GPU, {row['peak_rss_mb'] / 1024:.2f} GB RSS"
-    loader = f" (largest loader worker {row['loader_peak_rss_mb'] / 1024:.2f} GB)" if row["loader_peak_rss_mb"] else ""
+    loader = f" + loader workers {row['loader_peak_uss_mb'] / 1024:.2f} GB USS" if row["loader_peak_uss_mb"] else ""
     return f"{row['peak_rss_mb'] / 1024:.2f} GB RSS{loader}"
 
 
@@ -352,7 +396,7 @@ def markdown(table, recipe: dict, suite, seed: int) -> str:
              "|---|---|---|---|---|---|---|"]
     for row in table.to_dict("records"):
         lines.append(f"| {row['job']} | {row['batch']} | {_fmt(row['first_step_s'], '.2f')} | "
-                     f"{_fmt(row['s_per_step'], '.3f')} | {_fmt(row['images_per_s'], '.1f')} | {_memory(row)} | "
+                     f"{_fmt(row['s_per_step'], '.3f')} | {_fmt(row['images_per_s'], '.3g')} | {_memory(row)} | "
                      f"{_hours(row['projected_s'])} |")
     said = f"Projected wall time of the full recipe on this machine ({seeds} seed(s), jobs one after another): " \
            f"{_hours(total if total == total else None)}"
