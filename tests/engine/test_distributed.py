@@ -31,6 +31,7 @@ from pytorch_metric_learning.samplers import MPerClassSampler
 from torch import nn
 from torch.utils.data import BatchSampler
 
+from ddp_compare import without_batchnorm
 from retrieval.engine import TrainConfig, distributed, evaluate_model, seed_everything, train
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
@@ -59,19 +60,13 @@ class TinySet(torch.utils.data.Dataset):
         return {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
 
 
-def _without_batchnorm(model: nn.Module) -> nn.Module:
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.BatchNorm2d):
-                setattr(module, name, nn.Identity())
-    return model
 
 
 def _build(name: str, fit) -> nn.Module:
     torch.manual_seed(0)
-    teacher = _without_batchnorm(create_model("small_cnn_s", embedding_dim=16, normalize=True))
-    student = _without_batchnorm(create_model("small_cnn_xs", embedding_dim=8, normalize=True))
-    return _without_batchnorm(build_method(  # also HMAT's connector
+    teacher = without_batchnorm(create_model("small_cnn_s", embedding_dim=16, normalize=True))
+    student = without_batchnorm(create_model("small_cnn_xs", embedding_dim=8, normalize=True))
+    return without_batchnorm(build_method(  # also HMAT's connector
         name, student=student, teacher=teacher, train_labels=fit.labels,
         task_loss=build_task_loss("multi_similarity", miner="multi_similarity"), **METHODS[name]))
 

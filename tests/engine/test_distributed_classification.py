@@ -24,14 +24,12 @@ from rank 0's weights, must be equal.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
+from ddp_compare import assert_same_history, two_processes, without_batchnorm
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -49,19 +47,13 @@ def _data() -> dict:
     return {split: build_dataset("digits-cls", None, split, **opts) for split in ("train", "test")}
 
 
-def _without_batchnorm(model: nn.Module) -> nn.Module:
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.BatchNorm2d):
-                setattr(module, name, nn.Identity())
-    return model
 
 
 def _build(name: str, train_set) -> nn.Module:
     torch.manual_seed(0)
-    teacher = _without_batchnorm(create_classifier("wrn_16_2", 10))
-    student = _without_batchnorm(create_classifier("resnet20", 10))
-    return _without_batchnorm(build_method(name, student=student, teacher=teacher, task_loss=nn.CrossEntropyLoss(),
+    teacher = without_batchnorm(create_classifier("wrn_16_2", 10))
+    student = without_batchnorm(create_classifier("resnet20", 10))
+    return without_batchnorm(build_method(name, student=student, teacher=teacher, task_loss=nn.CrossEntropyLoss(),
                                            train_labels=train_set.labels, **METHODS[name]))
 
 
@@ -91,11 +83,6 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _processes(worker, args) -> None:
-    """Two processes: forked from this one where that is safe (Linux; no re-import of torch and the
-    project, a few seconds instead of half a minute), else spawned."""
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    mp.start_processes(worker, args=args, nprocs=2, join=True, start_method=method)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +90,7 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp_cls")
     assert not distributed.is_distributed()
     single = _train_all()
-    _processes(_worker, (2, str(tmp / "init"), str(tmp)))
+    two_processes(_worker, (2, str(tmp / "init"), str(tmp)))
     return single, [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
@@ -111,15 +98,7 @@ def runs(tmp_path_factory):
 def test_two_processes_train_a_classifier_like_one(runs, method):
     single, ranks = runs
     one, two = single[method], ranks[0][method]
-    assert len(one["history"]) == len(two["history"]) == 2
-    for h1, h2 in zip(one["history"], two["history"]):
-        assert h1.keys() == h2.keys()
-        assert {"val/top1", "val/top5"} <= h1.keys()
-        for key in h1:
-            if key.startswith("loss/"):
-                assert h2[key] == pytest.approx(h1[key], abs=ATOL_LOSS), key
-            elif key.startswith("val/"):
-                assert h2[key] == h1[key], key
+    assert_same_history(one["history"], two["history"], 2, ATOL_LOSS, required={"val/top1", "val/top5"})
     initial = _trainable(_build(method, _data()["train"]))
     moved = 0.0
     for key, value in one["state"].items():

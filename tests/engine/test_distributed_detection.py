@@ -36,15 +36,14 @@ after 3 steps: this checks that rank 0's evaluation reaches every rank's history
 from __future__ import annotations
 
 import hashlib
-import sys
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler
 
+from ddp_compare import assert_same_history, two_processes, without_batchnorm
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import mnist_scenes
 from retrieval.detection.distiller import build_detection_method
@@ -68,19 +67,13 @@ def _data(cache_dir) -> dict:
     return {split: mnist_scenes(cache_dir, split, **SCENES) for split in ("train", "val")}
 
 
-def _without_batchnorm(model: nn.Module) -> nn.Module:
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.BatchNorm2d):
-                setattr(module, name, nn.Identity())
-    return model
 
 
 def _build(name: str, num_classes: int) -> nn.Module:
     torch.manual_seed(0)
-    teacher = _without_batchnorm(create_detector("small_cnn_xs", num_classes, **TINY))
-    student = _without_batchnorm(create_detector("small_cnn_xs", num_classes, **TINY))
-    return _without_batchnorm(build_detection_method(name, student, teacher, **METHODS[name]))  # also HMAT's connector
+    teacher = without_batchnorm(create_detector("small_cnn_xs", num_classes, **TINY))
+    student = without_batchnorm(create_detector("small_cnn_xs", num_classes, **TINY))
+    return without_batchnorm(build_detection_method(name, student, teacher, **METHODS[name]))  # also HMAT's connector
 
 
 def _trainable(method) -> dict:
@@ -122,11 +115,6 @@ def _worker(rank: int, world: int, init_file: str, cache_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _processes(worker, args) -> None:
-    """Two processes: forked from this one where that is safe (Linux; no re-import of torch and the
-    project, a few seconds instead of half a minute), else spawned."""
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    mp.start_processes(worker, args=args, nprocs=2, join=True, start_method=method)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +124,7 @@ def runs(tmp_path_factory):
     data = _data(tmp)  # the scenes are written once, before the processes start
     assert all(len(data["train"].target(i)["boxes"]) == 1 for i in data["train"].image_ids)  # one object each
     single = _train_all(tmp)
-    _processes(_worker, (2, str(tmp / "init"), str(tmp)))
+    two_processes(_worker, (2, str(tmp / "init"), str(tmp)))
     return single, [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
@@ -144,15 +132,7 @@ def runs(tmp_path_factory):
 def test_two_processes_train_a_detector_like_one(runs, method):
     single, ranks = runs
     one, two = single[method], ranks[0][method]
-    assert len(one["history"]) == len(two["history"]) == 3
-    for h1, h2 in zip(one["history"], two["history"]):
-        assert h1.keys() == h2.keys()
-        assert {"loss/det/loss_objectness", "loss/det/loss_classifier"} <= h1.keys()
-        for key in h1:
-            if key.startswith("loss/"):
-                assert h2[key] == pytest.approx(h1[key], abs=ATOL_LOSS), key
-            elif key.startswith("val/"):
-                assert h2[key] == h1[key], key
+    assert_same_history(one["history"], two["history"], 3, ATOL_LOSS, required={"loss/det/loss_objectness", "loss/det/loss_classifier"})
     assert all("val/ap" in h for h in one["history"])
     assert ranks[0][method]["rng"] != ranks[1][method]["rng"]  # the ranks' generators moved apart
     initial = _trainable(_build(method, 10))
