@@ -23,6 +23,7 @@ class Descendants:
     def __init__(self, root: int | None = None):
         self.root = psutil.Process(root or os.getpid())
         self.pids: set[int] = set()
+        self.before: set[int] = set()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -36,9 +37,11 @@ class Descendants:
             children = self.root.children(recursive=True)
         except psutil.Error:
             return
-        self.pids |= {c.pid for c in children if "resource_tracker" not in " ".join(_cmdline(c))}
+        self.pids |= {c.pid for c in children if "resource_tracker" not in " ".join(_cmdline(c))} - self.before
 
     def __enter__(self):
+        self.record()
+        self.before, self.pids = self.pids, set()  # processes already there (a forkserver of another test)
         self.thread.start()
         return self
 
