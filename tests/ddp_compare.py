@@ -1,11 +1,14 @@
 """Helpers the 1-vs-2-process tests share (tests/engine/test_distributed*.py): networks without
-BatchNorm (CPU has no SyncBatchNorm), two processes started cheaply, and histories compared."""
+BatchNorm (CPU has no SyncBatchNorm), two processes started cheaply in a gloo group, and
+histories compared."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import pytest
+import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
@@ -17,6 +20,16 @@ def without_batchnorm(model: nn.Module) -> nn.Module:
             if isinstance(child, nn.BatchNorm2d):
                 setattr(module, name, nn.Identity())
     return model
+
+
+@contextlib.contextmanager
+def gloo_group(rank: int, world: int, init_file: str):
+    """Within the block, this process is rank ``rank`` of a gloo group of ``world`` (file rendezvous)."""
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def two_processes(worker, args) -> None:

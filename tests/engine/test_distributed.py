@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from pytorch_metric_learning.samplers import MPerClassSampler
 from torch import nn
 from torch.utils.data import BatchSampler
 
-from ddp_compare import without_batchnorm
+from ddp_compare import gloo_group, without_batchnorm
 from retrieval.engine import TrainConfig, distributed, evaluate_model, seed_everything, train
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
@@ -58,8 +57,6 @@ class TinySet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return {"image": self.images[i], "label": int(self.labels[i]), "index": int(i)}
-
-
 
 
 def _build(name: str, fit) -> nn.Module:
@@ -113,12 +110,9 @@ def _resume(out_dir: Path) -> dict:
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         torch.save(_train_all(), f"{out_dir}/rank{rank}.pt")
         torch.save(_resume(Path(out_dir)), f"{out_dir}/resume{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")

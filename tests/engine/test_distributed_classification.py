@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from ddp_compare import assert_same_history, two_processes, without_batchnorm
+from ddp_compare import assert_same_history, gloo_group, two_processes, without_batchnorm
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -45,8 +44,6 @@ ATOL_LOSS, ATOL_WEIGHT = 1e-5, 1e-5
 def _data() -> dict:
     opts = {"per_class": 6, "test_fraction": 0.3, "augment": False}  # 40 train images, 20 test, 10 classes
     return {split: build_dataset("digits-cls", None, split, **opts) for split in ("train", "test")}
-
-
 
 
 def _build(name: str, train_set) -> nn.Module:
@@ -76,13 +73,8 @@ def _train_all() -> dict:
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         torch.save(_train_all(), f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
 
 
 @pytest.fixture(scope="module")

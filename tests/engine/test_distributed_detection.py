@@ -39,11 +39,10 @@ import hashlib
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler
 
-from ddp_compare import assert_same_history, two_processes, without_batchnorm
+from ddp_compare import assert_same_history, gloo_group, two_processes, without_batchnorm
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import mnist_scenes
 from retrieval.detection.distiller import build_detection_method
@@ -65,8 +64,6 @@ ATOL_LOSS, ATOL_WEIGHT = 1e-5, 1e-5
 
 def _data(cache_dir) -> dict:
     return {split: mnist_scenes(cache_dir, split, **SCENES) for split in ("train", "val")}
-
-
 
 
 def _build(name: str, num_classes: int) -> nn.Module:
@@ -106,15 +103,10 @@ def _shuffled_slices(seed: int) -> list:
 
 
 def _worker(rank: int, world: int, init_file: str, cache_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
+    with gloo_group(rank, world, init_file):
         out = _train_all(cache_dir)
         out["slices"] = _shuffled_slices(100 + rank)  # the ranks' generators differ
         torch.save(out, f"{cache_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
 
 
 @pytest.fixture(scope="module")
