@@ -7,7 +7,8 @@ With ``num_workers > 0`` the trainer builds its training loader once per ``train
   written), ``forkserver`` on other POSIX systems and ``spawn`` only where nothing else
   exists (Windows);
 - they are persistent (started at the first epoch, reused by every later epoch, shut
-  down by ``close_loader`` when ``train`` returns or fails);
+  down by ``close_loader`` when ``train`` returns; after an exception, when the loader is
+  garbage-collected, or with their process group when a job pool stops the run);
 - ``EpochSeededBatchSampler`` draws, at the start of each epoch in the main process, one
   epoch seed from torch's global generator, then the epoch's batches from a fresh batch
   sampler (MPerClassSampler draws from numpy's global state, RandomSampler from torch's),

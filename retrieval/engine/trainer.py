@@ -111,47 +111,37 @@ def make_train_loader(dataset, cfg: TrainConfig) -> DataLoader:
     collate = getattr(dataset, "collate_fn", None)
     if cfg.num_workers > 0:
         return _worker_train_loader(dataset, cfg, collate)
-    if distributed.is_distributed():  # this rank's slice of every global batch (see engine.distributed)
-        return DataLoader(dataset, batch_sampler=distributed.rank_batch_sampler(dataset, cfg),
-                          num_workers=cfg.num_workers, collate_fn=collate)
+    # the batch sampler a DataLoader builds itself from batch_size/shuffle/sampler/drop_last: the same draws
+    return DataLoader(dataset, batch_sampler=epoch_batches(dataset, cfg), collate_fn=collate)
+
+
+def epoch_batches(dataset, cfg: TrainConfig):
+    """One epoch's batch sampler: under torchrun this rank's slice of every global batch (see
+    ``engine.distributed``); else a shuffled pass (``sampler="random"``) or MPerClassSampler's
+    ``m_per_class`` images of each class, incomplete last batches dropped."""
+    if distributed.is_distributed():
+        return distributed.rank_batch_sampler(dataset, cfg)
     if cfg.sampler == "random":
         if len(dataset) < cfg.batch_size:
             raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
-        return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                          num_workers=cfg.num_workers, collate_fn=collate)
+        return BatchSampler(RandomSampler(dataset), cfg.batch_size, drop_last=True)
     if cfg.batch_size % cfg.m_per_class:
         raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
     sampler = MPerClassSampler(dataset.labels, m=cfg.m_per_class, batch_size=cfg.batch_size,
                                length_before_new_iter=len(dataset))
-    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                      num_workers=cfg.num_workers, collate_fn=collate)
+    return BatchSampler(sampler, cfg.batch_size, drop_last=True)
 
 
 def _worker_train_loader(dataset, cfg: TrainConfig, collate) -> DataLoader:
-    """The persistent, epoch-seeded loader of ``make_train_loader`` for ``num_workers > 0``."""
+    """The persistent, epoch-seeded loader of ``make_train_loader`` for ``num_workers > 0``
+    (``epoch_batches`` builds each epoch's batches afresh)."""
     if distributed.is_distributed():  # this rank's slice of every global batch, at its place in the global batch
-        def make_batches():
-            return distributed.rank_batch_sampler(dataset, cfg)
         offset = distributed.rank() * (cfg.batch_size // distributed.world_size())
         share_seed = distributed.broadcast_object  # rank 0's epoch seed on every rank
-    elif cfg.sampler == "random":
-        if len(dataset) < cfg.batch_size:
-            raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
-
-        def make_batches():
-            return BatchSampler(RandomSampler(dataset), cfg.batch_size, drop_last=True)
-        offset, share_seed = 0, None
     else:
-        if cfg.batch_size % cfg.m_per_class:
-            raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of m_per_class {cfg.m_per_class}")
-
-        def make_batches():
-            sampler = MPerClassSampler(dataset.labels, m=cfg.m_per_class, batch_size=cfg.batch_size,
-                                       length_before_new_iter=len(dataset))
-            return BatchSampler(sampler, cfg.batch_size, drop_last=True)
         offset, share_seed = 0, None
-    batches = loaders.EpochSeededBatchSampler(make_batches, stride=cfg.batch_size, offset=offset,
-                                              share_seed=share_seed)
+    batches = loaders.EpochSeededBatchSampler(lambda: epoch_batches(dataset, cfg), stride=cfg.batch_size,
+                                              offset=offset, share_seed=share_seed)
     return DataLoader(loaders.SeededItems(dataset), batch_sampler=batches, num_workers=cfg.num_workers,
                       collate_fn=collate, persistent_workers=True, multiprocessing_context=loaders.worker_context(),
                       generator=loaders.loader_generator())
