@@ -241,7 +241,6 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
         else:
             teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, Path(dry_cache), False, quiet)
             student, _ = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed, False)
-            clock.end = clock.end or time.perf_counter()
             t0 = time.perf_counter()
             test = suite.evaluate_student(student, data, cfg, False, f"{method} test")
             test_seconds = time.perf_counter() - t0
@@ -249,7 +248,7 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
     if kind == "teacher" and clock.end is not None:
         test_seconds = done - clock.end  # the teacher's test evaluation (and its save) follow training
     first, per_step = clock.step_times()
-    workers = max(int(_train_section(cfg, kind, method).get("num_workers") or 0) for kind in ("teacher", "student"))
+    workers = int(_train_section(cfg, kind).get("num_workers") or 0)  # this job's loader workers
     return {"seconds": done - start, "first_step_s": first, "s_per_step": per_step,
             "steps_per_epoch": clock.steps_per_epoch, "steps": len(clock.steps),
             "val_seconds": (clock.eval_end - clock.eval_start) if clock.eval_end else None,
@@ -270,18 +269,18 @@ def jobs_of(suite, cfg: dict) -> list[tuple[str, str | None, str | None]]:
 # ------------------------------------------------------------------------------------ projection
 
 
-def _train_section(cfg: dict, kind: str, method: str | None) -> dict:
+def _train_section(cfg: dict, kind: str) -> dict:
     if kind == "setup":
         return deep_merge(cfg.get("train") or {}, (cfg.get("pretrain") or {}).get("train") or {})
     role = "teacher" if kind == "teacher" else "student"
     return deep_merge(cfg.get("train") or {}, cfg[role].get("train") or {})
 
 
-def project(recipe: dict, kind: str, method: str | None, m: dict) -> float | None:
+def project(recipe: dict, kind: str, m: dict) -> float | None:
     """Seconds this job takes in the full recipe on this machine (see the module's docstring)."""
     if m["s_per_step"] is None:
         return None
-    train = _train_section(recipe, kind, method)
+    train = _train_section(recipe, kind)
     epochs = int(train.get("epochs", 10))
     seconds = epochs * m["steps_per_epoch"] * m["s_per_step"]
     if kind != "setup":
@@ -352,9 +351,9 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
 
 
 def _row(recipe, suite, kind, name, method, seed, m: dict, commit: str) -> dict:
-    train = _train_section(recipe, kind, method)
+    train = _train_section(recipe, kind)
     batch = int(train.get("batch_size", 128))
-    projected = project(recipe, kind, method, m)
+    projected = project(recipe, kind, m)
     repeats = 1 if kind == "setup" else len(list(recipe.get("seeds") or [0]))
     primary = getattr(suite, "PRIMARY", None)
     return {"dry_run": True, "suite": recipe["suite"], "dataset": recipe["dataset"]["name"], "job": name,

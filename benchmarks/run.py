@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import dry_run
 from benchmarks.config import deep_merge, default_config, key_origin, load_yaml, merge_config
 from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.results_io import git_commit
@@ -65,10 +66,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true",
                    help="run every job of the recipe for a few steps, then evaluate on a bounded sample: time, "
                         "memory and the projected wall time per job (rows go to --out, by default dry-run)")
-    p.add_argument("--dry-steps", type=_positive, default=2, help="training steps of each job in a dry run (default 2)")
+    p.add_argument("--dry-steps", type=_positive,
+                   help=f"training steps of each job in a dry run (default {dry_run.STEPS})")
     p.add_argument("--dry-batch", type=_positive, help="batch of a dry run (default: the recipe's)")
-    p.add_argument("--dry-eval", type=_positive, default=64,
-                   help="images of each evaluated split in a dry run (default 64)")
+    p.add_argument("--dry-eval", type=_positive,
+                   help=f"images of each evaluated split in a dry run (default {dry_run.EVAL_IMAGES})")
     add_debug_flag(p)
     p.add_argument("--reproduce", metavar="RUN_ID",
                    help="rerun the saved row RUN_ID (found under --out) with its saved config and compare")
@@ -131,9 +133,7 @@ def build_config(args) -> tuple[dict, object]:
         cfg["eval"]["index"] = args.index
         flags["--index"] = {"eval": {"index": args.index}}
     if getattr(args, "dry_batch", None):
-        from benchmarks.dry_run import with_batch
-
-        cfg = with_batch(cfg, args.dry_batch)
+        cfg = dry_run.with_batch(cfg, args.dry_batch)
         flags["--dry-batch"] = {"train": {"batch_size": args.dry_batch}}
     sources += list(flags.items())
     default = f"benchmarks/configs/{args.suite}.yaml"
@@ -164,9 +164,7 @@ def main(argv=None) -> int:
         raise UserError(f"under torchrun only --suite {' or '.join(torchrun_suites())} runs (no --reproduce); "
                          f"start other suites with python -m benchmarks.run")
     if args.out is None:
-        from benchmarks.dry_run import DEFAULT_OUT
-
-        args.out = DEFAULT_OUT if args.dry_run else "results"
+        args.out = dry_run.DEFAULT_OUT if args.dry_run else "results"
     elif args.dry_run and Path(args.out).resolve() == Path("results").resolve():
         raise UserError(f"--out {args.out}: a dry run never writes into the results of real runs; "
                         f"drop --out (it writes to dry-run/) or name another folder")
@@ -174,8 +172,8 @@ def main(argv=None) -> int:
         if args.dry_run:
             raise UserError("--reproduce reruns a saved run in full; drop --dry-run")
         return _reproduce(args)
-    dry_flags = [f for f, given in (("--dry-steps", args.dry_steps != 2), ("--dry-batch", args.dry_batch),
-                                    ("--dry-eval", args.dry_eval != 64)) if given]
+    dry_flags = [flag for flag, value in (("--dry-steps", args.dry_steps), ("--dry-batch", args.dry_batch),
+                                          ("--dry-eval", args.dry_eval)) if value is not None]
     if dry_flags and not args.dry_run:
         raise UserError(f"{' and '.join(dry_flags)} only apply to a dry run; add --dry-run")
     if args.dry_run and torchrun:
@@ -194,10 +192,8 @@ def main(argv=None) -> int:
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--debug",)]
     cfg["_command"] = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in shown)
     if args.dry_run:
-        from benchmarks.dry_run import run_dry
-
-        dest = run_dry(SUITES[args.suite], cfg, Path(args.out), Path(args.cache_dir), git_commit(),
-                       args.dry_steps, args.dry_eval)
+        dest = dry_run.run_dry(SUITES[args.suite], cfg, Path(args.out), Path(args.cache_dir), git_commit(),
+                       args.dry_steps or dry_run.STEPS, args.dry_eval or dry_run.EVAL_IMAGES)
         print(f"wrote {dest}/dry_run.csv, dry_run.md in {time.perf_counter() - start:.0f}s")
         return 0
     try:

@@ -66,8 +66,8 @@ def test_projection_by_hand():
     m = {"s_per_step": 0.5, "steps_per_epoch": 40, "val_seconds": 2.0, "test_seconds": 3.0,
          "eval_sizes": {"val": 10, "test": 20}, "full_sizes": {"val": 100, "test": 1000}}
     # 10 epochs x 40 steps x 0.5 s; val at epochs 3, 6, 9, 10: 4 x 100 images at 5 images/s; test 1000 at 6.67/s
-    assert project(recipe, "student", "none", m) == pytest.approx(200 + 4 * 20 + 150)
-    assert project(recipe, "setup", "student", {**m, "s_per_step": None}) is None
+    assert project(recipe, "student", m) == pytest.approx(200 + 4 * 20 + 150)
+    assert project(recipe, "setup", {**m, "s_per_step": None}) is None
 
 
 def test_bounded_keeps_whole_small_classes():
