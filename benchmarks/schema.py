@@ -146,6 +146,7 @@ class ClassificationConfig(RunConfig):
     student: ClassifierModel
     task_loss: TaskLoss
     eval: EvalSection
+    pretrain: PretrainSection | None = None
 
 
 class DetectionConfig(RunConfig):

@@ -1,15 +1,27 @@
-"""Tune KD method options on the validation classes only (never on test).
+"""Tune KD method options on validation data only (never on test).
 
-    python -m benchmarks.tune --grid benchmarks/configs/tune_retrieval.yaml [--config FILE] [--seeds 0,1]
-        [--workers N] [--test-after] [--folds K]
+    python -m benchmarks.tune --grid benchmarks/configs/tune_retrieval.yaml [--suite retrieval] [--config FILE]
+        [--seeds 0,1] [--workers N] [--test-after] [--folds K]
 
 For each method of the grid file, every combination of the listed option values
-trains one student per seed (on ``fit``, the training classes minus ``val``); the table
-holds the mean over seeds of each one's best validation Recall@1, and the best
-combination per method is printed, ready to paste into a config. No training job
-sees the test split.
+trains one student per seed (on ``fit``, the training data minus ``val``); the table
+holds the mean over seeds of each one's validation score (that of its selected epoch:
+the best one, or the last one for ``select: last``), ranked by the student's
+``select_metric``, and the best combination per method is printed, ready to paste into
+a config. No training job sees the test split.
 
-``--test-after`` measures whether the validation ranking carries to the test classes:
+``--suite`` (default: retrieval) picks the suite whose default the config is merged
+over; ``tuning.csv`` goes to ``<out>/<suite>/<dataset>/``:
+
+- retrieval: ``val`` holds training classes (class-disjoint), scored by Recall@1 and MAP@R;
+- classification: ``val`` is a held-out share of the training images of every class
+  (``val_fraction``); a role with ``select: last``, which trains on the whole ``train``
+  split in a benchmark run, here trains on ``fit`` and is scored on ``val`` at its last
+  epoch (the teacher too: no network of the tuning sees a validation image in training);
+  top-1 and top-5;
+- detection: the dataset's own ``val`` images (never trained on), COCO AP and AP50.
+
+``--test-after`` (retrieval) measures whether the validation ranking carries to the test classes:
 each cell's selected weights are kept, and only after ``tuning.csv`` (the choice) is
 written are they scored on the test split, into ``tuning_test.csv`` with the Spearman
 rank correlation between the validation and test scores over the grid. The test
@@ -25,6 +37,7 @@ backbones are shared by all folds (pretraining reads the whole training half).
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import sys
 import time
@@ -40,14 +53,41 @@ from benchmarks.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.jobs import run_jobs
 from benchmarks.suite_runner import suite_data
 from benchmarks.results_io import atomic_write_text, atomic_write_via, git_commit
-from benchmarks.suites import retrieval as suite
+from benchmarks.suites import retrieval as suite  # --test-after and --folds (retrieval only)
+
+SUITES = ("retrieval", "classification", "detection")
+METRICS = {"retrieval": ("recall@1", "map@r"), "classification": ("top1", "top5"), "detection": ("ap", "ap50")}
+"""The validation metrics each suite's tuning table holds (the first with its std over seeds);
+a cell is ranked by the one the student's checkpoint is selected on."""
+
+
+def suite_of(cfg: dict):
+    """The suite module of a resolved config (``cfg["suite"]``)."""
+    return importlib.import_module(f"benchmarks.suites.{cfg['suite']}")
 
 
 def _select_metric(cfg: dict) -> str:
-    metric = suite._train_config(cfg, "student", progress=False).select_metric
-    if metric not in ("recall@1", "map@r"):
-        raise SystemExit(f"the tuner ranks cells by recall@1 or map@r; the config selects on {metric!r}")
+    opts = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))
+    metric = opts.get("select_metric") or suite_of(cfg).PRIMARY
+    allowed = METRICS[cfg["suite"]]
+    if metric not in allowed:
+        raise SystemExit(f"the tuner ranks cells by {' or '.join(allowed)}; the config selects on {metric!r}")
     return metric
+
+
+def tuning_config(cfg: dict) -> dict:
+    """The config the tuner trains with. Classification: a role with ``select: last`` (which would
+    train on the whole ``train`` split, ``val`` included) trains on ``fit`` and is scored on ``val``
+    at its last epoch only (``select: best`` over that one evaluation). Other suites: ``cfg``."""
+    if cfg["suite"] != "classification":
+        return cfg
+    out = cfg
+    for role in ("teacher", "student"):
+        opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
+        if opts.get("select", "best") == "last":
+            epochs = int(opts.get("epochs", 10))
+            out = deep_merge(out, {role: {"train": {"select": "best", "eval_every": epochs}}})
+    return out
 
 
 def expand(grid: dict) -> list[tuple[str, dict]]:
@@ -69,34 +109,36 @@ def fold_config(cfg: dict, fold: int | None, folds: int) -> dict:
 
 
 def _tune_data(cfg: dict, cache_dir: Path) -> dict:
-    data = suite_data(suite, cfg, cache_dir, log=lambda *a: None)
-    return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test classes
+    data = suite_data(suite_of(cfg), cfg, cache_dir, log=lambda *a: None)
+    return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test split
 
 
 def _setup_job(job: dict, name: str) -> None:
-    suite.setup(job["cfg"], _tune_data(job["cfg"], job["cache_dir"]), name, job["progress"])
+    suite_of(job["cfg"]).setup(job["cfg"], _tune_data(job["cfg"], job["cache_dir"]), name, job["progress"])
 
 
 def _teacher_job(job: dict, unit: tuple) -> dict:
     fold, seed = unit
     cfg = fold_config(job["cfg"], fold, job["folds"])
-    suite.load_or_train_teacher(cfg, _tune_data(cfg, job["cache_dir"]), seed, job["cache_dir"], job["progress"])
+    suite_of(cfg).load_or_train_teacher(cfg, _tune_data(cfg, job["cache_dir"]), seed, job["cache_dir"],
+                                        job["progress"])
     return {}
 
 
 def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
     fold, seed = unit
     cfg = fold_config(job["cfg"], fold, job["folds"])
+    module, metrics = suite_of(cfg), METRICS[cfg["suite"]]
     method, options = job["cells"][cell]
     data = _tune_data(cfg, job["cache_dir"])
-    teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
+    teacher, _, _ = module.load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
-    student, result = suite.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+    student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
     where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
-    print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}: val recall@1 "
-          f"{100 * result.best_val['recall@1']:.2f}", flush=True)
+    print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}: val {metrics[0]} "
+          f"{100 * result.best_val[metrics[0]]:.2f}", flush=True)
     row = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed,
-           "val_recall@1": result.best_val["recall@1"], "val_map@r": result.best_val["map@r"],
+           **{f"val_{m}": result.best_val[m] for m in metrics},
            "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
            "options_hash": config_hash(merged)}
     if job.get("keep"):  # the selected weights, scored on test only after the choice is written
@@ -151,7 +193,9 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", required=True, help="YAML: {method: {option: [values, ...]}}")
-    p.add_argument("--config", help="YAML merged over the retrieval default")
+    p.add_argument("--suite", choices=SUITES, default="retrieval",
+                   help="the suite whose default the config is merged over (default: retrieval)")
+    p.add_argument("--config", help="YAML merged over the suite's default")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; the table ranks by their mean (default 0)")
     p.add_argument("--workers", type=int, help="trainings at once, one process each (default: the config's)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
@@ -165,7 +209,10 @@ def main(argv=None) -> int:
                         "rank correlation (tuning_test.csv)")
     add_debug_flag(p)
     args = p.parse_args(argv)
-    cfg = resolve_config("retrieval", args.config)
+    cfg = tuning_config(resolve_config(args.suite, args.config))
+    if args.suite != "retrieval" and (args.test_after or args.folds):
+        raise UserError(f"--suite {args.suite}: --test-after and --folds are for the retrieval suite only (its "
+                        f"class-disjoint validation folds); tune {args.suite} on the config's val split")
     grid = load_yaml(args.grid).get("grid") or {}
     if not grid:
         raise SystemExit(f"{args.grid}: expected a top-level 'grid' mapping of method -> options")
@@ -182,6 +229,7 @@ def main(argv=None) -> int:
     workers = args.workers or int(cfg.get("workers") or 1)
     cells = expand(grid)
     check_config(cfg)  # the config and every cell's options, before any job
+    metrics = METRICS[cfg["suite"]]
     for i, (method, options) in enumerate(cells):
         problems = method_problems(deep_merge(cfg, {"methods": {method: options}, "run": [method]}), only=method)
         if problems:
@@ -190,22 +238,22 @@ def main(argv=None) -> int:
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
-    setup = [partial(_setup_job, job, name) for name in suite.setup_names(cfg)]  # pretrained backbones
+    setup_names = getattr(suite_of(cfg), "setup_names", lambda c: [])
+    setup = [partial(_setup_job, job, name) for name in setup_names(cfg)]  # pretrained backbones
     units = [(fold, seed) for fold in folds for seed in seeds]
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), units, range(len(cells)),
                                 workers, setup=setup) if r]
     commit = git_commit()
     per_seed = pd.DataFrame(rows)
     keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]
-    table = (per_seed.groupby(keys, dropna=False, sort=False)
-             .agg(seeds=("seed", "nunique"), folds=("fold", "nunique"), val_recall_at_1=("val_recall@1", "mean"),
-                  val_recall_at_1_std=("val_recall@1", "std"), val_map_at_r=("val_map@r", "mean"),
-                  train_seconds=("train_seconds", "mean"))
-             .reset_index()
-             .rename(columns={"val_recall_at_1": "val_recall@1", "val_recall_at_1_std": "val_recall@1_std",
-                              "val_map_at_r": "val_map@r"})
-             .sort_values(["method", ranked], ascending=[True, False]))
-    dest = Path(args.out) / "retrieval" / cfg["dataset"]["name"]
+    first = f"val_{metrics[0]}"
+    columns = {"seeds": ("seed", "nunique"), "folds": ("fold", "nunique"), "m0": (first, "mean"),
+               "m0_std": (first, "std"), **{f"m{i}": (f"val_{m}", "mean") for i, m in enumerate(metrics) if i},
+               "train_seconds": ("train_seconds", "mean")}
+    names = {"m0_std": f"{first}_std", **{f"m{i}": f"val_{m}" for i, m in enumerate(metrics)}}
+    table = (per_seed.groupby(keys, dropna=False, sort=False).agg(**columns).reset_index()
+             .rename(columns=names).sort_values(["method", ranked], ascending=[True, False]))
+    dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
     command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
     header = f"# command: {command}\n# commit: {commit}\n# date: {time.strftime('%Y-%m-%d')}\n"
     atomic_write_text(dest / "tuning.csv", header + table.to_csv(index=False, float_format="%.4f"))
@@ -216,7 +264,7 @@ def main(argv=None) -> int:
         best = part.iloc[0]
         opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
                 if k.startswith("opt.") and not pd.isna(best[k])}
-        print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}, val recall@1 {100 * best['val_recall@1']:.2f})")
+        print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}, {first} {100 * best[first]:.2f})")
     if args.test_after:  # the choice above is written and printed; only now is the test split read
         scored, rho = score_after_choice(cfg, job["cache_dir"], per_seed, table, ranked, args.folds)
         notes = "".join(f"# spearman {k}: {v:.3f}\n" for k, v in rho.items())

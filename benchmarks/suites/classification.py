@@ -23,6 +23,7 @@ from torch import nn
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
+from benchmarks.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from benchmarks.suites.retrieval import environment, run_id_of  # noqa: F401 (run_id_of: runner hook)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
@@ -55,9 +56,11 @@ def splits_for(tcfg: TrainConfig) -> tuple[str, str | None]:
     return ("train", None) if tcfg.select == "last" else ("fit", "val")
 
 
-def prepare(cfg: dict, progress: bool = True, log=print) -> dict:
-    """Set threads; build the splits the teacher and student need (always ``test``)."""
+def prepare(cfg: dict, progress: bool = True, log=print, cache_dir: Path | None = None) -> dict:
+    """Set threads; build the splits the teacher and student need (always ``test``). ``cache_dir``
+    (where the pretrained backbones are kept) is needed when the config has a pretrain section."""
     torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    pretrain_section(cfg)  # a bad section fails before any training
     d = cfg["dataset"]
     names = {"test"}
     for role in ("teacher", "student"):
@@ -70,13 +73,16 @@ def prepare(cfg: dict, progress: bool = True, log=print) -> dict:
     if d.get("root") and getattr(test, "embedded", False):
         log(f"  note: --data-root is not read by the embedded set {d['name']}; for CIFAR pass --dataset cifar100 "
             f"(or cifar10), or --config benchmarks/configs/cifar100.yaml")
+    if cache_dir is not None:
+        data["cache_dir"] = Path(cache_dir)
     return data
 
 
 def num_classes(data: dict) -> int:
     ds = data["test"]
     names = getattr(ds, "class_names", None)
-    return len(names) if names else int(max(int(d.labels.max()) for d in data.values())) + 1
+    splits = [d for d in data.values() if hasattr(d, "labels")]
+    return len(names) if names else int(max(int(d.labels.max()) for d in splits)) + 1
 
 
 def _classifier(spec: dict, classes: int):
@@ -84,9 +90,28 @@ def _classifier(spec: dict, classes: int):
                              weights=spec.get("weights"))
 
 
+def _pretrain_classifier(spec: dict, dataset):
+    """The classifier pretrained on ``dataset`` (its own classes; only the backbone is kept)."""
+    return _classifier(spec, dataset.num_classes)
+
+
+def _network(cfg: dict, data: dict, role: str):
+    """The ``role`` classifier before training: from the pretrained backbone, with a new
+    classifier, when the config has a ``pretrain`` section (see ``benchmarks.suites.pretrain``)."""
+    model = _classifier(cfg[role], num_classes(data))
+    if pretrain_section(cfg):
+        if "cache_dir" not in data:
+            raise ValueError("the config's pretrain section needs the cache folder: build the data with "
+                             "prepare(cfg, cache_dir=...)")
+        load_backbone(model, ensure_pretrained(cfg, role, data["cache_dir"], _pretrain_classifier,
+                                               task_loss=build_task_loss))
+    return model
+
+
 def _teacher_identity(cfg: dict) -> dict:
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
-            "task_loss": cfg["task_loss"], "eval": cfg["eval"], "init_seed": cfg.get("init_seed")}
+            "task_loss": cfg["task_loss"], "eval": cfg["eval"], "init_seed": cfg.get("init_seed"),
+            **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
 
 
 def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
@@ -106,7 +131,7 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     chash = config_hash(_teacher_identity(cfg))
     path = teacher_checkpoint(cfg, cache_dir, seed)
     seed_init(cfg, seed)
-    model = _classifier(cfg["teacher"], num_classes(data))
+    model = _network(cfg, data, "teacher")
     seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
     method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
@@ -119,7 +144,7 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
     """The method object of one student run, before training (named variants as in retrieval)."""
     registered, options = method_options(cfg, method_name, options)
     fit, _ = splits_for(train_config(cfg, "student", False))
-    student = _classifier(cfg["student"], num_classes(data))
+    student = _network(cfg, data, "student")
     return build_method(registered, student=student, teacher=teacher, task_loss=build_task_loss(**cfg["task_loss"]),
                         train_labels=data[fit].labels, **options)
 
@@ -163,7 +188,16 @@ def accuracy_note(cfg: dict) -> str:
 
 
 def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
-    return prepare(cfg, False, log)
+    return prepare(cfg, False, log, cache_dir)
+
+
+def setup_names(cfg: dict) -> list[str]:
+    """Jobs to run before the teachers: the pretrained backbones, one per role."""
+    return ["teacher", "student"] if pretrain_section(cfg) else []
+
+
+def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
+    ensure_pretrained(cfg, name, data["cache_dir"], _pretrain_classifier, progress, log, task_loss=build_task_loss)
 
 
 def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:

@@ -1,4 +1,4 @@
-"""Backbones pretrained on a disjoint generated set: the embedded track's ImageNet weights.
+"""Backbones pretrained on a disjoint generated set: the embedded tracks' ImageNet weights.
 
 At full scale every network starts from ImageNet weights, which fixes the starting point
 and keeps seed-to-seed spread small. The embedded default has no such weights, so the
@@ -85,30 +85,32 @@ def pretrained_path(cfg: dict, role: str, cache_dir: Path) -> Path:
 
 
 def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progress: bool = False,
-                      log=print) -> Path:
+                      log=print, task_loss=build_task_loss) -> Path:
     """Pretrain the backbone of ``cfg[role]`` unless it is cached; return its file.
 
-    ``build_model(spec)`` makes the embedding network. The run is resumable (its training
+    ``build_model(spec, dataset)`` makes the network trained on the pretraining ``dataset``
+    (an embedding network, or a classifier with that set's classes); ``task_loss(**options)``
+    builds the config's task loss (the metric losses by default). The run is resumable (its training
     state is saved after each epoch beside the file) and its weights depend only on the
     config: the initial weights come from ``init_seed`` (0 when unset), batches from seed 0."""
     path = pretrained_path(cfg, role, cache_dir)
     if distributed.broadcast_object(path.exists()):
         return path
     if distributed.is_distributed():  # the ranks train it together (a lock held by one rank would deadlock)
-        return _pretrain(cfg, role, path, build_model, progress, log)
+        return _pretrain(cfg, role, path, build_model, progress, log, task_loss)
     with file_lock(path):  # processes sharing a cache (seeds split over processes) pretrain it once
-        return path if path.exists() else _pretrain(cfg, role, path, build_model, progress, log)
+        return path if path.exists() else _pretrain(cfg, role, path, build_model, progress, log, task_loss)
 
 
-def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log) -> Path:
+def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log, task_loss) -> Path:
     spec = pretrain_dataset_spec(cfg)
     data = build_dataset(spec["name"], spec.get("root"), "train", **dict(spec.get("options") or {}))
     seed_everything(cfg.get("init_seed") or 0)
-    model = build_model(cfg[role])
+    model = build_model(cfg[role], data)
     seed_everything(0)
     opts = {**_train_options(cfg), "select": "last", "progress": progress, "device": cfg.get("device", "cpu"),
             "ks": tuple(cfg["eval"]["ks"])}
-    method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
+    method = build_method("none", student=model, task_loss=task_loss(**cfg["task_loss"]))
     state = train_state_path(path)
     result = train(method, data, None, TrainConfig.from_dict(opts), name=f"pretrain {role}", state_path=state)
     if distributed.is_main():

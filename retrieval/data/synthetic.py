@@ -55,7 +55,8 @@ def _render(p, rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def generate_fine_grained(seed: int = 0, genera: int = 20, species: int = 10, per_class: int = 30,
-                          size: int = 32, test_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          size: int = 32, test_per_class: int | None = None,
+                          image_seed=None) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 3, size, size) uint8 and labels (N,) int64; classes 0..genera*species-1.
 
     Genera are interleaved across the label range, so the first and second halves of
@@ -63,9 +64,16 @@ def generate_fine_grained(seed: int = 0, genera: int = 20, species: int = 10, pe
     ``test_per_class`` (default ``per_class``) images are drawn for each class of the
     second half. The first half is drawn first, so its pixels do not depend on it: a
     larger test gallery leaves the training and validation images unchanged.
+
+    ``image_seed`` (default: none) draws the images from a stream of their own, seeded with
+    it, after the classes were drawn from ``seed``: the same classes, other images. Two
+    calls with one ``seed`` and different ``image_seed`` give disjoint draws of the same
+    classes (the closed-set classification set uses this for its train and test images).
     """
     rng = np.random.default_rng(seed)
     params = _class_params(rng, genera, species)
+    if image_seed is not None:
+        rng = np.random.default_rng(image_seed)
     order = np.arange(genera * species).reshape(genera, species).T.ravel()  # interleave genera
     half = len(order) // 2
     images, labels = [], []

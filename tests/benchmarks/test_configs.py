@@ -54,3 +54,38 @@ def test_default_networks_stage_sizes_on_the_default_data():
 
     sizes = stage_sizes(resolve_config("retrieval"))
     assert sizes == {"teacher": [(16, 16), (8, 8), (4, 4), (4, 4)], "student": [(16, 16), (8, 8), (4, 4), (4, 4)]}
+
+
+def test_cifar100_recipe_does_not_inherit_the_embedded_classification_default():
+    """cifar100.yaml is merged over classification.yaml (generated data, pretraining, cosine
+    schedule, fixed initial weights, 8 epochs); none of that may reach RepDistiller's recipe."""
+    from benchmarks.suites import classification
+
+    path = resources.files("benchmarks") / "configs" / "cifar100.yaml"
+    cfg = resolve_config("classification", str(path))
+    default = resolve_config("classification")
+    assert pretrain.pretrain_section(default) and default["init_seed"] == 0  # what could leak
+    assert cfg["dataset"] == {"name": "cifar100", "root": None, "options": {}}
+    assert pretrain.pretrain_section(cfg) is None and cfg.get("init_seed") is None
+    assert (cfg["teacher"]["arch"], cfg["student"]["arch"]) == ("resnet32x4", "resnet8x4")
+    for role in ("teacher", "student"):
+        tcfg = classification.train_config(cfg, role, progress=False)
+        assert (tcfg.schedule, tcfg.milestones, tcfg.epochs) == ("step", (150, 180, 210), 240)
+        assert (tcfg.lr, tcfg.batch_size, tcfg.weight_decay, tcfg.select) == (0.05, 64, 0.0005, "last")
+    assert cfg["methods"]["at"]["beta"] == 1000 and cfg["methods"]["crd"]["num_negatives"] == 16384
+    assert cfg["device"] == "cuda" and cfg["workers"] == 1 and len(cfg["seeds"]) == 3
+    assert set(cfg["run"]) <= set(list_methods())
+
+
+def test_the_classification_default_stands_in_for_cifar100():
+    """100+ classes at 32x32; teacher and student on the same schedule; backbones pretrained on
+    another draw of the generator (not the benchmark's classes)."""
+    from benchmarks.suites import classification
+
+    cfg = resolve_config("classification")
+    data = classification.prepare(cfg, progress=False, log=lambda *a: None)
+    assert classification.num_classes(data) >= 100 and tuple(data["test"][0]["image"].shape) == (3, 32, 32)
+    teacher, student = (classification.train_config(cfg, role, progress=False) for role in ("teacher", "student"))
+    assert teacher == student  # the gap is the networks', not the epochs'
+    spec = pretrain.pretrain_dataset_spec(cfg)
+    assert spec["name"] == "synthetic-cls" and spec["options"]["seed"] != cfg["dataset"]["options"].get("seed", 0)

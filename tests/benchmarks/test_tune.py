@@ -113,3 +113,46 @@ def test_bad_folds_fail_before_any_training(tmp_path, capsys):
     # 10 training classes: at most 5 folds of 2
     assert "cannot make these folds" in user_error(capsys, tune.main, base + ["--folds", "20"])
     assert not (tmp_path / "c" / "teachers").exists()
+
+
+TINY_CLASSIFICATION = {
+    "dataset": {"name": "synthetic-cls", "options": {"classes": 10, "train_per_class": 6, "test_per_class": 2,
+                                                     "val_fraction": 0.5}},
+    "pretrain": None, "teacher": {"arch": "small_cnn_xs", "train": {"epochs": 2}},
+    "student": {"arch": "small_cnn_xs", "train": {"epochs": 2}}, "train": {"batch_size": 10},
+    "seeds": [0], "workers": 1, "threads": 1,
+}
+
+
+def test_classification_tunes_on_val_images_never_seen_in_training(tmp_path, monkeypatch):
+    """A select: last role, which trains on the whole train split in a benchmark run, here trains on
+    fit and is scored on val at its last epoch; tuning.csv holds top-1/top-5 on val."""
+    from benchmarks.suites import classification
+
+    trained = []
+    train = classification.train
+
+    def spy(method, train_set, val_set, tcfg, **kw):
+        trained.append((train_set.split, val_set.split if val_set is not None else None, tcfg.eval_every))
+        return train(method, train_set, val_set, tcfg, **kw)
+
+    monkeypatch.setattr(classification, "train", spy)
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(TINY_CLASSIFICATION))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}, "kd": {"temperature": [2, 4]}}}))
+    assert tune.main(["--suite", "classification", "--grid", str(grid), "--config", str(config), "--out",
+                      str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
+    assert trained and all(t == ("fit", "val", 2) for t in trained)  # teacher and every cell: last epoch on val
+    table = pd.read_csv(tmp_path / "r" / "classification" / "synthetic-cls" / "tuning.csv", comment="#")
+    assert {"val_top1", "val_top1_std", "val_top5"} <= set(table.columns) and len(table) == 3
+    assert table["val_top1"].between(0, 1).all() and (table["val_top5"] >= table["val_top1"]).all()
+
+
+def test_test_after_and_folds_are_refused_outside_retrieval(tmp_path, capsys):
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(TINY_CLASSIFICATION))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}}}))
+    err = user_error(capsys, tune.main, ["--suite", "classification", "--grid", str(grid), "--config", str(config),
+                                         "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+                                         "--test-after"])
+    assert "for the retrieval suite only" in err and not (tmp_path / "c").exists()
