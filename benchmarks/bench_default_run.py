@@ -87,6 +87,23 @@ def report(numbers: dict, ok: dict) -> list[str]:
     return lines
 
 
+def timed_default_run(suite: str, out: str, config: str | None = None, extra: tuple = ()) -> float:
+    """Run ``python -m benchmarks.run --suite SUITE`` in a subprocess with an empty cache (named
+    relative to the working folder, so the command recorded in the tables stays portable); the
+    wall seconds of the whole command."""
+    with tempfile.TemporaryDirectory(dir=".", prefix=".bench-cache-") as cache:
+        cmd = [sys.executable, "-m", "benchmarks.run", "--suite", suite, "--out", out, "--cache-dir",
+               Path(cache).name, "--no-progress", *(["--config", config] if config else []), *extra]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        return time.perf_counter() - start
+
+
+def read_board(out: str, suite: str, cfg: dict) -> pd.DataFrame:
+    """The leaderboard.csv the run of ``cfg`` wrote under ``out``, indexed by method."""
+    return pd.read_csv(Path(out) / suite / cfg["dataset"]["name"] / "leaderboard.csv").set_index("method")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results")
@@ -98,17 +115,8 @@ def main(argv=None) -> int:
     from benchmarks.config import resolve_config
 
     cfg = resolve_config("retrieval", args.config)
-    seconds = None
-    if not args.check_only:
-        # an empty cache, named relative to the working folder so the recorded command stays portable
-        with tempfile.TemporaryDirectory(dir=".", prefix=".bench-cache-") as cache:
-            cmd = [sys.executable, "-m", "benchmarks.run", "--suite", "retrieval", "--out", args.out,
-                   "--cache-dir", Path(cache).name, "--no-progress", *(["--config", args.config] if args.config else [])]
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True)
-            seconds = time.perf_counter() - start
-    board = pd.read_csv(Path(args.out) / "retrieval" / cfg["dataset"]["name"] / "leaderboard.csv").set_index("method")
-    numbers, ok = check(board, stage_sizes(cfg), seconds)
+    seconds = None if args.check_only else timed_default_run("retrieval", args.out, args.config)
+    numbers, ok = check(read_board(args.out, "retrieval", cfg), stage_sizes(cfg), seconds)
     print("\n".join(report(numbers, ok)))
     if args.json:
         atomic_write_json(args.json, {**numbers, "pass": ok})

@@ -125,7 +125,8 @@ def train_state_path(checkpoint: Path) -> Path:
 
 def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str, log=print) -> dict:
     """Load ``model``'s weights from ``path``, or train it with ``train_fn(state_path) -> TrainResult``
-    (resumable), score it with ``test_fn() -> metrics`` and cache weights and record atomically.
+    (resumable), score it with ``test_fn() -> metrics`` (None: no test split, as in the tuner; the
+    record's test is None) and cache weights and record atomically.
     Returns the record: test metrics, seconds, epoch and history. Under torchrun every rank loads
     or trains (all take rank 0's branch); rank 0 alone scores and writes, and the others wait for
     it and return its record."""
@@ -138,12 +139,12 @@ def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str
     result = train_fn(state)
     record = None
     if distributed.is_main():
-        test = test_fn()
+        test = test_fn() if test_fn is not None else None
         record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
         atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
         state.unlink(missing_ok=True)  # the cached teacher is the finished run
-        log(f"teacher seed {seed}: test {primary} {100 * test[primary]:.2f} (epoch {result.best_epoch}, "
-            f"trained in {result.seconds:.0f}s)")
+        scored = f"test {primary} {100 * test[primary]:.2f}" if test else "no test split"
+        log(f"teacher seed {seed}: {scored} (epoch {result.best_epoch}, trained in {result.seconds:.0f}s)")
     return distributed.broadcast_object(record)  # the other ranks wait here until the file is written
 
 

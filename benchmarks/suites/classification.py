@@ -79,9 +79,8 @@ def prepare(cfg: dict, progress: bool = True, log=print, cache_dir: Path | None 
 
 
 def num_classes(data: dict) -> int:
-    ds = data["test"]
-    names = getattr(ds, "class_names", None)
-    splits = [d for d in data.values() if hasattr(d, "labels")]
+    splits = [d for d in data.values() if hasattr(d, "labels")]  # not the cache folder
+    names = getattr(splits[0], "class_names", None)
     return len(names) if names else int(max(int(d.labels.max()) for d in splits)) + 1
 
 
@@ -136,7 +135,8 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     tcfg = train_config(cfg, "teacher", progress)
     method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
     record = cached_teacher(path, model, seed, lambda state: _train(method, data, tcfg, f"teacher s{seed}", state),
-                            lambda: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"), PRIMARY, log)
+                            (lambda: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"))
+                            if "test" in data else None, PRIMARY, log)  # the tuner has no test split
     return model, record, chash
 
 

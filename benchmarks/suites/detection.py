@@ -92,7 +92,8 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     record = cached_teacher(
         path, model, seed, lambda state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}",
                                                 state),
-        lambda: evaluate_detector(model, data["test"], tcfg, desc="teacher test"), PRIMARY, log)
+        (lambda: evaluate_detector(model, data["test"], tcfg, desc="teacher test")) if "test" in data else None,
+        PRIMARY, log)  # the tuner has no test split
     return model, record, chash
 
 

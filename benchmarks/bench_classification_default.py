@@ -1,0 +1,120 @@
+"""Benchmark: the classification default command, timed from an empty cache, with its targets.
+
+    python -m benchmarks.bench_classification_default [--out results] [--json FILE] [--config FILE]
+        [--check-only] [--convergence]
+
+Runs ``python -m benchmarks.run --suite classification`` (backbone pretraining, a teacher per
+seed and every method, on the generated ``synthetic-cls``) in a subprocess with a fresh cache
+folder, then checks from the leaderboard it wrote and from its config:
+
+1. every method's 95% interval of its top-1 gain over ``none`` has a half-width of at most
+   1.0 point (paired by seed, Student t: the leaderboard's ``gain_ci_halfwidth``);
+2. the teacher beats ``none`` by at least 3 points of top-1;
+3. teacher and student train under the same schedule (epochs, learning rate, schedule,
+   batch), so the gap is the networks' and not the epochs';
+4. the whole command, pretraining included, takes at most 10 minutes.
+
+``--convergence`` also reruns the teacher and ``none`` with twice the epochs (same schedule
+shape, other seeds unchanged, into a temporary folder) and reports how much each moved and
+the gap at twice the epochs, which must stay at least 3 points: the gap is not an artefact
+of stopping early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+import pandas as pd
+
+from benchmarks.bench_default_run import read_board, timed_default_run
+from benchmarks.results_io import atomic_write_json
+
+SUITE, PRIMARY = "classification", "top1"
+MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH = 10 * 60, 3.0, 1.0
+
+
+def same_schedule(cfg: dict) -> bool:
+    """Whether teacher and student train with the same options (epochs, lr, schedule, batch...)."""
+    from benchmarks.suites.classification import train_config
+
+    return train_config(cfg, "teacher", False) == train_config(cfg, "student", False)
+
+
+def gap(board: pd.DataFrame) -> float:
+    return float(board.loc["teacher", f"{PRIMARY}_mean"] - board.loc["none", f"{PRIMARY}_mean"])
+
+
+def check(board: pd.DataFrame, schedule_ok: bool, seconds: float | None,
+          longer: pd.DataFrame | None = None) -> tuple[dict, dict]:
+    """(numbers, {target: passed}) from a leaderboard (indexed by method, accuracy in %), whether the
+    roles share a schedule, the wall time and, optionally, the teacher/none board at twice the epochs."""
+    students = board.drop(index=[m for m in ("teacher", "none") if m in board.index])
+    halfwidths = students["gain_ci_halfwidth"]
+    numbers = {"wall_seconds": None if seconds is None else round(seconds, 1),
+               "max_gain_halfwidth_top1": round(float(halfwidths.max()), 3),
+               "gain_halfwidth_by_method": {m: round(float(v), 3) for m, v in halfwidths.items()},
+               "gain_by_method": {m: round(float(v), 3) for m, v in students["gain_vs_none"].items()},
+               "teacher_minus_none_top1": round(gap(board), 2), "same_schedule": schedule_ok}
+    ok = {"halfwidth": bool(len(halfwidths) > 0 and halfwidths.notna().all() and halfwidths.max() <= MAX_HALFWIDTH),
+          "gap": gap(board) >= MIN_GAP, "schedule": schedule_ok}
+    if seconds is not None:
+        ok["time"] = seconds <= MAX_SECONDS
+    if longer is not None:
+        numbers["twice_the_epochs"] = {
+            "teacher_minus_none_top1": round(gap(longer), 2),
+            "teacher_change": round(float(longer.loc["teacher", f"{PRIMARY}_mean"] - board.loc["teacher", f"{PRIMARY}_mean"]), 2),
+            "none_change": round(float(longer.loc["none", f"{PRIMARY}_mean"] - board.loc["none", f"{PRIMARY}_mean"]), 2)}
+        ok["gap_at_twice_the_epochs"] = gap(longer) >= MIN_GAP
+    return numbers, ok
+
+
+def report(numbers: dict, ok: dict) -> list[str]:
+    verdict = {k: "PASS" if v else "FAIL" for k, v in ok.items()}
+    lines = [f"largest 95% half-width of a top-1 gain over none {numbers['max_gain_halfwidth_top1']:.2f} points "
+             f"(target <= {MAX_HALFWIDTH}): {verdict['halfwidth']}  {numbers['gain_halfwidth_by_method']}",
+             f"gains over none {numbers['gain_by_method']}",
+             f"teacher - none top-1 {numbers['teacher_minus_none_top1']:.2f} points (target >= {MIN_GAP}): "
+             f"{verdict['gap']}",
+             f"teacher and student on the same schedule: {verdict['schedule']}"]
+    if "time" in ok:
+        lines.insert(0, f"wall time {numbers['wall_seconds']:.0f}s (target <= {MAX_SECONDS}s): {verdict['time']}")
+    if "twice_the_epochs" in numbers:
+        t = numbers["twice_the_epochs"]
+        lines.append(f"at twice the epochs: teacher {t['teacher_change']:+.2f}, none {t['none_change']:+.2f} points; "
+                     f"teacher - none {t['teacher_minus_none_top1']:.2f} (target >= {MIN_GAP}): "
+                     f"{verdict['gap_at_twice_the_epochs']}")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="results")
+    p.add_argument("--json", help="also write the numbers to this file")
+    p.add_argument("--config", help="a config merged over the default (the targets are those of the default)")
+    p.add_argument("--check-only", action="store_true",
+                   help="check the leaderboard already in --out, without running (no wall-time target)")
+    p.add_argument("--convergence", action="store_true",
+                   help="also train the teacher and none with twice the epochs and check the gap there")
+    args = p.parse_args(argv)
+    from benchmarks.config import resolve_config
+    from benchmarks.suites.classification import train_config
+
+    cfg = resolve_config(SUITE, args.config)
+    seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config)
+    longer = None
+    if args.convergence:
+        epochs = 2 * train_config(cfg, "student", False).epochs
+        with tempfile.TemporaryDirectory(dir=".", prefix=".bench-longer-") as out:
+            timed_default_run(SUITE, out, args.config, ("--methods", "none", "--epochs", str(epochs)))
+            longer = read_board(out, SUITE, cfg)
+    numbers, ok = check(read_board(args.out, SUITE, cfg), same_schedule(cfg), seconds, longer)
+    print("\n".join(report(numbers, ok)))
+    if args.json:
+        atomic_write_json(args.json, {**numbers, "pass": ok})
+    return 0 if all(ok.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
