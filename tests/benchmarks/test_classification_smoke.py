@@ -13,6 +13,7 @@ from user_error import user_error
 
 METHODS = ["none", "kd", "at", "rkd", "crd", "hmat", "hmat+kd"]
 TINY = {
+    "pretrain": None, "workers": 1,  # not the default's generated-data pretraining, one job at a time
     "dataset": {"name": "digits-cls", "options": {"per_class": 20, "test_fraction": 0.5}},  # 100 train, 100 test
     "teacher": {"arch": "wrn_16_2", "train": {"epochs": 2, "milestones": [1]}},
     "student": {"arch": "resnet20", "train": {"epochs": 1, "milestones": []}},
@@ -108,3 +109,30 @@ def test_rerun_reuses_finished_runs_with_the_same_rows(tmp_path, monkeypatch):
     _run(tmp_path, config, "--methods", "none,kd")
     assert epochs == []  # teacher cached, both students finished under this commit
     pd.testing.assert_series_equal(pd.read_csv(runs).set_index("method")["top1"], first)
+
+
+def test_the_default_setup_on_tiny_generated_data_reports_intervals(tmp_path, capsys):
+    """The default's shape (synthetic-cls, backbones pretrained on another draw of the generator,
+    fixed initial weights, one schedule for both roles) on 10 classes: the gains carry their 95%
+    intervals, paired by seed."""
+    tiny = {"dataset": {"name": "synthetic-cls", "options": {"classes": 10, "train_per_class": 6,
+                                                             "test_per_class": 4}},
+            "pretrain": {"dataset": {"name": "synthetic-cls", "options": {"seed": 1, "train_per_class": 6}},
+                         "train": {"epochs": 1}},
+            "teacher": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
+            "student": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
+            "train": {"batch_size": 20}, "seeds": [0, 1], "workers": 1}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    _run(tmp_path, path, "--methods", "none,kd")
+    out = capsys.readouterr().out
+    assert "pretrained the teacher backbone small_cnn_xs on 60 images of 10 classes" in out
+    dest = tmp_path / "results" / "classification" / "synthetic-cls"
+    board = pd.read_csv(dest / "leaderboard.csv").set_index("method")
+    kd = board.loc["kd"]
+    assert kd["gain_seeds"] == 2 and kd["gain_ci_low"] <= kd["gain_vs_none"] <= kd["gain_ci_high"]
+    assert kd["gain_ci_halfwidth"] == pytest.approx((kd["gain_ci_high"] - kd["gain_ci_low"]) / 2)
+    runs = pd.read_csv(dest / "runs.csv").pivot(index="seed", columns="method", values="top1")
+    assert 100 * (runs["kd"] - runs["none"]).mean() == pytest.approx(kd["gain_vs_none"], abs=1e-3)
+    md = (dest / "leaderboard.md").read_text()
+    assert "Resolving power" in md and "generated fine-grained images (not CIFAR)" in md

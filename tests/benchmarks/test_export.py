@@ -19,6 +19,7 @@ from user_error import user_error
 RETRIEVAL = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}},
                            cost={"repeats": 1, "warmup": 0}, run=["at"], seeds=[0])
 CLASSIFICATION = {
+    "pretrain": None, "workers": 1,  # not the default's generated-data pretraining, one job at a time
     "dataset": {"name": "digits-cls", "options": {"per_class": 20, "test_fraction": 0.5}},
     "teacher": {"arch": "resnet8x4", "train": {"epochs": 1, "milestones": []}},
     "student": {"arch": "resnet20", "train": {"epochs": 1, "milestones": []}},

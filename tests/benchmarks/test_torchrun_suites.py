@@ -20,6 +20,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSIFICATION = {
+    "pretrain": None, "workers": 1,  # not the default's generated-data pretraining, one job at a time
     "dataset": {"name": "digits-cls", "options": {"per_class": 12, "test_fraction": 0.5}},  # 60 train, 60 test
     "teacher": {"arch": "resnet20", "train": {"epochs": 1, "milestones": []}},
     "student": {"arch": "resnet20", "train": {"epochs": 1, "milestones": []}},
