@@ -70,7 +70,7 @@ def test_cifar100_recipe_does_not_inherit_the_embedded_classification_default():
     assert (cfg["teacher"]["arch"], cfg["student"]["arch"]) == ("resnet32x4", "resnet8x4")
     for role in ("teacher", "student"):
         tcfg = classification.train_config(cfg, role, progress=False)
-        assert (tcfg.schedule, tcfg.milestones, tcfg.epochs) == ("step", (150, 180, 210), 240)
+        assert (tcfg.schedule, list(tcfg.milestones), tcfg.epochs) == ("step", [150, 180, 210], 240)
         assert (tcfg.lr, tcfg.batch_size, tcfg.weight_decay, tcfg.select) == (0.05, 64, 0.0005, "last")
     assert cfg["methods"]["at"]["beta"] == 1000 and cfg["methods"]["crd"]["num_negatives"] == 16384
     assert cfg["device"] == "cuda" and cfg["workers"] == 1 and len(cfg["seeds"]) == 3
