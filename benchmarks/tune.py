@@ -264,7 +264,8 @@ def main(argv=None) -> int:
         best = part.iloc[0]
         opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
                 if k.startswith("opt.") and not pd.isna(best[k])}
-        print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}, {first} {100 * best[first]:.2f})")
+        also = f", {first} {100 * best[first]:.2f}" if first != ranked else ""
+        print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}{also})")
     if args.test_after:  # the choice above is written and printed; only now is the test split read
         scored, rho = score_after_choice(cfg, job["cache_dir"], per_seed, table, ranked, args.folds)
         notes = "".join(f"# spearman {k}: {v:.3f}\n" for k, v in rho.items())
