@@ -18,8 +18,9 @@ TINY = {
     "detector": {"fpn_channels": 8, "representation_size": 32, "rpn_pre_nms_top_n_train": 50,
                  "rpn_post_nms_top_n_train": 20, "rpn_pre_nms_top_n_test": 50, "rpn_post_nms_top_n_test": 20,
                  "box_batch_size_per_image": 16},
-    "teacher": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
-    "student": {"arch": "small_cnn_xs", "train": {"epochs": 1}},
+    # the default sizes the teacher's and the student's FPN and box head apart; here both are tiny
+    "teacher": {"arch": "small_cnn_xs", "train": {"epochs": 1}, "detector": {"fpn_channels": 8, "representation_size": 32}},
+    "student": {"arch": "small_cnn_xs", "train": {"epochs": 1}, "detector": {"fpn_channels": 8, "representation_size": 32}},
     "train": {"batch_size": 8},
     "methods": {"hmat": {"block_elements": 65536}},
     "workers": 1,

@@ -1,0 +1,37 @@
+"""The detection default's protocol (fixed initial weights, last epoch, same schedule for teacher and
+students, per-role detector sizes) and the full-scale COCO recipe, merged over it, keeping its own."""
+
+from importlib import resources
+
+from benchmarks.config import deep_merge, resolve_config
+from benchmarks.suites.detection import _teacher_identity, train_config
+
+
+def _coco():
+    return resolve_config("detection", str(resources.files("benchmarks") / "configs" / "detection_coco.yaml"))
+
+
+def _role_detector(cfg, role):
+    return deep_merge(cfg.get("detector", {}), cfg[role].get("detector", {}))
+
+
+def test_the_default_fixes_initial_weights_and_reports_the_last_epoch():
+    cfg = resolve_config("detection", None)
+    assert cfg["init_seed"] == 0 and len(cfg["seeds"]) == 5
+    t, s = (train_config(cfg, role, progress=False) for role in ("teacher", "student"))
+    assert t.epochs == s.epochs and t.schedule == s.schedule == "cosine"  # the gap comes from capacity
+    assert s.select == "last" and s.eval_every <= s.epochs  # the last epoch's val AP (tuning) is always scored
+    assert _role_detector(cfg, "teacher")["fpn_channels"] > _role_detector(cfg, "student")["fpn_channels"]
+
+
+def test_the_coco_recipe_does_not_inherit_the_defaults_protocol():
+    cfg = _coco()
+    assert cfg["init_seed"] is None  # initial weights from the run seed, as before the default fixed them
+    assert _teacher_identity(cfg)["init_seed"] is None  # so the recipe's teacher cache names keep their init
+    assert cfg["dataset"]["name"] == "coco" and "train_images" not in cfg["dataset"]["options"]
+    for role in ("teacher", "student"):
+        det = _role_detector(cfg, role)
+        assert det["fpn_channels"] == 256 and det["representation_size"] == 1024  # torchvision's sizes
+        assert det["box_batch_size_per_image"] == 512
+        tcfg = train_config(cfg, role, progress=False)
+        assert tcfg.epochs == 12 and tcfg.schedule == "step" and tcfg.select == "last" and tcfg.eval_every == 4
