@@ -153,6 +153,7 @@ class DetectionConfig(RunConfig):
     teacher: DetectorModel
     student: DetectorModel
     detector: dict[str, Any] | None = None
+    pretrain: PretrainSection | None = None
 
 
 SCHEMAS = {"retrieval": RetrievalConfig, "hmat-ablation": RetrievalConfig, "retrieval-scratch": RetrievalConfig,

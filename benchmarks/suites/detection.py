@@ -20,6 +20,7 @@ import torch
 
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
+from benchmarks.suites.pretrain import ensure_pretrained, pretrain_section
 from benchmarks.suites.retrieval import environment
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
@@ -58,9 +59,36 @@ def _detector(cfg: dict, role: str, num_classes: int):
                            weights=spec.get("weights"), **options)
 
 
+def _pretrain_classifier(spec: dict, dataset):
+    """The classifier whose backbone pretraining trains (the detector's backbone, a linear head)."""
+    from benchmarks.suites.classification import _pretrain_classifier as classifier
+
+    return classifier(spec, dataset)
+
+
+def _pretrain(cfg: dict, role: str, cache_dir: Path, progress: bool = False, log=print) -> Path:
+    from benchmarks.suites.classification import build_task_loss
+
+    return ensure_pretrained(cfg, role, cache_dir, _pretrain_classifier, progress, log, task_loss=build_task_loss)
+
+
+def _network(cfg: dict, data: dict, role: str):
+    """The ``role`` detector before training: its backbone from the pretrained one (FPN and heads
+    new) when the config has a ``pretrain`` section (see ``benchmarks.suites.pretrain``)."""
+    model = _detector(cfg, role, data["train"].num_classes)
+    if pretrain_section(cfg):
+        if "cache_dir" not in data:
+            raise ValueError("the config's pretrain section needs the cache folder: build the data with "
+                             "prepare(cfg, cache_dir)")
+        weights = torch.load(_pretrain(cfg, role, data["cache_dir"]), map_location="cpu", weights_only=True)
+        model.detector.backbone.body.load_state_dict(weights)
+    return model
+
+
 def _teacher_identity(cfg: dict) -> dict:
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "detector": cfg.get("detector", {}),
-            "train": cfg.get("train", {}), "init_seed": cfg.get("init_seed")}
+            "train": cfg.get("train", {}), "init_seed": cfg.get("init_seed"),
+            **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
 
 
 def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
@@ -86,7 +114,7 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     chash = config_hash(_teacher_identity(cfg))
     path = teacher_checkpoint(cfg, cache_dir, seed)
     seed_init(cfg, seed)
-    model = _detector(cfg, "teacher", data["train"].num_classes)
+    model = _network(cfg, data, "teacher")
     seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
     record = cached_teacher(
@@ -100,7 +128,7 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training (named variants as in retrieval)."""
     registered, options = method_options(cfg, method_name, options)
-    student = _detector(cfg, "student", data["train"].num_classes)
+    student = _network(cfg, data, "student")
     return build_detection_method(registered, student, teacher, **options)
 
 
@@ -141,8 +169,18 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
 
 
 def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
+    pretrain_section(cfg)  # a bad section fails before any training
     with distributed.main_first():  # under torchrun rank 0 writes the embedded scenes, then the others read them
-        return prepare(cfg, Path(cache_dir), log)
+        return {**prepare(cfg, Path(cache_dir), log), "cache_dir": Path(cache_dir)}
+
+
+def setup_names(cfg: dict) -> list[str]:
+    """Jobs to run before the teachers: the pretrained backbones, one per role."""
+    return ["teacher", "student"] if pretrain_section(cfg) else []
+
+
+def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
+    _pretrain(cfg, name, data["cache_dir"], progress, log)
 
 
 def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:

@@ -71,7 +71,7 @@ def _identity(cfg: dict, role: str) -> dict:
     spec = {k: v for k, v in cfg[role].items() if k != "train"}
     train_options = {k: v for k, v in _train_options(cfg).items() if k not in VALIDATION_KEYS}
     return {"network": spec, "dataset": pretrain_dataset_spec(cfg), "train": train_options,
-            "task_loss": cfg["task_loss"], "init_seed": cfg.get("init_seed")}
+            "task_loss": cfg.get("task_loss"), "init_seed": cfg.get("init_seed")}
 
 
 def _train_options(cfg: dict) -> dict:
@@ -109,8 +109,10 @@ def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log
     model = build_model(cfg[role], data)
     seed_everything(0)
     opts = {**_train_options(cfg), "select": "last", "progress": progress, "device": cfg.get("device", "cpu"),
-            "ks": tuple(cfg["eval"]["ks"])}
-    method = build_method("none", student=model, task_loss=task_loss(**cfg["task_loss"]))
+            "ks": tuple((cfg.get("eval") or {}).get("ks", (1,)))}
+    # a suite without a task_loss section (detection: the detector's own losses) pretrains with the
+    # default of ``task_loss`` (cross-entropy for a classifier)
+    method = build_method("none", student=model, task_loss=task_loss(**(cfg.get("task_loss") or {})))
     state = train_state_path(path)
     result = train(method, data, None, TrainConfig.from_dict(opts), name=f"pretrain {role}", state_path=state)
     if distributed.is_main():

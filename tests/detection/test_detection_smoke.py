@@ -68,3 +68,36 @@ def test_data_root_without_annotations_names_the_expected_file(tmp_path, tiny_co
             str(tmp_path / "nowhere"), "--out", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
             "--no-progress"]
     assert "instances_train.json" in user_error(capsys, run.main, argv)  # the scene options do not apply to coco
+
+
+def test_two_seeds_from_pretrained_backbones_report_gain_intervals(tmp_path, capsys):
+    """A ``pretrain`` section (the embedded tracks' stand-in for ImageNet backbones): each role's
+    backbone is pretrained once as a classifier on generated images, every detector of that role
+    starts from it (FPN and heads new), and two seeds give paired gains with their 95% intervals."""
+    import torch
+
+    from benchmarks.config import resolve_config
+    from benchmarks.suites import detection
+    from benchmarks.suites.pretrain import pretrained_path
+
+    tiny = {**TINY, "pretrain": {"dataset": {"name": "synthetic-cls", "options": {
+        "seed": 1, "classes": 10, "train_per_class": 4, "test_per_class": 2}},
+        "train": {"epochs": 1, "optimizer": "sgd", "lr": 0.05, "batch_size": 20}},
+        "seeds": [0, 1], "init_seed": 0}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny))
+    argv = ["--suite", "detection", "--config", str(path), "--out", str(tmp_path / "results"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--methods", "none,at"]
+    assert run.main(argv) == 0
+    out = capsys.readouterr().out  # one file per architecture and pretraining: the student (same arch) reuses it
+    assert out.count("pretrained the teacher backbone small_cnn_xs on 40 images of 10 classes") == 1
+    assert "pretrained the student" not in out
+    board = pd.read_csv(tmp_path / "results" / "detection" / "mnist-scenes" / "leaderboard.csv").set_index("method")
+    at = board.loc["at"]
+    assert at["gain_seeds"] == 2 and at["gain_ci_low"] <= at["gain_vs_none"] <= at["gain_ci_high"]
+
+    cfg = resolve_config("detection", str(path))
+    data = detection.prepare_data(cfg, tmp_path / "cache", log=lambda *a: None)
+    saved = torch.load(pretrained_path(cfg, "student", tmp_path / "cache"), weights_only=True)
+    body = detection._network(cfg, data, "student").detector.backbone.body.state_dict()
+    assert body.keys() == saved.keys() and all(torch.equal(body[k], saved[k]) for k in saved)
