@@ -22,14 +22,12 @@ of stopping early.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 
 import pandas as pd
 
-from benchmarks.bench_default_run import read_board, timed_default_run
-from benchmarks.results_io import atomic_write_json
+from benchmarks.bench_default_run import finish, gains, parser, read_board, timed_default_run
 
 SUITE, PRIMARY = "classification", "top1"
 MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH = 10 * 60, 3.0, 1.0
@@ -50,15 +48,9 @@ def check(board: pd.DataFrame, schedule_ok: bool, seconds: float | None,
           longer: pd.DataFrame | None = None) -> tuple[dict, dict]:
     """(numbers, {target: passed}) from a leaderboard (indexed by method, accuracy in %), whether the
     roles share a schedule, the wall time and, optionally, the teacher/none board at twice the epochs."""
-    students = board.drop(index=[m for m in ("teacher", "none") if m in board.index])
-    halfwidths = students["gain_ci_halfwidth"]
-    numbers = {"wall_seconds": None if seconds is None else round(seconds, 1),
-               "max_gain_halfwidth_top1": round(float(halfwidths.max()), 3),
-               "gain_halfwidth_by_method": {m: round(float(v), 3) for m, v in halfwidths.items()},
-               "gain_by_method": {m: round(float(v), 3) for m, v in students["gain_vs_none"].items()},
-               "teacher_minus_none_top1": round(gap(board), 2), "same_schedule": schedule_ok}
-    ok = {"halfwidth": bool(len(halfwidths) > 0 and halfwidths.notna().all() and halfwidths.max() <= MAX_HALFWIDTH),
-          "gap": gap(board) >= MIN_GAP, "schedule": schedule_ok}
+    numbers, ok = gains(board, PRIMARY, MAX_HALFWIDTH, seconds)
+    numbers["same_schedule"] = schedule_ok
+    ok.update({"gap": gap(board) >= MIN_GAP, "schedule": schedule_ok})
     if seconds is not None:
         ok["time"] = seconds <= MAX_SECONDS
     if longer is not None:
@@ -89,12 +81,7 @@ def report(numbers: dict, ok: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="results")
-    p.add_argument("--json", help="also write the numbers to this file")
-    p.add_argument("--config", help="a config merged over the default (the targets are those of the default)")
-    p.add_argument("--check-only", action="store_true",
-                   help="check the leaderboard already in --out, without running (no wall-time target)")
+    p = parser(__doc__)
     p.add_argument("--convergence", action="store_true",
                    help="also train the teacher and none with twice the epochs and check the gap there")
     args = p.parse_args(argv)
@@ -110,10 +97,7 @@ def main(argv=None) -> int:
             timed_default_run(SUITE, out, args.config, ("--methods", "none", "--epochs", str(epochs)))
             longer = read_board(out, SUITE, cfg)
     numbers, ok = check(read_board(args.out, SUITE, cfg), same_schedule(cfg), seconds, longer)
-    print("\n".join(report(numbers, ok)))
-    if args.json:
-        atomic_write_json(args.json, {**numbers, "pass": ok})
-    return 0 if all(ok.values()) else 1
+    return finish(numbers, ok, report(numbers, ok), args.json)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,11 @@ targets are the same numbers, read from there).
 
 from __future__ import annotations
 
-import argparse
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.bench_default_run import MAX_SECONDS, MIN_GAP
-from benchmarks.results_io import atomic_write_json
+from benchmarks.bench_default_run import MAX_SECONDS, MIN_GAP, finish, gains, parser, read_board, timed_default_run
 
 SUITE, PRIMARY = "detection", "ap"
 MAX_HALFWIDTH = 2.0  # AP points
@@ -35,16 +29,8 @@ MAX_HALFWIDTH = 2.0  # AP points
 
 def check(board: pd.DataFrame, seconds: float | None) -> tuple[dict, dict]:
     """(numbers, {target: passed}) from a detection leaderboard (indexed by method, AP in %)."""
-    students = board.drop(index=[m for m in ("teacher", "none") if m in board.index])
-    halfwidths = students["gain_ci_halfwidth"]
-    gap = float(board.loc["teacher", f"{PRIMARY}_mean"] - board.loc["none", f"{PRIMARY}_mean"])
-    numbers = {"wall_seconds": None if seconds is None else round(seconds, 1),
-               "max_gain_halfwidth_ap": round(float(halfwidths.max()), 3),
-               "gain_halfwidth_by_method": {m: round(float(v), 3) for m, v in halfwidths.items()},
-               "gain_by_method": {m: round(float(v), 3) for m, v in students["gain_vs_none"].items()},
-               "teacher_minus_none_ap": round(gap, 2)}
-    ok = {"halfwidth": bool(len(halfwidths) > 0 and halfwidths.notna().all() and halfwidths.max() <= MAX_HALFWIDTH),
-          "gap": gap >= MIN_GAP}
+    numbers, ok = gains(board, PRIMARY, MAX_HALFWIDTH, seconds)
+    ok["gap"] = numbers[f"teacher_minus_none_{PRIMARY}"] >= MIN_GAP
     if seconds is not None:
         ok["time"] = seconds <= MAX_SECONDS
     return numbers, ok
@@ -62,31 +48,14 @@ def report(numbers: dict, ok: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="results")
-    p.add_argument("--json", help="also write the numbers to this file")
-    p.add_argument("--config", help="a config merged over the default (the targets are those of the default)")
-    p.add_argument("--check-only", action="store_true",
-                   help="check the leaderboard already in --out, without running (no wall-time target)")
-    args = p.parse_args(argv)
+    args = parser(__doc__).parse_args(argv)
     from benchmarks.config import resolve_config
 
     cfg = resolve_config(SUITE, args.config)
-    seconds = None
-    if not args.check_only:
-        # an empty cache (the scenes are generated into it), named relative to the working folder
-        with tempfile.TemporaryDirectory(dir=".", prefix=".bench-cache-") as cache:
-            cmd = [sys.executable, "-m", "benchmarks.run", "--suite", SUITE, "--out", args.out,
-                   "--cache-dir", Path(cache).name, "--no-progress", *(["--config", args.config] if args.config else [])]
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True)
-            seconds = time.perf_counter() - start
-    board = pd.read_csv(Path(args.out) / SUITE / cfg["dataset"]["name"] / "leaderboard.csv").set_index("method")
-    numbers, ok = check(board, seconds)
-    print("\n".join(report(numbers, ok)))
-    if args.json:
-        atomic_write_json(args.json, {**numbers, "pass": ok})
-    return 0 if all(ok.values()) else 1
+    # an empty cache: the scenes are generated into it
+    seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config)
+    numbers, ok = check(read_board(args.out, SUITE, cfg), seconds)
+    return finish(numbers, ok, report(numbers, ok), args.json)
 
 
 if __name__ == "__main__":
