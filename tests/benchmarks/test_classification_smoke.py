@@ -20,6 +20,7 @@ TINY = {
     "train": {"batch_size": 25},
     "methods": {"crd": {"num_negatives": 16, "feat_dim": 8}},
     "seeds": [0, 1],
+    "run": METHODS,  # every method, not only the default's run list
 }
 
 
