@@ -3,7 +3,9 @@
 ``run_jobs(teacher_job, student_job, seeds, methods, workers, setup=jobs)`` first calls
 every zero-argument ``setup`` job (e.g. pretraining a backbone) and waits for them all,
 then calls ``teacher_job(seed)`` and ``student_job(seed, method)`` (each returns its
-result row), starting the students of a seed only once that seed's teacher is done. With one
+result row), starting the students of a seed only once that seed's teacher is done. With
+``teacher_of`` (seed -> the seed of its teacher; e.g. always 0, for one teacher shared by every
+seed), each distinct teacher is trained once, before the students that use it. With one
 worker the jobs run in this process in order (seed by seed); with more, in a pool of
 ``workers`` long-lived processes (``benchmarks.job_pool``; ``spawn``: each one imports torch
 afresh, runs its jobs on its own threads and keeps its data from job to job). Every job seeds
@@ -29,9 +31,16 @@ from benchmarks import progress as live
 from benchmarks.job_pool import Job, JobPool
 
 
-def job_count(seeds, methods, setup=()) -> int:
-    """How many jobs ``run_jobs`` runs: the setup jobs, a teacher per seed, a student per (seed, method)."""
-    return len(list(setup)) + len(list(seeds)) * (1 + len(list(methods)))
+def job_count(seeds, methods, setup=(), teacher_of=None) -> int:
+    """How many jobs ``run_jobs`` runs: the setup jobs, a teacher per distinct teacher seed (one per
+    seed without ``teacher_of``), a student per (seed, method)."""
+    seeds = list(seeds)
+    return len(list(setup)) + len(teacher_seeds(seeds, teacher_of)) + len(seeds) * len(list(methods))
+
+
+def teacher_seeds(seeds, teacher_of=None) -> list:
+    """The distinct teachers the ``seeds`` use, in the order of their first student seed."""
+    return list(dict.fromkeys(seeds if teacher_of is None else (teacher_of(s) for s in seeds)))
 
 
 def _named_setup(setup) -> list[tuple[str, object]]:
@@ -39,19 +48,22 @@ def _named_setup(setup) -> list[tuple[str, object]]:
 
 
 def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=print, setup=(),
-             reporter=None, suite: str | None = None) -> list[dict]:
-    """Rows of every teacher and student job, ordered by seed, with the teacher first and the methods
-    in the given order (setup jobs, callables or ``(name, callable)`` pairs, return nothing). ``suite``
-    names the suite in the message of a job whose process dies."""
+             reporter=None, suite: str | None = None, teacher_of=None) -> list[dict]:
+    """Rows of every teacher and student job, ordered by seed, each teacher before the students of
+    the first seed that uses it and the methods in the given order (setup jobs, callables or ``(name,
+    callable)`` pairs, return nothing). ``suite`` names the suite in the message of a job whose process
+    dies; ``teacher_of(seed)``, the teacher a seed's students use (default: the seed's own)."""
     seeds, methods, setup = list(seeds), list(methods), _named_setup(setup)
+    teacher_of = teacher_of or (lambda seed: seed)
+    teachers = teacher_seeds(seeds, teacher_of)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     say = reporter.write if reporter is not None else log
     if workers == 1:
         if reporter is None:
-            return _in_order(teacher_job, student_job, seeds, methods, setup, lambda name, fn, *a: fn(*a))
+            return _in_order(teacher_job, student_job, seeds, methods, setup, teacher_of, lambda name, fn, *a: fn(*a))
         with live.reporting_to(reporter):
-            return _in_order(teacher_job, student_job, seeds, methods, setup, live.run_job)
+            return _in_order(teacher_job, student_job, seeds, methods, setup, teacher_of, live.run_job)
     where = [f"suite {suite}"] if suite else []
 
     def about(method, seed):
@@ -64,24 +76,38 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
             pool.submit(Job(name, job, about=", ".join(where)))
         for _ in setup:
             pool.result()  # a failed setup job stops the run with its own error
-        for seed in seeds:
+        for seed in teachers:
             pool.submit(Job(f"teacher s{seed}", teacher_job, (seed,), about("teacher", seed), (seed, None)))
-        while len(results) < len(seeds) * (1 + len(methods)):
+        while len(results) < len(teachers) + len(seeds) * len(methods):
             job, row = pool.result()  # a failed job stops the run with its own error, a dead one with JobDied
             results[job.key] = row
             seed, method = job.key
             if method is None:
-                say(f"seed {seed}: teacher done; {len(methods)} student job(s) queued")
-                for m in methods:
-                    pool.submit(Job(f"{m} s{seed}", student_job, (seed, m), about(m, seed), (seed, m)))
-    return [results[seed, method] for seed in seeds for method in [None, *methods]]
+                users = [s for s in seeds if teacher_of(s) == seed]
+                say(f"seed {seed}: teacher done; {len(methods) * len(users)} student job(s) queued")
+                for s in users:
+                    for m in methods:
+                        pool.submit(Job(f"{m} s{s}", student_job, (s, m), about(m, s), (s, m)))
+    return _ordered(seeds, methods, teacher_of, results)
 
 
-def _in_order(teacher_job, student_job, seeds, methods, setup, run) -> list[dict]:
+def _ordered(seeds, methods, teacher_of, results: dict) -> list[dict]:
+    """Seed by seed: the seed's teacher (where it is first used), then its students."""
+    rows, teachers = [], set()
+    for seed in seeds:
+        if teacher_of(seed) not in teachers:
+            teachers.add(teacher_of(seed))
+            rows.append(results[teacher_of(seed), None])
+        rows.extend(results[seed, method] for method in methods)
+    return rows
+
+
+def _in_order(teacher_job, student_job, seeds, methods, setup, teacher_of, run) -> list[dict]:
     for name, job in setup:
         run(name, job)
-    rows = []
+    results = {}
     for seed in seeds:
-        rows.append(run(f"teacher s{seed}", teacher_job, seed))
-        rows.extend(run(f"{method} s{seed}", student_job, seed, method) for method in methods)
-    return rows
+        if (teacher_of(seed), None) not in results:
+            results[teacher_of(seed), None] = run(f"teacher s{teacher_of(seed)}", teacher_job, teacher_of(seed))
+        results.update({(seed, method): run(f"{method} s{seed}", student_job, seed, method) for method in methods})
+    return _ordered(seeds, methods, teacher_of, results)

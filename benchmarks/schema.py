@@ -127,6 +127,7 @@ class RunConfig(Section):
     run: Annotated[list[str], Field(min_length=1)]
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     init_seed: Annotated[int, Field(ge=0)] | None = None
+    teacher_seed: Annotated[int, Field(ge=0)] | None = None  # one teacher (of this seed) for every seed
     threads: PositiveInt | None = None
     workers: PositiveInt | None = None
     device: Device | None = None

@@ -6,7 +6,7 @@ does the rest the same way for all of them:
 
     PRIMARY                                                        the leaderboard's metric
     prepare_data(cfg, cache_dir, log) -> {split: dataset}
-    teacher_checkpoint(cfg, cache_dir, seed) -> Path
+    teacher_checkpoint(cfg, cache_dir, seed) -> Path                (seed: the teacher's, teacher_seed_of)
     load_or_train_teacher(cfg, data, seed, cache_dir, progress, log) -> (model, record, hash)
     run_id_of(cfg, method, seed) -> (run id, config hash)
     train_student(cfg, data, teacher, method, options, seed, progress, checkpoint, resume_tag)
@@ -93,7 +93,8 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     data = suite_data(suite, cfg, cache_dir, _silent)
     live.job_phase("loading the teacher")
-    teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], _silent)
+    teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), cache_dir, job["progress"],
+                                                _silent)
     run_id, chash = suite.run_id_of(cfg, method, seed)
     student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
                                           job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
@@ -146,6 +147,28 @@ def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str
         scored = f"test {primary} {100 * test[primary]:.2f}" if test else "no test split"
         log(f"teacher seed {seed}: {scored} (epoch {result.best_epoch}, trained in {result.seconds:.0f}s)")
     return distributed.broadcast_object(record)  # the other ranks wait here until the file is written
+
+
+def teacher_seed_of(cfg: dict, seed: int) -> int:
+    """The seed of the teacher the students of ``seed`` distil from: the config's ``teacher_seed``
+    (one teacher for every seed, as RepDistiller distils one pretrained teacher into students of several
+    seeds) or, when it is unset, the seed's own."""
+    shared = cfg.get("teacher_seed")
+    return seed if shared is None else int(shared)
+
+
+def teacher_key(cfg: dict) -> dict:
+    """What a student run's identity adds for a shared teacher (nothing when each seed has its own, so
+    that the run ids of such configs do not change)."""
+    return {} if cfg.get("teacher_seed") is None else {"teacher_seed": int(cfg["teacher_seed"])}
+
+
+def teacher_notes(cfg: dict) -> list[str]:
+    """The table's line on a shared teacher (none when each seed has its own)."""
+    if cfg.get("teacher_seed") is None:
+        return []
+    return [f"Teacher: one teacher (seed {int(cfg['teacher_seed'])}) for every seed, trained once; the seeds vary "
+            f"the students alone, and the teacher row is that one run (no spread over seeds)."]
 
 
 def seed_init(cfg: dict, seed: int) -> None:
@@ -233,16 +256,18 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
            "env": environment or {}, "progress": False, "log": live.job_log}
     setup = [(f"setup {name}", partial(setup_job, job, name))
              for name in getattr(suite, "setup_names", lambda c: [])(cfg)]
-    with live.Reporter(job_count(cfg["seeds"], methods, setup), progress, log) as reporter:
+    teacher_of = partial(teacher_seed_of, cfg)
+    with live.Reporter(job_count(cfg["seeds"], methods, setup, teacher_of), progress, log) as reporter:
         results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
-                           log, setup, reporter=reporter, suite=cfg["suite"])
+                           log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of)
     if not distributed.is_main():  # rank 0 writes the run files and tables
         return dest
     rows = write_runs(suite, cfg, data, dest, results)
     hashes = {r["config_hash"] for r in rows}
     table = read_runs(dest / "runs.csv")
     title = f"{cfg['suite']}: {cfg['dataset']['name']}"
+    notes = suite.table_notes(cfg, data, commit) + teacher_notes(cfg)
     write_suite_tables(dest, table[table["config_hash"].isin(hashes)], suite.PRIMARY, title,
-                       suite.table_notes(cfg, data, commit))  # leaderboard.csv, leaderboard.md, pairwise.csv
+                       notes)  # leaderboard.csv, leaderboard.md, pairwise.csv
     write_pareto(dest)
     return dest

@@ -51,7 +51,7 @@ from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports
 from benchmarks.schema import check_config, method_problems
 from benchmarks.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.jobs import run_jobs
-from benchmarks.suite_runner import suite_data
+from benchmarks.suite_runner import suite_data, teacher_seed_of
 from benchmarks.results_io import atomic_write_text, atomic_write_via, git_commit
 from benchmarks.suites import retrieval as suite  # --test-after and --folds (retrieval only)
 
@@ -131,7 +131,8 @@ def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
     module, metrics = suite_of(cfg), METRICS[cfg["suite"]]
     method, options = job["cells"][cell]
     data = _tune_data(cfg, job["cache_dir"])
-    teacher, _, _ = module.load_or_train_teacher(cfg, data, seed, job["cache_dir"], job["progress"], lambda *a: None)
+    teacher, _, _ = module.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), job["cache_dir"],
+                                                 job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
     student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
     where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
@@ -242,7 +243,8 @@ def main(argv=None) -> int:
     setup = [partial(_setup_job, job, name) for name in setup_names(cfg)]  # pretrained backbones
     units = [(fold, seed) for fold in folds for seed in seeds]
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), units, range(len(cells)),
-                                workers, setup=setup) if r]
+                                workers, setup=setup, teacher_of=lambda unit: (unit[0], teacher_seed_of(cfg, unit[1])))
+            if r]
     commit = git_commit()
     per_seed = pd.DataFrame(rows)
     keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]

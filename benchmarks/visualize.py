@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors  # noqa: E402
 from benchmarks.config import resolve_config  # noqa: E402
+from benchmarks.suite_runner import teacher_seed_of  # noqa: E402
 from benchmarks.suites import retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
 
@@ -31,7 +32,7 @@ from retrieval.methods.losses import activation_attention, channel_affinity, pos
 def _checkpoints(cfg, seed, cache_dir) -> list:
     """The cached teacher and the none and hmat students of ``seed`` this picture reads."""
     students = [suite.student_checkpoint(cfg, cache_dir, suite.run_id_of(cfg, m, seed)[0]) for m in ("hmat", "none")]
-    return [suite.teacher_checkpoint(cfg, cache_dir, seed), *students]
+    return [suite.teacher_checkpoint(cfg, cache_dir, teacher_seed_of(cfg, seed)), *students]
 
 
 def _load_student(cfg, data, teacher, method, seed, cache_dir):
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
                         f"--suite {args.suite} --methods none,hmat --seeds {args.seed} --cache-dir {args.cache_dir}` "
                         f"with this config first")
     data = suite.prepare(cfg, cache_dir=Path(args.cache_dir))
-    teacher, _, _ = suite.load_or_train_teacher(cfg, data, args.seed, Path(args.cache_dir), False)
+    teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, args.seed), Path(args.cache_dir), False)
     teacher.eval()
     hmat = _load_student(cfg, data, teacher, "hmat", args.seed, Path(args.cache_dir))
     none = _load_student(cfg, data, teacher, "none", args.seed, Path(args.cache_dir))

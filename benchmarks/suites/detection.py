@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.config import config_hash, deep_merge
-from benchmarks.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
+from benchmarks.suite_runner import (cached_teacher, method_options, run_suite, seed_init, teacher_key,
+                                     train_seeded_student)
 from benchmarks.suites.pretrain import ensure_pretrained, pretrain_section
 from benchmarks.suites.retrieval import environment
 from retrieval.detection import create_detector, evaluate_detector
@@ -93,8 +94,8 @@ def _teacher_identity(cfg: dict) -> dict:
 
 def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
     """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
-    chash = config_hash({**_teacher_identity(cfg), "student": cfg["student"], "method": method_name,
-                         "method_options": cfg["methods"].get(method_name) or {}})
+    chash = config_hash({**_teacher_identity(cfg), **teacher_key(cfg), "student": cfg["student"],
+                         "method": method_name, "method_options": cfg["methods"].get(method_name) or {}})
     return f"{method_name}-{chash}-s{seed}", chash
 
 

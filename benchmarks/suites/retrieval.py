@@ -14,7 +14,7 @@ import torch
 from benchmarks.config import config_hash, deep_merge
 from benchmarks.results_io import atomic_write_via, package_versions
 from benchmarks.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
-from benchmarks.suite_runner import (method_options, run_suite, seed_init,  # noqa: F401 (re-exported)
+from benchmarks.suite_runner import (method_options, run_suite, seed_init, teacher_key,  # noqa: F401 (re-exported)
                                      student_checkpoint, train_seeded_student, train_state_path)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
@@ -68,7 +68,7 @@ def _teacher_identity(cfg: dict) -> dict:
 
 
 def _run_identity(cfg: dict, method: str) -> dict:
-    return {**_teacher_identity(cfg), "student": cfg["student"], "method": method,
+    return {**_teacher_identity(cfg), **teacher_key(cfg), "student": cfg["student"], "method": method,
             "method_options": cfg["methods"].get(method) or {}}
 
 

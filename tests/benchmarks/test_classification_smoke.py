@@ -137,3 +137,33 @@ def test_the_default_setup_on_tiny_generated_data_reports_intervals(tmp_path, ca
     assert 100 * (runs["kd"] - runs["none"]).mean() == pytest.approx(kd["gain_vs_none"], abs=1e-3)
     md = (dest / "leaderboard.md").read_text()
     assert "Resolving power" in md and "generated fine-grained images (not CIFAR)" in md
+
+
+def test_one_teacher_for_every_seed(tmp_path):
+    """``teacher_seed``: the students of every seed distil from the one teacher of that seed, trained
+    once; a student of the teacher's own seed is the same run as without the option, one of another
+    seed is not (its teacher differs)."""
+    base = {"seeds": [0, 1], "run": ["kd"]}
+    shared = tmp_path / "results_shared"
+    _run(tmp_path, _config(tmp_path, {**base, "teacher_seed": 0}, "shared.yaml"), "--out", str(shared))
+    dest = shared / "classification" / "digits-cls"
+    runs = pd.read_csv(dest / "runs.csv")
+    assert runs.loc[runs["method"] == "teacher", "seed"].tolist() == [0]
+    assert sorted(runs.loc[runs["method"] == "kd", "seed"]) == [0, 1]
+    assert [p.name[-8:] for p in (tmp_path / "cache" / "teachers" / "digits-cls").glob("*.pt")] == ["seed0.pt"]
+    board = pd.read_csv(dest / "leaderboard.csv").set_index("method")
+    assert board.loc["teacher", "seeds"] == 1 and board.loc["kd", "seeds"] == 2
+    assert "one teacher (seed 0) for every seed" in (dest / "leaderboard.md").read_text()
+
+    _run(tmp_path, _config(tmp_path, base, "own.yaml"))  # a teacher per seed (the same cache: seed 0's is reused)
+    own = pd.read_csv(tmp_path / "results" / "classification" / "digits-cls" / "runs.csv")
+    students = own[own["method"] == "kd"]
+    assert set(students["run_id"]).isdisjoint(runs["run_id"])  # the option is part of a student run's identity
+    assert own.loc[own["method"] == "teacher", "run_id"].iloc[0] in set(runs["run_id"])  # the same teacher of seed 0
+
+    def kd_losses(folder, seed):
+        path = next((folder / "classification" / "digits-cls" / "runs").glob(f"kd-*-s{seed}.json"))
+        return [epoch["loss/kd"] for epoch in json.loads(path.read_text())["history"]]
+
+    assert kd_losses(shared, 0) == kd_losses(tmp_path / "results", 0)
+    assert kd_losses(shared, 1) != kd_losses(tmp_path / "results", 1)

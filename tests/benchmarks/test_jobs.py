@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.jobs import run_jobs
+from benchmarks.jobs import job_count, run_jobs
 
 
 def teacher_job(seed):
@@ -93,3 +93,33 @@ def failing_setup():
 def test_a_failing_setup_job_stops_the_run(workers):
     with pytest.raises(RuntimeError, match="setup failed"):
         run_jobs(teacher_job, student_job, [0], ["a"], workers=workers, log=lambda *a: None, setup=[failing_setup])
+
+
+def counting_teacher(folder, seed):
+    marker = Path(folder, f"teacher{seed}")
+    assert not marker.exists(), f"the teacher of seed {seed} was trained twice"
+    marker.write_text("done")
+    return teacher_job(seed)
+
+
+def shared_teacher_student(folder, seed, method):
+    assert Path(folder, "teacher0").exists(), f"student {method} of seed {seed} started before the shared teacher"
+    return student_job(seed, method)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_teacher_shared_by_every_seed_is_trained_once(tmp_path, workers):
+    rows = run_jobs(functools.partial(counting_teacher, str(tmp_path)),
+                    functools.partial(shared_teacher_student, str(tmp_path)), [2, 0, 1], ["a", "b"],
+                    workers=workers, log=lambda *a: None, teacher_of=lambda seed: 0)
+    assert _keys(rows) == [(0, "teacher"), (2, "a"), (2, "b"), (0, "a"), (0, "b"), (1, "a"), (1, "b")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["teacher0"]
+    assert job_count([2, 0, 1], ["a", "b"], teacher_of=lambda seed: 0) == len(rows)
+    assert job_count([2, 0, 1], ["a", "b"]) == 9  # a teacher per seed
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_seeds_may_share_some_teachers(tmp_path, workers):
+    rows = run_jobs(functools.partial(counting_teacher, str(tmp_path)), student_job, [0, 1, 2, 3], ["a"],
+                    workers=workers, log=lambda *a: None, teacher_of=lambda seed: seed % 2)
+    assert _keys(rows) == [(0, "teacher"), (0, "a"), (1, "teacher"), (1, "a"), (2, "a"), (3, "a")]
