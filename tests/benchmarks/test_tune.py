@@ -156,3 +156,15 @@ def test_test_after_and_folds_are_refused_outside_retrieval(tmp_path, capsys):
                                          "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
                                          "--test-after"])
     assert "for the retrieval suite only" in err and not (tmp_path / "c").exists()
+
+
+def test_a_shared_teacher_is_trained_once_for_every_seed(tmp_path):
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump({**TINY_CLASSIFICATION, "teacher_seed": 0}))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}}}))
+    assert tune.main(["--suite", "classification", "--grid", str(grid), "--config", str(config), "--seeds", "0,1,2",
+                      "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
+    teachers = sorted(p.name.rsplit("-", 1)[-1] for p in (tmp_path / "c" / "teachers").rglob("*.pt"))
+    assert teachers == ["seed0.pt"]
+    table = pd.read_csv(tmp_path / "r" / "classification" / "synthetic-cls" / "tuning.csv", comment="#")
+    assert table["seeds"].tolist() == [3]
