@@ -17,7 +17,7 @@ def _role_detector(cfg, role):
 
 def test_the_default_fixes_initial_weights_and_reports_the_last_epoch():
     cfg = resolve_config("detection", None)
-    assert cfg["init_seed"] == 0 and len(cfg["seeds"]) == 5
+    assert cfg["init_seed"] == 0 and len(cfg["seeds"]) == 5 and cfg["teacher_seed"] == cfg["seeds"][0]
     t, s = (train_config(cfg, role, progress=False) for role in ("teacher", "student"))
     assert t.epochs == s.epochs and t.schedule == s.schedule == "cosine"  # the gap comes from capacity
     assert s.select == "last" and s.eval_every <= s.epochs  # the last epoch's val AP (tuning) is always scored
@@ -27,6 +27,7 @@ def test_the_default_fixes_initial_weights_and_reports_the_last_epoch():
 def test_the_coco_recipe_does_not_inherit_the_defaults_protocol():
     cfg = _coco()
     assert cfg["init_seed"] is None  # initial weights from the run seed, as before the default fixed them
+    assert cfg["teacher_seed"] is None  # a teacher per seed
     assert _teacher_identity(cfg)["init_seed"] is None  # so the recipe's teacher cache names keep their init
     assert cfg["dataset"]["name"] == "coco" and "train_images" not in cfg["dataset"]["options"]
     for role in ("teacher", "student"):
@@ -35,3 +36,4 @@ def test_the_coco_recipe_does_not_inherit_the_defaults_protocol():
         assert det["box_batch_size_per_image"] == 512
         tcfg = train_config(cfg, role, progress=False)
         assert tcfg.epochs == 12 and tcfg.schedule == "step" and tcfg.select == "last" and tcfg.eval_every == 4
+        assert tcfg.lr == 0.02  # the 1x schedule for both roles (the default's teacher trains at 0.001)
