@@ -1,19 +1,14 @@
 """The classification default's target checks, on hand-made leaderboards (the run itself is the benchmark)."""
 
-import pandas as pd
 import pytest
 
 from benchmarks.bench_classification_default import check, main, report, same_schedule
 from benchmarks.config import deep_merge, resolve_config
+from fake_board import fake_board
 
 
 def board(halfwidths=(0.4, 0.9), teacher=96.0, none=92.0):
-    nan = float("nan")
-    rows = [{"method": "teacher", "top1_mean": teacher, "gain_vs_none": nan, "gain_ci_halfwidth": nan},
-            {"method": "none", "top1_mean": none, "gain_vs_none": 0.0, "gain_ci_halfwidth": nan}]
-    rows += [{"method": f"m{i}", "top1_mean": none + 0.5, "gain_vs_none": 0.5, "gain_ci_halfwidth": h}
-             for i, h in enumerate(halfwidths)]
-    return pd.DataFrame(rows).set_index("method")
+    return fake_board("top1", halfwidths, teacher, none)
 
 
 def test_all_targets_pass():

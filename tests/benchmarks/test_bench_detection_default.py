@@ -1,18 +1,13 @@
 """The detection default's target checks, on hand-made leaderboards (the run itself is the benchmark)."""
 
-import pandas as pd
 import pytest
 
 from benchmarks.bench_detection_default import check, main, report
+from fake_board import fake_board
 
 
 def board(halfwidths=(1.2, 1.9), teacher=55.0, none=47.0):
-    nan = float("nan")
-    rows = [{"method": "teacher", "ap_mean": teacher, "gain_vs_none": nan, "gain_ci_halfwidth": nan},
-            {"method": "none", "ap_mean": none, "gain_vs_none": 0.0, "gain_ci_halfwidth": nan}]
-    rows += [{"method": f"m{i}", "ap_mean": none + 0.5, "gain_vs_none": 0.5, "gain_ci_halfwidth": h}
-             for i, h in enumerate(halfwidths)]
-    return pd.DataFrame(rows).set_index("method")
+    return fake_board("ap", halfwidths, teacher, none)
 
 
 def test_all_targets_pass():
