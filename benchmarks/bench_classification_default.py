@@ -48,11 +48,9 @@ def check(board: pd.DataFrame, schedule_ok: bool, seconds: float | None,
           longer: pd.DataFrame | None = None) -> tuple[dict, dict]:
     """(numbers, {target: passed}) from a leaderboard (indexed by method, accuracy in %), whether the
     roles share a schedule, the wall time and, optionally, the teacher/none board at twice the epochs."""
-    numbers, ok = gains(board, PRIMARY, MAX_HALFWIDTH, seconds)
+    numbers, ok = gains(board, PRIMARY, MAX_HALFWIDTH, seconds, MIN_GAP, MAX_SECONDS)
     numbers["same_schedule"] = schedule_ok
-    ok.update({"gap": gap(board) >= MIN_GAP, "schedule": schedule_ok})
-    if seconds is not None:
-        ok["time"] = seconds <= MAX_SECONDS
+    ok["schedule"] = schedule_ok
     if longer is not None:
         numbers["twice_the_epochs"] = {
             "teacher_minus_none_top1": round(gap(longer), 2),

@@ -51,11 +51,13 @@ def stage_sizes(cfg: dict) -> dict:
     return out
 
 
-def gains(board: pd.DataFrame, primary: str, max_halfwidth: float, seconds: float | None) -> tuple[dict, dict]:
+def gains(board: pd.DataFrame, primary: str, max_halfwidth: float, seconds: float | None, min_gap: float,
+          max_seconds: float) -> tuple[dict, dict]:
     """The targets every suite's default shares, from its leaderboard (indexed by method, metrics in
     %): (numbers, {target: passed}) for the largest 95% half-width of a gain over ``none`` (no
-    interval, or no method besides none, is no pass) and, with ``seconds``, the wall time; the
-    numbers also hold the gains and teacher - none on ``primary``."""
+    interval, or no method besides none, is no pass), teacher - none on ``primary`` (at least
+    ``min_gap``) and, with ``seconds``, the wall time (at most ``max_seconds``); the numbers also
+    hold the gains."""
     students = board.drop(index=[m for m in ("teacher", "none") if m in board.index])
     halfwidths = students["gain_ci_halfwidth"]
     gap = float(board.loc["teacher", f"{primary}_mean"] - board.loc["none", f"{primary}_mean"])
@@ -64,22 +66,22 @@ def gains(board: pd.DataFrame, primary: str, max_halfwidth: float, seconds: floa
                "gain_halfwidth_by_method": {m: round(float(v), 3) for m, v in halfwidths.items()},
                "gain_by_method": {m: round(float(v), 3) for m, v in students["gain_vs_none"].items()},
                f"teacher_minus_none_{primary}": round(gap, 2)}
-    ok = {"halfwidth": bool(len(halfwidths) > 0 and halfwidths.notna().all() and halfwidths.max() <= max_halfwidth)}
+    ok = {"halfwidth": bool(len(halfwidths) > 0 and halfwidths.notna().all() and halfwidths.max() <= max_halfwidth),
+          "gap": gap >= min_gap}
+    if seconds is not None:
+        ok["time"] = seconds <= max_seconds
     return numbers, ok
 
 
 def check(board: pd.DataFrame, sizes: dict, seconds: float | None) -> tuple[dict, dict]:
     """(numbers, {target: passed}) from a leaderboard (indexed by method) and the stage sizes."""
-    numbers, ok = gains(board, "recall@1", MAX_HALFWIDTH, seconds)
+    numbers, ok = gains(board, "recall@1", MAX_HALFWIDTH, seconds, MIN_GAP, MAX_SECONDS)
     macs_ratio = float(board.loc["none", "macs"] / board.loc["teacher", "macs"])
     stage1 = min(min(s[0]) for s in sizes.values())
     stage4 = min(min(s[3]) for s in sizes.values())
     numbers.update({"macs_ratio": round(macs_ratio, 3),
                     "stage_sizes": {role: [list(s) for s in v] for role, v in sizes.items()}})
-    ok.update({"gap": numbers["teacher_minus_none_recall@1"] >= MIN_GAP,
-               "stages": stage1 >= MIN_STAGE1 and stage4 >= MIN_STAGE4, "macs": macs_ratio <= MAX_MACS_RATIO})
-    if seconds is not None:
-        ok["time"] = seconds <= MAX_SECONDS
+    ok.update({"stages": stage1 >= MIN_STAGE1 and stage4 >= MIN_STAGE4, "macs": macs_ratio <= MAX_MACS_RATIO})
     return numbers, ok
 
 

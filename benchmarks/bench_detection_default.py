@@ -29,11 +29,7 @@ MAX_HALFWIDTH = 2.0  # AP points
 
 def check(board: pd.DataFrame, seconds: float | None) -> tuple[dict, dict]:
     """(numbers, {target: passed}) from a detection leaderboard (indexed by method, AP in %)."""
-    numbers, ok = gains(board, PRIMARY, MAX_HALFWIDTH, seconds)
-    ok["gap"] = numbers[f"teacher_minus_none_{PRIMARY}"] >= MIN_GAP
-    if seconds is not None:
-        ok["time"] = seconds <= MAX_SECONDS
-    return numbers, ok
+    return gains(board, PRIMARY, MAX_HALFWIDTH, seconds, MIN_GAP, MAX_SECONDS)
 
 
 def report(numbers: dict, ok: dict) -> list[str]:
