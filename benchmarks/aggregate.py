@@ -262,7 +262,8 @@ def to_markdown(table: pd.DataFrame, title: str, notes: list[str] = (), primary:
         none_seeds.setdefault(tuple(r.get(k) for k in PAIR_KEY), r["seeds"])
     for _, r in table.iterrows():
         cells = [str(r["method"]), str(r["teacher"]), str(r["student"]), str(r["seeds"])]
-        cells += [f"{r[m + '_mean']:.2f} ± {r[m + '_std']:.2f}" for m in metrics]
+        cells += [f"{r[m + '_mean']:.2f} ± {r[m + '_std']:.2f}" if r["seeds"] > 1 else f"{r[m + '_mean']:.2f}"
+                  for m in metrics]  # one run has no spread to show
         cells += [_gain_cell(r, none_seeds.get(tuple(r.get(k) for k in PAIR_KEY)))]
         if ranked:
             cells += ["" if pd.isna(r["rank"]) else str(r["rank"])]

@@ -153,7 +153,10 @@ def test_one_teacher_for_every_seed(tmp_path):
     assert [p.name[-8:] for p in (tmp_path / "cache" / "teachers" / "digits-cls").glob("*.pt")] == ["seed0.pt"]
     board = pd.read_csv(dest / "leaderboard.csv").set_index("method")
     assert board.loc["teacher", "seeds"] == 1 and board.loc["kd", "seeds"] == 2
-    assert "one teacher (seed 0) for every seed" in (dest / "leaderboard.md").read_text()
+    md = (dest / "leaderboard.md").read_text()
+    assert "one teacher (seed 0) for every seed" in md
+    teacher_row = next(line for line in md.splitlines() if line.startswith("| teacher |"))
+    assert "±" not in teacher_row and "| kd |" in md and "±" in md.split("| kd |")[1].splitlines()[0]  # one run: no spread
 
     _run(tmp_path, _config(tmp_path, base, "own.yaml"))  # a teacher per seed (the same cache: seed 0's is reused)
     own = pd.read_csv(tmp_path / "results" / "classification" / "digits-cls" / "runs.csv")
