@@ -27,7 +27,7 @@ import tempfile
 
 import pandas as pd
 
-from benchmarks.bench_default_run import finish, gains, parser, read_board, timed_default_run
+from benchmarks.bench_default_run import finish, gains, parser, read_board, target_lines, timed_default_run, verdicts
 
 SUITE, PRIMARY = "classification", "top1"
 MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH = 10 * 60, 3.0, 1.0
@@ -61,15 +61,9 @@ def check(board: pd.DataFrame, schedule_ok: bool, seconds: float | None,
 
 
 def report(numbers: dict, ok: dict) -> list[str]:
-    verdict = {k: "PASS" if v else "FAIL" for k, v in ok.items()}
-    lines = [f"largest 95% half-width of a top-1 gain over none {numbers['max_gain_halfwidth_top1']:.2f} points "
-             f"(target <= {MAX_HALFWIDTH}): {verdict['halfwidth']}  {numbers['gain_halfwidth_by_method']}",
-             f"gains over none {numbers['gain_by_method']}",
-             f"teacher - none top-1 {numbers['teacher_minus_none_top1']:.2f} points (target >= {MIN_GAP}): "
-             f"{verdict['gap']}",
-             f"teacher and student on the same schedule: {verdict['schedule']}"]
-    if "time" in ok:
-        lines.insert(0, f"wall time {numbers['wall_seconds']:.0f}s (target <= {MAX_SECONDS}s): {verdict['time']}")
+    verdict = verdicts(ok)
+    lines = target_lines(numbers, ok, PRIMARY, "top-1", "points", MAX_HALFWIDTH, MIN_GAP, MAX_SECONDS)
+    lines.append(f"teacher and student on the same schedule: {verdict['schedule']}")
     if "twice_the_epochs" in numbers:
         t = numbers["twice_the_epochs"]
         lines.append(f"at twice the epochs: teacher {t['teacher_change']:+.2f}, none {t['none_change']:+.2f} points; "

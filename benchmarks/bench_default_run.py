@@ -73,6 +73,25 @@ def gains(board: pd.DataFrame, primary: str, max_halfwidth: float, seconds: floa
     return numbers, ok
 
 
+def verdicts(ok: dict) -> dict:
+    return {k: "PASS" if v else "FAIL" for k, v in ok.items()}
+
+
+def target_lines(numbers: dict, ok: dict, primary: str, label: str, unit: str, max_halfwidth: float, min_gap: float,
+                 max_seconds: float) -> list[str]:
+    """The report lines of the targets ``gains`` checks (wall time first when it was measured):
+    ``label`` names ``primary`` in the text, ``unit`` its points ("points", "AP")."""
+    verdict = verdicts(ok)
+    lines = [f"largest 95% half-width of a {label} gain over none {numbers[f'max_gain_halfwidth_{primary}']:.2f} "
+             f"{unit} (target <= {max_halfwidth}): {verdict['halfwidth']}  {numbers['gain_halfwidth_by_method']}",
+             f"gains over none {numbers['gain_by_method']}",
+             f"teacher - none {label} {numbers[f'teacher_minus_none_{primary}']:.2f} {unit} (target >= {min_gap}): "
+             f"{verdict['gap']}"]
+    if "time" in ok:
+        lines.insert(0, f"wall time {numbers['wall_seconds']:.0f}s (target <= {max_seconds}s): {verdict['time']}")
+    return lines
+
+
 def check(board: pd.DataFrame, sizes: dict, seconds: float | None) -> tuple[dict, dict]:
     """(numbers, {target: passed}) from a leaderboard (indexed by method) and the stage sizes."""
     numbers, ok = gains(board, "recall@1", MAX_HALFWIDTH, seconds, MIN_GAP, MAX_SECONDS)
@@ -86,17 +105,11 @@ def check(board: pd.DataFrame, sizes: dict, seconds: float | None) -> tuple[dict
 
 
 def report(numbers: dict, ok: dict) -> list[str]:
-    verdict = {k: "PASS" if v else "FAIL" for k, v in ok.items()}
-    lines = [f"largest 95% half-width of a recall@1 gain over none {numbers['max_gain_halfwidth_recall@1']:.2f} "
-             f"points (target <= {MAX_HALFWIDTH}): {verdict['halfwidth']}  {numbers['gain_halfwidth_by_method']}",
-             f"teacher - none recall@1 {numbers['teacher_minus_none_recall@1']:.2f} points (target >= {MIN_GAP}): "
-             f"{verdict['gap']}",
-             f"stage maps (H, W) {numbers['stage_sizes']} (targets: stage 1 >= {MIN_STAGE1}, stage 4 >= "
-             f"{MIN_STAGE4}): {verdict['stages']}",
-             f"student / teacher MACs {numbers['macs_ratio']:.3f} (target <= {MAX_MACS_RATIO}): {verdict['macs']}"]
-    if "time" in ok:
-        lines.insert(0, f"wall time {numbers['wall_seconds']:.0f}s (target <= {MAX_SECONDS}s): {verdict['time']}")
-    return lines
+    verdict = verdicts(ok)
+    return target_lines(numbers, ok, "recall@1", "recall@1", "points", MAX_HALFWIDTH, MIN_GAP, MAX_SECONDS) + [
+        f"stage maps (H, W) {numbers['stage_sizes']} (targets: stage 1 >= {MIN_STAGE1}, stage 4 >= "
+        f"{MIN_STAGE4}): {verdict['stages']}",
+        f"student / teacher MACs {numbers['macs_ratio']:.3f} (target <= {MAX_MACS_RATIO}): {verdict['macs']}"]
 
 
 def timed_default_run(suite: str, out: str, config: str | None = None, extra: tuple = ()) -> float:

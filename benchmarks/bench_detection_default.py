@@ -21,7 +21,8 @@ import sys
 
 import pandas as pd
 
-from benchmarks.bench_default_run import MAX_SECONDS, MIN_GAP, finish, gains, parser, read_board, timed_default_run
+from benchmarks.bench_default_run import (MAX_SECONDS, MIN_GAP, finish, gains, parser, read_board, target_lines,
+                                          timed_default_run)
 
 SUITE, PRIMARY = "detection", "ap"
 MAX_HALFWIDTH = 2.0  # AP points
@@ -33,14 +34,7 @@ def check(board: pd.DataFrame, seconds: float | None) -> tuple[dict, dict]:
 
 
 def report(numbers: dict, ok: dict) -> list[str]:
-    verdict = {k: "PASS" if v else "FAIL" for k, v in ok.items()}
-    lines = [f"largest 95% half-width of an AP gain over none {numbers['max_gain_halfwidth_ap']:.2f} AP "
-             f"(target <= {MAX_HALFWIDTH}): {verdict['halfwidth']}  {numbers['gain_halfwidth_by_method']}",
-             f"gains over none {numbers['gain_by_method']}",
-             f"teacher - none AP {numbers['teacher_minus_none_ap']:.2f} (target >= {MIN_GAP}): {verdict['gap']}"]
-    if "time" in ok:
-        lines.insert(0, f"wall time {numbers['wall_seconds']:.0f}s (target <= {MAX_SECONDS}s): {verdict['time']}")
-    return lines
+    return target_lines(numbers, ok, PRIMARY, "AP", "AP", MAX_HALFWIDTH, MIN_GAP, MAX_SECONDS)
 
 
 def main(argv=None) -> int:

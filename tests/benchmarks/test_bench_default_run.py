@@ -17,7 +17,7 @@ def test_all_targets_pass():
     assert ok == {"halfwidth": True, "gap": True, "stages": True, "macs": True, "time": True}
     assert numbers["max_gain_halfwidth_recall@1"] == 0.45 and numbers["teacher_minus_none_recall@1"] == 6.0
     assert numbers["macs_ratio"] == pytest.approx(1.9 / 7.2, abs=1e-3)
-    assert all("PASS" in line for line in report(numbers, ok))
+    assert all("PASS" in line for line in report(numbers, ok) if "target" in line)
 
 
 @pytest.mark.parametrize("change, target", [
