@@ -22,6 +22,7 @@ import pandas as pd
 
 from benchmarks.aggregate import metric_columns
 from benchmarks.results_io import git_commit
+from benchmarks.suite_runner import teacher_seed_of
 
 FIRST = ("run_id", "suite", "dataset", "teacher", "student", "method", "seed")
 VOLATILE = ("train_seconds", "timestamp", "commit")  # expected to differ between two runs
@@ -103,9 +104,10 @@ def reproduce(run_id: str, results: Path, cache_dir: Path, suites: dict, progres
     with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
         cache = Path(tmp) / "cache"
         if method != "teacher" and hasattr(suite, "teacher_checkpoint"):
-            cached = suite.teacher_checkpoint(cfg, Path(cache_dir), seed)
+            teacher_seed = teacher_seed_of(cfg, seed)  # the config's shared teacher, or the seed's own
+            cached = suite.teacher_checkpoint(cfg, Path(cache_dir), teacher_seed)
             if cached.exists():  # the teacher the row was trained against; a link, so the cache is never written
-                target = suite.teacher_checkpoint(cfg, cache, seed)
+                target = suite.teacher_checkpoint(cfg, cache, teacher_seed)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(cached.resolve(), target)
                 log(f"teacher: the cached one the row was trained against, {cached}")

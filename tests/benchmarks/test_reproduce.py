@@ -80,3 +80,15 @@ def test_bad_run_id_is_a_clear_error(tiny_results, capsys):
     assert re.search(r"no saved run 'hmat-0000000000-s0'.*run_id column.*ls ", error_of("hmat-0000000000-s0"))
     assert "bad run id" in error_of("../../etc")
     assert "drop" in error_of("none-x-s0", "--seeds", "3")
+
+
+def test_a_row_of_a_shared_teacher_reuses_that_teacher(tmp_path, capsys):
+    config = tmp_path / "shared.yaml"
+    config.write_text(yaml.safe_dump({**tiny_retrieval(run=["at"], seeds=[1]), "teacher_seed": 0}))
+    assert run.main(["--config", str(config), "--out", str(tmp_path / "results"), "--cache-dir",
+                     str(tmp_path / "cache"), "--no-progress"]) == 0
+    run_id = next(p.stem for p in (tmp_path / "results" / "retrieval" / "synthetic" / "runs").glob("at-*-s1.json"))
+    capsys.readouterr()
+    assert _reproduce(tmp_path, run_id) == 0
+    out = capsys.readouterr().out
+    assert "IDENTICAL" in out and "the cached one the row was trained against" in out  # seed 0's, not retrained
