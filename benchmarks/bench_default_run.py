@@ -82,7 +82,8 @@ def target_lines(numbers: dict, ok: dict, primary: str, label: str, unit: str, m
     """The report lines of the targets ``gains`` checks (wall time first when it was measured):
     ``label`` names ``primary`` in the text, ``unit`` its points ("points", "AP")."""
     verdict = verdicts(ok)
-    lines = [f"largest 95% half-width of a {label} gain over none {numbers[f'max_gain_halfwidth_{primary}']:.2f} "
+    article = "an" if label[0] in "AEIOU" else "a"
+    lines = [f"largest 95% half-width of {article} {label} gain over none {numbers[f'max_gain_halfwidth_{primary}']:.2f} "
              f"{unit} (target <= {max_halfwidth}): {verdict['halfwidth']}  {numbers['gain_halfwidth_by_method']}",
              f"gains over none {numbers['gain_by_method']}",
              f"teacher - none {label} {numbers[f'teacher_minus_none_{primary}']:.2f} {unit} (target >= {min_gap}): "
