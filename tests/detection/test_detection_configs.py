@@ -37,3 +37,14 @@ def test_the_coco_recipe_does_not_inherit_the_defaults_protocol():
         tcfg = train_config(cfg, role, progress=False)
         assert tcfg.epochs == 12 and tcfg.schedule == "step" and tcfg.select == "last" and tcfg.eval_every == 4
         assert tcfg.lr == 0.02  # the 1x schedule for both roles (the default's teacher trains at 0.001)
+
+
+def test_the_converged_variant_is_the_default_at_twice_the_epochs():
+    default = resolve_config("detection", None)
+    cfg = resolve_config("detection", str(resources.files("benchmarks") / "configs" / "detection_converged.yaml"))
+    for role in ("teacher", "student"):
+        d, c = (train_config(x, role, progress=False) for x in (default, cfg))
+        assert c.epochs == 2 * d.epochs and c.lr == d.lr and c.schedule == d.schedule and c.select == "last"
+        assert c.eval_every == c.epochs  # val at the last epoch only
+    assert {k: v for k, v in cfg.items() if k not in ("teacher", "student", "train")} == \
+        {k: v for k, v in default.items() if k not in ("teacher", "student", "train")}
