@@ -13,8 +13,10 @@ instead of one batch, and the convolutions run on 10 instead of 20 images. Measu
 agree to ~1e-7 and weights to ~1e-7 after 4 Adam steps (lr 1e-3), so we ask for 1e-5 on
 both, 100x the measured difference and far below one Adam step (1e-3 per weight): a
 per-process loss or a missing gather (e.g. the metric loss on 10 instead of 20 images, or a
-gradient twice too large) moves them by 1e-2 to 1e-1. The validation metrics, computed by
-rank 0 alone from those weights, must be equal.
+gradient twice too large) moves them by 1e-2 to 1e-1. RKD is the exception (tests/ddp_compare.py):
+a few weights with gradients near 0 take Adam steps of another size, so the weights are held to
+a mean |difference| of 2e-4 per tensor and 1e-3 for any one entry, the losses to 5e-4 relative.
+The validation metrics, computed by rank 0 alone from those weights, must be equal.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pytorch_metric_learning.samplers import MPerClassSampler
 from torch import nn
 from torch.utils.data import BatchSampler
 
-from ddp_compare import gloo_group, without_batchnorm
+from ddp_compare import REL_LOSS, assert_same_weights, gloo_group, without_batchnorm
 from retrieval.engine import TrainConfig, distributed, evaluate_model, seed_everything, train
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
@@ -134,13 +136,13 @@ def test_two_processes_train_like_one(runs, method):
         assert h1.keys() == h2.keys()
         for key in h1:
             if key.startswith("loss/"):
-                assert h2[key] == pytest.approx(h1[key], abs=ATOL_LOSS), key
+                assert h2[key] == pytest.approx(h1[key], abs=ATOL_LOSS, rel=REL_LOSS), key
             elif key.startswith("val/"):
                 assert h2[key] == h1[key], key
     assert one["best_epoch"] == two["best_epoch"]
     moved = 0.0
     for key, value in one["state"].items():
-        torch.testing.assert_close(two["state"][key], value, atol=ATOL_WEIGHT, rtol=0, msg=key)
+        assert_same_weights(two["state"][key], value, ATOL_WEIGHT, key)
         torch.testing.assert_close(ranks[1][method]["state"][key], two["state"][key], atol=0, rtol=0)  # ranks agree
         moved = max(moved, float((value - _initial_state(method)[key]).abs().max()))
     assert moved > 30 * ATOL_WEIGHT  # training moved the weights far more than the tolerance

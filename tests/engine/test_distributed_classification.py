@@ -28,7 +28,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddp_compare import assert_same_history, gloo_group, two_processes, without_batchnorm
+from ddp_compare import assert_same_history, assert_same_weights, gloo_group, two_processes, without_batchnorm
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -94,7 +94,7 @@ def test_two_processes_train_a_classifier_like_one(runs, method):
     initial = _trainable(_build(method, _data()["train"]))
     moved = 0.0
     for key, value in one["state"].items():
-        torch.testing.assert_close(two["state"][key], value, atol=ATOL_WEIGHT, rtol=0, msg=key)
+        assert_same_weights(two["state"][key], value, ATOL_WEIGHT, key)
         torch.testing.assert_close(ranks[1][method]["state"][key], two["state"][key], atol=0, rtol=0)  # ranks agree
         moved = max(moved, float((value - initial[key]).abs().max()))
     assert moved > 30 * ATOL_WEIGHT  # training moved the weights far more than the tolerance
