@@ -5,7 +5,9 @@ every zero-argument ``setup`` job (e.g. pretraining a backbone) and waits for th
 then calls ``teacher_job(seed)`` and ``student_job(seed, method)`` (each returns its
 result row), starting the students of a seed only once that seed's teacher is done. With
 ``teacher_of`` (seed -> the seed of its teacher; e.g. always 0, for one teacher shared by every
-seed), each distinct teacher is trained once, before the students that use it. With one
+seed), each distinct teacher is trained once, before the students that use it. With
+``needs_teacher`` (method -> bool), the students of a method that reads no teacher (``none``)
+start at once, beside the teachers, instead of waiting for theirs. With one
 worker the jobs run in this process in order (seed by seed); with more, in a pool of
 ``workers`` long-lived processes (``benchmarks.job_pool``; ``spawn``: each one imports torch
 afresh, runs its jobs on its own threads and keeps its data from job to job). Every job seeds
@@ -48,13 +50,15 @@ def _named_setup(setup) -> list[tuple[str, object]]:
 
 
 def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=print, setup=(),
-             reporter=None, suite: str | None = None, teacher_of=None) -> list[dict]:
+             reporter=None, suite: str | None = None, teacher_of=None, needs_teacher=None) -> list[dict]:
     """Rows of every teacher and student job, ordered by seed, each teacher before the students of
     the first seed that uses it and the methods in the given order (setup jobs, callables or ``(name,
     callable)`` pairs, return nothing). ``suite`` names the suite in the message of a job whose process
-    dies; ``teacher_of(seed)``, the teacher a seed's students use (default: the seed's own)."""
+    dies; ``teacher_of(seed)``, the teacher a seed's students use (default: the seed's own);
+    ``needs_teacher(method)``, whether a method's students wait for their teacher (default: all do)."""
     seeds, methods, setup = list(seeds), list(methods), _named_setup(setup)
     teacher_of = teacher_of or (lambda seed: seed)
+    waits = [m for m in methods if needs_teacher is None or needs_teacher(m)]
     teachers = teacher_seeds(seeds, teacher_of)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -78,15 +82,19 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
             pool.result()  # a failed setup job stops the run with its own error
         for seed in teachers:
             pool.submit(Job(f"teacher s{seed}", teacher_job, (seed,), about("teacher", seed), (seed, None)))
+        for s in seeds:  # students that read no teacher queue behind the teachers, not after them
+            for m in methods:
+                if m not in waits:
+                    pool.submit(Job(f"{m} s{s}", student_job, (s, m), about(m, s), (s, m)))
         while len(results) < len(teachers) + len(seeds) * len(methods):
             job, row = pool.result()  # a failed job stops the run with its own error, a dead one with JobDied
             results[job.key] = row
             seed, method = job.key
             if method is None:
                 users = [s for s in seeds if teacher_of(s) == seed]
-                say(f"seed {seed}: teacher done; {len(methods) * len(users)} student job(s) queued")
+                say(f"seed {seed}: teacher done; {len(waits) * len(users)} student job(s) queued")
                 for s in users:
-                    for m in methods:
+                    for m in waits:
                         pool.submit(Job(f"{m} s{s}", student_job, (s, m), about(m, s), (s, m)))
     return _ordered(seeds, methods, teacher_of, results)
 

@@ -155,6 +155,7 @@ class DetectionConfig(RunConfig):
     student: DetectorModel
     detector: dict[str, Any] | None = None
     pretrain: PretrainSection | None = None
+    teacher_cache: bool = False  # the frozen teacher's features of each training image, kept from its first pass
 
 
 SCHEMAS = {"retrieval": RetrievalConfig, "hmat-ablation": RetrievalConfig, "retrieval-scratch": RetrievalConfig,

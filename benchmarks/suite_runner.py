@@ -46,7 +46,7 @@ from benchmarks.results_io import atomic_write_json, atomic_write_via, read_runs
 from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed, seed_everything
 from retrieval.engine.train_state import trainable_state
-from retrieval.methods import list_methods
+from retrieval.methods import list_methods, needs_teacher
 
 _PREPARED: dict = {}
 
@@ -92,9 +92,11 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
     suite = importlib.import_module(job["suite"])
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     data = suite_data(suite, cfg, cache_dir, _silent)
-    live.job_phase("loading the teacher")
-    teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), cache_dir, job["progress"],
-                                                _silent)
+    teacher = None  # a method that reads no teacher (none) runs without one, beside the teachers' training
+    if method_needs_teacher(cfg, method):
+        live.job_phase("loading the teacher")
+        teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), cache_dir,
+                                                    job["progress"], _silent)
     run_id, chash = suite.run_id_of(cfg, method, seed)
     student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
                                           job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
@@ -195,6 +197,11 @@ def train_seeded_student(cfg: dict, seed: int, build, train_fn, checkpoint: Path
     return method.student, result
 
 
+def method_needs_teacher(cfg: dict, method_name: str) -> bool:
+    """Whether a run of ``method_name`` (registered or a named variant of the config) reads a teacher."""
+    return needs_teacher(method_options(cfg, method_name, cfg["methods"].get(method_name))[0])
+
+
 def method_options(cfg: dict, method_name: str, options: dict | None) -> tuple[str, dict]:
     """(registered method, options) of a run: a named variant (``{method: hmat, terms: ...}``)
     inherits the configured options of the method it names."""
@@ -259,7 +266,8 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
     teacher_of = partial(teacher_seed_of, cfg)
     with live.Reporter(job_count(cfg["seeds"], methods, setup, teacher_of), progress, log) as reporter:
         results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
-                           log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of)
+                           log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of,
+                           needs_teacher=partial(method_needs_teacher, cfg))
     if not distributed.is_main():  # rank 0 writes the run files and tables
         return dest
     rows = write_runs(suite, cfg, data, dest, results)

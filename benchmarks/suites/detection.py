@@ -48,6 +48,8 @@ def prepare(cfg: dict, cache_dir: Path, log=print) -> dict:
     d = cfg["dataset"]
     data = {s: build_detection_dataset(d["name"], d.get("root"), s, cache_dir=cache_dir,
                                        **dict(d.get("options") or {})) for s in SPLITS}
+    if cfg.get("teacher_cache"):
+        check_one_size(data["train"])  # before any training
     counts = ", ".join(f"{s} {len(data[s])} images / {len(data[s].coco.anns)} boxes" for s in SPLITS)
     log(f"data {d['name']} ({data['test'].ann_file.parent}): {counts}, {data['test'].num_classes} classes")
     return data
@@ -92,9 +94,14 @@ def _teacher_identity(cfg: dict) -> dict:
             **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
 
 
+def _cache_key(cfg: dict) -> dict:
+    """A run with the teacher cache is another run (its teacher features come from single-image passes)."""
+    return {"teacher_cache": True} if cfg.get("teacher_cache") else {}
+
+
 def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
     """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
-    chash = config_hash({**_teacher_identity(cfg), **teacher_key(cfg), "student": cfg["student"],
+    chash = config_hash({**_teacher_identity(cfg), **teacher_key(cfg), **_cache_key(cfg), "student": cfg["student"],
                          "method": method_name, "method_options": cfg["methods"].get(method_name) or {}})
     return f"{method_name}-{chash}-s{seed}", chash
 
@@ -129,8 +136,19 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training (named variants as in retrieval)."""
     registered, options = method_options(cfg, method_name, options)
+    cache = bool(cfg.get("teacher_cache")) and teacher is not None
+    if cache:
+        check_one_size(data["train"])
     student = _network(cfg, data, "student")
-    return build_detection_method(registered, student, teacher, **options)
+    return build_detection_method(registered, student, teacher, cache_teacher=cache, **options)
+
+
+def check_one_size(dataset) -> None:
+    """``teacher_cache`` is exact only when no batch pads an image differently: one image size."""
+    sizes = {(img["width"], img["height"]) for img in dataset.coco.imgs.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"teacher_cache: true needs training images of one size, got {len(sizes)} sizes "
+                         f"(e.g. {sorted(sizes)[:3]}); set teacher_cache: false")
 
 
 def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,

@@ -1,4 +1,4 @@
-"""KD method registry: ``list_methods()``, ``build_method(name, **cfg)``."""
+"""KD method registry: ``list_methods()``, ``build_method(name, **cfg)``, ``needs_teacher(name)``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def register_method(name: str, cls) -> None:
 
 def list_methods() -> list[str]:
     return list(_METHODS)
+
+
+def needs_teacher(name: str) -> bool:
+    """Whether method ``name`` reads a teacher (``none`` does not: its runs need not wait for one)."""
+    if name not in _METHODS:
+        raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
+    return bool(_METHODS[name].needs_teacher)
 
 
 def build_method(name: str, **cfg):

@@ -123,3 +123,35 @@ def test_seeds_may_share_some_teachers(tmp_path, workers):
     rows = run_jobs(functools.partial(counting_teacher, str(tmp_path)), student_job, [0, 1, 2, 3], ["a"],
                     workers=workers, log=lambda *a: None, teacher_of=lambda seed: seed % 2)
     assert _keys(rows) == [(0, "teacher"), (0, "a"), (1, "teacher"), (1, "a"), (2, "a"), (3, "a")]
+
+
+def teacher_waiting_for_free_students(folder, seed):
+    """Finishes only once every teacher-free student of the run has run: proves they do not wait for it."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while not all(Path(folder, f"free{s}").exists() for s in (0, 1)):
+        assert time.monotonic() < deadline, "the teacher-free students did not run beside the teacher"
+        time.sleep(0.05)
+    return marking_teacher(folder, seed)
+
+
+def free_or_checking_student(folder, seed, method):
+    if method == "free":
+        assert not Path(folder, "teacher0").exists(), "the teacher-free student waited for the teacher"
+        Path(folder, f"free{seed}").write_text("done")
+        return student_job(seed, method)
+    assert Path(folder, "teacher0").exists(), f"student {method} of seed {seed} started before its teacher"
+    return student_job(seed, method)
+
+
+def test_students_that_need_no_teacher_run_beside_it(tmp_path):
+    rows = run_jobs(functools.partial(teacher_waiting_for_free_students, str(tmp_path)),
+                    functools.partial(free_or_checking_student, str(tmp_path)), [0, 1], ["free", "a"], workers=2,
+                    log=lambda *a: None, teacher_of=lambda seed: 0, needs_teacher=lambda method: method != "free")
+    assert _keys(rows) == [(0, "teacher"), (0, "free"), (0, "a"), (1, "free"), (1, "a")]
+
+
+def test_with_one_worker_a_teacher_free_student_keeps_its_place(tmp_path):
+    rows = run_jobs(teacher_job, student_job, [0, 1], ["a", "b"], workers=1, needs_teacher=lambda m: m != "a")
+    assert _keys(rows) == EXPECTED

@@ -68,3 +68,58 @@ def test_task_weight_scales_the_detector_losses(batch):
         _, losses[weight] = method.training_step(batch)
     for key in DET_TERMS:
         assert losses[0.5][key].item() == pytest.approx(0.5 * losses[1.0][key].item(), rel=1e-5)
+
+
+def counting(teacher):
+    """``teacher`` with its ``forward_features`` counting the images it is run on (``teacher.images``)."""
+    run = teacher.forward_features
+    teacher.images = 0
+
+    def forward_features(images, targets=None, heads=True):
+        teacher.images += len(images)
+        return run(images, targets, heads)
+
+    teacher.forward_features = forward_features
+    return teacher
+
+
+@pytest.mark.parametrize("name", ["at", "hmat", "mimic"])
+def test_the_teacher_cache_gives_the_live_teachers_losses_and_runs_each_image_once(batch, name):
+    teacher = counting(tiny_detector("small_cnn_s", seed=1))
+    options = {"hmat": {"block_elements": 4096}}.get(name, {})
+    live = build_detection_method(name, tiny_detector("small_cnn_xs"), teacher, **options).train()
+    cached = build_detection_method(name, tiny_detector("small_cnn_xs"), teacher, cache_teacher=True,
+                                    **options).train()
+    cached.load_state_dict(live.state_dict())
+    swapped = {"image": batch["image"][::-1], "target": batch["target"][::-1], "index": batch["index"].flip(0)}
+    for step_batch in (batch, swapped, batch):  # the same images, drawn again in another order
+        teacher.images = 0
+        expected = live.teacher_features(step_batch["image"], step_batch)
+        assert teacher.images == 2
+        teacher.images = 0
+        got = cached.teacher_features(step_batch["image"], step_batch)
+        for key in ("stages", "fpn"):
+            for e, g in zip(expected[key], got[key]):
+                torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+        seen = teacher.images
+        torch.manual_seed(5)
+        _, live_losses = live.training_step(step_batch)
+        torch.manual_seed(5)
+        _, cached_losses = cached.training_step(step_batch)
+        for key in live_losses:
+            assert cached_losses[key].item() == pytest.approx(live_losses[key].item(), rel=1e-4, abs=1e-6)
+    assert seen == 0  # after the first batch every image comes from the cache
+    assert sorted(cached.teacher_cache) == [0, 1]
+
+
+def test_the_teacher_cache_refuses_images_of_several_sizes(batch):
+    method = build_detection_method("at", tiny_detector("small_cnn_xs"), tiny_detector("small_cnn_s", seed=1),
+                                    cache_teacher=True).train()
+    small = {"image": [batch["image"][0], batch["image"][1][:, :32, :]], "target": batch["target"],  # another aspect
+             "index": batch["index"]}
+    with pytest.raises(ValueError, match="images of one size"):
+        method.teacher_features(small["image"], small)
+
+
+def test_a_method_without_teacher_keeps_no_cache():
+    assert build_detection_method("none", tiny_detector(), cache_teacher=True).teacher_cache is None
