@@ -160,6 +160,8 @@ class DetectionConfig(RunConfig):
 
 SCHEMAS = {"retrieval": RetrievalConfig, "hmat-ablation": RetrievalConfig, "retrieval-scratch": RetrievalConfig,
            "classification": ClassificationConfig, "detection": DetectionConfig}
+SUITE_TASKS = {"retrieval": "retrieval", "hmat-ablation": "retrieval", "retrieval-scratch": "retrieval",
+               "classification": "classification", "detection": "detection"}  # Distiller.tasks
 DETECTION_DATASETS = ("mnist-scenes", "coco")  # retrieval.detection.data.build_detection_dataset
 INTERNAL_KEYS = ("_command",)  # set by the runner after the check
 
@@ -316,8 +318,14 @@ def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]
             out += [(f"methods.{name}.{p.split('.', 1)[0]}" if p else f"methods.{name}", m)
                     for p, m in pydantic_problems(exc, model)]
     known = set(_METHODS) | {n for n, o in methods.items() if "method" in (o or {})}
+    task = SUITE_TASKS.get(cfg.get("suite"))
     for i, name in enumerate(cfg.get("run") or []):
-        out += [(f"run[{i}]", m) for _, m in _name_check(name, known, "")]
+        problems = _name_check(name, known, "")
+        out += [(f"run[{i}]", m) for _, m in problems]
+        registered = (methods.get(name) or {}).get("method", name)
+        if not problems and task and registered in _METHODS and task not in _METHODS[registered].tasks:
+            out.append((f"run[{i}]", f"method {name!r} does not run on the {cfg['suite']} suite (a {task} task); "
+                                     f"it supports {', '.join(_METHODS[registered].tasks)}"))
     return out
 
 

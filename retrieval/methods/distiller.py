@@ -14,10 +14,19 @@ from torch import nn
 from retrieval.methods.options import Weight
 
 
+TASKS = ("retrieval", "classification", "detection")
+
+
 class Distiller(nn.Module):
-    """Subclasses implement ``distill_losses(student_out, teacher_out, batch) -> dict``."""
+    """Subclasses implement ``distill_losses(student_out, teacher_out, batch) -> dict``.
+
+    ``tasks``: the tasks a method runs on (of ``TASKS``): retrieval (embeddings and stage features),
+    classification (logits too) and detection (backbone stages and FPN levels, no embedding). The
+    default is that of a method on embeddings or stages; the runner refuses a method on a suite of
+    another task."""
 
     needs_teacher = True
+    tasks: tuple[str, ...] = ("retrieval", "classification")
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None, task_loss=None,
                  task_weight: Weight = 1.0, train_labels=None, **unused):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from retrieval.methods.distiller import Distiller
+from retrieval.methods.distiller import TASKS, Distiller
 from retrieval.methods.losses.activation_attention import activation_attention_loss
 from retrieval.methods.losses.channel_attention import ChannelConnector, channel_attention_loss
 from retrieval.methods.losses.position_attention import DEFAULT_BLOCK_ELEMENTS, position_attention_loss
@@ -25,6 +25,8 @@ DEFAULT_TERMS = (("position", 1), ("activation", 2), ("activation", 3), ("activa
 
 
 class HierarchicalMultiAttention(Distiller):
+    tasks = TASKS  # backbone stages: a detector has them too
+
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, terms: Terms = DEFAULT_TERMS,
                  beta_pos: Weight = 1.0, beta_act: Weight = 1000.0, beta_ch: Weight = 1.0,
                  tau_pos: Temperature = 0.1, tau_ch: Temperature = 0.1, block_elements: Count = DEFAULT_BLOCK_ELEMENTS,

@@ -10,6 +10,8 @@ from retrieval.methods.options import Temperature, Weight
 
 
 class HierarchicalMultiAttentionKD(HierarchicalMultiAttention):
+    tasks = ("classification",)  # its kd term needs class logits
+
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 0.1, kd_weight: Weight = 0.9,
                  temperature: Temperature = 4.0, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)

@@ -9,6 +9,8 @@ from retrieval.methods.options import Temperature, Weight
 
 
 class KnowledgeDistillation(Distiller):
+    tasks = ("classification",)  # soft targets need class logits
+
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 0.1, weight: Weight = 0.9,
                  temperature: Temperature = 4.0, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)

@@ -17,13 +17,15 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import nn
 
-from retrieval.methods.distiller import Distiller
+from retrieval.methods.distiller import TASKS, Distiller
 from retrieval.methods.options import Count, Weight
 
 FEATURES = {"fpn": "fpn_levels", "stages": "stages"}
 
 
 class FeatureMimic(Distiller):
+    tasks = TASKS  # FPN levels (detection) or stages (any model)
+
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 1.0,
                  features: Literal["fpn", "stages"] = "fpn", levels: tuple[Count, ...] | None = None, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)

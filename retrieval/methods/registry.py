@@ -1,4 +1,4 @@
-"""KD method registry: ``list_methods()``, ``build_method(name, **cfg)``, ``needs_teacher(name)``."""
+"""KD method registry: ``list_methods()``, ``build_method(name, **cfg)``, ``needs_teacher(name)``, ``method_tasks(name)``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from retrieval.methods.hmat_kd import HierarchicalMultiAttentionKD
 from retrieval.methods.kd import KnowledgeDistillation
 from retrieval.methods.mimic import FeatureMimic
 from retrieval.methods.none import NoDistillation
+from retrieval.methods.nst import NeuronSelectivityTransfer
+from retrieval.methods.pkt import ProbabilisticKnowledgeTransfer
 from retrieval.methods.rkd import RelationalKD
+from retrieval.methods.sp import SimilarityPreserving
 
 _METHODS = {
     "none": NoDistillation,
@@ -20,6 +23,9 @@ _METHODS = {
     "kd": KnowledgeDistillation,  # on logits: classification
     "hmat+kd": HierarchicalMultiAttentionKD,
     "mimic": FeatureMimic,  # feature regression on FPN levels (detection) or stages
+    "pkt": ProbabilisticKnowledgeTransfer,
+    "sp": SimilarityPreserving,
+    "nst": NeuronSelectivityTransfer,
 }
 
 
@@ -38,6 +44,13 @@ def needs_teacher(name: str) -> bool:
     if name not in _METHODS:
         raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
     return bool(_METHODS[name].needs_teacher)
+
+
+def method_tasks(name: str) -> tuple[str, ...]:
+    """The tasks method ``name`` runs on (retrieval, classification, detection; ``Distiller.tasks``)."""
+    if name not in _METHODS:
+        raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
+    return tuple(_METHODS[name].tasks)
 
 
 def build_method(name: str, **cfg):

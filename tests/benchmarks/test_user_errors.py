@@ -70,6 +70,18 @@ def test_bad_config(tmp_path, bad, expect):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("suite,methods,expect", [
+    ("detection", "none,rkd", "run[1]: method 'rkd' does not run on the detection suite (a detection task); "
+                              "it supports retrieval, classification"),
+    ("retrieval", "kd", "run[0]: method 'kd' does not run on the retrieval suite (a retrieval task); "
+                        "it supports classification"),
+])
+def test_a_method_on_a_task_it_does_not_support(tmp_path, suite, methods, expect):
+    _assert_user_error(tmp_path, "benchmarks.run", "--suite", suite, "--methods", methods, *_run_args(tmp_path),
+                       expect=expect)
+    assert not (tmp_path / "cache").exists()
+
+
 def test_bad_flags(tmp_path):
     _assert_user_error(tmp_path, "benchmarks.run", "--epochs", "-1", expect="--epochs: expected a whole number")
     _assert_user_error(tmp_path, "benchmarks.run", "--config", "missing.yaml", expect="config file not found")

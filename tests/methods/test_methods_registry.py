@@ -192,3 +192,21 @@ def test_hmat_position_term_independent_of_block_size():
         _, losses = method.training_step(batch)
         values.append(losses["pos1"].item())
     assert values[1] == pytest.approx(values[0], rel=1e-5)
+
+
+def test_every_method_declares_the_tasks_it_runs_on():
+    from retrieval.methods import method_tasks
+    from retrieval.methods.distiller import TASKS
+
+    logit_methods = {"kd", "hmat+kd"}  # soft targets need class logits
+    for name in list_methods():
+        tasks = method_tasks(name)
+        assert tasks and set(tasks) <= set(TASKS), (name, tasks)
+        if name in logit_methods:
+            assert tasks == ("classification",)
+        else:  # every feature and relational method runs on embeddings/stages of both
+            assert {"retrieval", "classification"} <= set(tasks), name
+    detection = {name for name in list_methods() if "detection" in method_tasks(name)}
+    assert detection == {"none", "at", "hmat", "mimic"}  # rkd and crd read an embedding a detector lacks
+    with pytest.raises(ValueError, match="unknown KD method 'bogus'"):
+        method_tasks("bogus")
