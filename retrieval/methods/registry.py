@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from retrieval.methods.at import AttentionTransfer
 from retrieval.methods.crd import ContrastiveRepresentationDistillation
+from retrieval.methods.fitnet import FitNet
 from retrieval.methods.hmat import HierarchicalMultiAttention
 from retrieval.methods.hmat_kd import HierarchicalMultiAttentionKD
 from retrieval.methods.kd import KnowledgeDistillation
@@ -26,6 +27,7 @@ _METHODS = {
     "pkt": ProbabilisticKnowledgeTransfer,
     "sp": SimilarityPreserving,
     "nst": NeuronSelectivityTransfer,
+    "fitnet": FitNet,
 }
 
 
