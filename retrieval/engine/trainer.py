@@ -248,6 +248,7 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
                     "epoch_steps": len(loader)})  # steps: this epoch's (max_steps); epoch_steps: a whole epoch's
         for batch_index, batch in enumerate(bar if cfg.max_steps is None else itertools.islice(bar, steps), 1):
             batch = {k: _to_device(v, cfg) for k, v in batch.items()}
+            batch["epoch"] = epoch  # 1-based, for methods whose terms ramp up (dkd's warm-up)
             with precision.autocast():
                 _, losses = training_step(batch)
             step += 1

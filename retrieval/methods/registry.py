@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from retrieval.methods.at import AttentionTransfer
 from retrieval.methods.crd import ContrastiveRepresentationDistillation
+from retrieval.methods.dkd import DecoupledKD
 from retrieval.methods.fitnet import FitNet
 from retrieval.methods.hmat import HierarchicalMultiAttention
 from retrieval.methods.hmat_kd import HierarchicalMultiAttentionKD
@@ -28,6 +29,7 @@ _METHODS = {
     "sp": SimilarityPreserving,
     "nst": NeuronSelectivityTransfer,
     "fitnet": FitNet,
+    "dkd": DecoupledKD,  # on logits: classification
 }
 
 

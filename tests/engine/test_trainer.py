@@ -47,6 +47,25 @@ def test_non_finite_loss_names_the_term(data):
         train(method, data["fit"], data["val"], _cfg(), name="explode")
 
 
+class _EpochRecorder(Distiller):
+    needs_teacher = False
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.epochs = []
+
+    def distill_losses(self, s, t, batch):
+        self.epochs.append(batch["epoch"])
+        return {}
+
+
+def test_each_batch_carries_its_1_based_epoch(data):
+    method = _EpochRecorder(create_model("small_cnn_xs", embedding_dim=8), task_loss=build_task_loss("triplet"))
+    train(method, data["fit"], None, _cfg(select="last"), name="epochs")
+    steps = len(method.epochs) // 2
+    assert steps > 0 and method.epochs == [1] * steps + [2] * steps
+
+
 def test_batch_must_hold_whole_classes(data):
     model = create_model("small_cnn_xs", embedding_dim=8)
     method = build_method("none", student=model, task_loss=build_task_loss("triplet"))
