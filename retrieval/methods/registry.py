@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from retrieval.methods.at import AttentionTransfer
 from retrieval.methods.crd import ContrastiveRepresentationDistillation
+from retrieval.methods.dist import DIST
 from retrieval.methods.dkd import DecoupledKD
 from retrieval.methods.fitnet import FitNet
 from retrieval.methods.hmat import HierarchicalMultiAttention
@@ -30,6 +31,7 @@ _METHODS = {
     "nst": NeuronSelectivityTransfer,
     "fitnet": FitNet,
     "dkd": DecoupledKD,  # on logits: classification
+    "dist": DIST,  # on logits: classification
 }
 
 

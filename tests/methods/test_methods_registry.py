@@ -198,7 +198,7 @@ def test_every_method_declares_the_tasks_it_runs_on():
     from retrieval.methods import method_tasks
     from retrieval.methods.distiller import TASKS
 
-    logit_methods = {"kd", "hmat+kd", "dkd"}  # soft targets need class logits
+    logit_methods = {"kd", "hmat+kd", "dkd", "dist"}  # soft targets need class logits
     for name in list_methods():
         tasks = method_tasks(name)
         assert tasks and set(tasks) <= set(TASKS), (name, tasks)

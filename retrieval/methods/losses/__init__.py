@@ -3,6 +3,7 @@
 from retrieval.methods.losses.activation_attention import activation_attention, activation_attention_loss
 from retrieval.methods.losses.channel_attention import ChannelConnector, channel_affinity, channel_attention_loss
 from retrieval.methods.losses.crd import CRDLoss, nce_loss
+from retrieval.methods.losses.dist import dist_loss, dist_terms
 from retrieval.methods.losses.dkd import dkd_loss, dkd_terms
 from retrieval.methods.losses.kd import kd_loss
 from retrieval.methods.losses.nst import nst_loss, poly_kernel
@@ -16,4 +17,5 @@ __all__ = ["activation_attention", "activation_attention_loss", "ChannelConnecto
            "channel_attention_loss", "CRDLoss", "nce_loss", "kd_loss", "position_affinity",
            "position_attention_loss", "position_attention_loss_plain", "pairwise_distances", "rkd_angle_loss",
            "rkd_distance_loss", "cosine_probabilities", "pkt_loss", "similarity_matrix", "sp_loss", "nst_loss",
-           "poly_kernel", "dkd_loss", "dkd_terms"]
+           "poly_kernel", "dkd_loss", "dkd_terms", "dist_loss",
+           "dist_terms"]
