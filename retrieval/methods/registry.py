@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from retrieval.methods.at import AttentionTransfer
+from retrieval.methods.cc import CorrelationCongruence
 from retrieval.methods.crd import ContrastiveRepresentationDistillation
 from retrieval.methods.dist import DIST
 from retrieval.methods.dkd import DecoupledKD
@@ -32,6 +33,7 @@ _METHODS = {
     "fitnet": FitNet,
     "dkd": DecoupledKD,  # on logits: classification
     "dist": DIST,  # on logits: classification
+    "cc": CorrelationCongruence,
 }
 
 

@@ -1,6 +1,7 @@
 """The KD loss functions, usable on their own with (student feature, teacher feature) tensors."""
 
 from retrieval.methods.losses.activation_attention import activation_attention, activation_attention_loss
+from retrieval.methods.losses.cc import cc_loss
 from retrieval.methods.losses.channel_attention import ChannelConnector, channel_affinity, channel_attention_loss
 from retrieval.methods.losses.crd import CRDLoss, nce_loss
 from retrieval.methods.losses.dist import dist_loss, dist_terms
@@ -18,4 +19,4 @@ __all__ = ["activation_attention", "activation_attention_loss", "ChannelConnecto
            "position_attention_loss", "position_attention_loss_plain", "pairwise_distances", "rkd_angle_loss",
            "rkd_distance_loss", "cosine_probabilities", "pkt_loss", "similarity_matrix", "sp_loss", "nst_loss",
            "poly_kernel", "dkd_loss", "dkd_terms", "dist_loss",
-           "dist_terms"]
+           "dist_terms", "cc_loss"]
