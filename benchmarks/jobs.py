@@ -73,6 +73,9 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
     def about(method, seed):
         return ", ".join([*where, f"method {method}", f"seed {seed}"])
 
+    def student(s, m):
+        return Job(f"{m} s{s}", student_job, (s, m), about(m, s), (s, m))
+
     results: dict[tuple, dict] = {}
     events = dict(events=reporter.handle, steps=reporter.wants_steps, run=live.run_job) if reporter else {}
     with JobPool(workers, **events) as pool:
@@ -85,7 +88,7 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
         for s in seeds:  # students that read no teacher queue behind the teachers, not after them
             for m in methods:
                 if m not in waits:
-                    pool.submit(Job(f"{m} s{s}", student_job, (s, m), about(m, s), (s, m)))
+                    pool.submit(student(s, m))
         while len(results) < len(teachers) + len(seeds) * len(methods):
             job, row = pool.result()  # a failed job stops the run with its own error, a dead one with JobDied
             results[job.key] = row
@@ -95,7 +98,7 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
                 say(f"seed {seed}: teacher done; {len(waits) * len(users)} student job(s) queued")
                 for s in users:
                     for m in waits:
-                        pool.submit(Job(f"{m} s{s}", student_job, (s, m), about(m, s), (s, m)))
+                        pool.submit(student(s, m))
     return _ordered(seeds, methods, teacher_of, results)
 
 

@@ -136,11 +136,9 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
     """The method object of one student run, before training (named variants as in retrieval)."""
     registered, options = method_options(cfg, method_name, options)
-    cache = bool(cfg.get("teacher_cache")) and teacher is not None
-    if cache:
-        check_one_size(data["train"])
-    student = _network(cfg, data, "student")
-    return build_detection_method(registered, student, teacher, cache_teacher=cache, **options)
+    student = _network(cfg, data, "student")  # teacher_cache: the image sizes were checked by prepare()
+    return build_detection_method(registered, student, teacher, cache_teacher=bool(cfg.get("teacher_cache")),
+                                  **options)
 
 
 def check_one_size(dataset) -> None:

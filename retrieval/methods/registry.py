@@ -47,22 +47,22 @@ def list_methods() -> list[str]:
     return list(_METHODS)
 
 
-def needs_teacher(name: str) -> bool:
-    """Whether method ``name`` reads a teacher (``none`` does not: its runs need not wait for one)."""
+def _method_class(name: str):
     if name not in _METHODS:
         raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
-    return bool(_METHODS[name].needs_teacher)
+    return _METHODS[name]
+
+
+def needs_teacher(name: str) -> bool:
+    """Whether method ``name`` reads a teacher (``none`` does not: its runs need not wait for one)."""
+    return bool(_method_class(name).needs_teacher)
 
 
 def method_tasks(name: str) -> tuple[str, ...]:
     """The tasks method ``name`` runs on (retrieval, classification, detection; ``Distiller.tasks``)."""
-    if name not in _METHODS:
-        raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
-    return tuple(_METHODS[name].tasks)
+    return tuple(_method_class(name).tasks)
 
 
 def build_method(name: str, **cfg):
     """Build method ``name`` with ``student``, ``teacher``, ``task_loss`` and its own options."""
-    if name not in _METHODS:
-        raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
-    return _METHODS[name](**cfg)
+    return _method_class(name)(**cfg)

@@ -8,7 +8,7 @@ import torch
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.methods.losses import cc_loss
-from retrieval.models import create_model
+from tests.methods.tiny_nets import make_batch, make_models
 
 
 def ref_cc(s, t):
@@ -51,9 +51,8 @@ def test_gradient_and_bad_shapes():
 
 
 def test_method_learns_both_embeddings_and_leaves_the_teacher():
-    torch.manual_seed(0)
-    student, teacher = create_model("small_cnn_xs", embedding_dim=16), create_model("small_cnn_s", embedding_dim=24)
-    batch = {"image": torch.randn(6, 3, 32, 32), "label": torch.tensor([0, 0, 0, 1, 1, 1]), "index": torch.arange(6)}
+    student, teacher = make_models()
+    batch = make_batch()
     method = build_method("cc", student=student, teacher=teacher, task_loss=build_task_loss("triplet"))
     assert method.weight == 0.02 and method.embed_s.out_features == method.embed_t.out_features == 128
     method.train()

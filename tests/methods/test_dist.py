@@ -9,7 +9,7 @@ import torch
 
 from retrieval.methods import build_method, method_tasks
 from retrieval.methods.losses import dist_loss, dist_terms
-from retrieval.models import create_classifier
+from tests.methods.tiny_nets import make_batch, make_classifiers
 
 
 def ref_terms(zs, zt, tau, eps=1e-8):
@@ -83,12 +83,11 @@ def test_bad_shapes_are_refused():
 
 
 def test_method_gives_a_weighted_named_loss():
-    torch.manual_seed(0)
-    student, teacher = create_classifier("small_cnn_xs", 10), create_classifier("small_cnn_s", 10)
+    student, teacher = make_classifiers()
     method = build_method("dist", student=student, teacher=teacher, task_loss=torch.nn.CrossEntropyLoss())
     assert (method.weight, method.beta, method.gamma, method.tau, method.task_weight) == (2.0, 1.0, 1.0, 1.0, 1.0)
     method.train()
-    batch = {"image": torch.randn(8, 3, 32, 32), "label": torch.arange(8) % 10, "index": torch.arange(8)}
+    batch = make_batch()
     _, losses = method.training_step(batch)
     assert set(losses) == {"task", "dist"}
     s, t = student.forward_features(batch["image"]), teacher.forward_features(batch["image"])

@@ -9,7 +9,7 @@ import torch
 
 from retrieval.methods import build_method, method_tasks
 from retrieval.methods.losses import dkd_loss, dkd_terms, kd_loss
-from retrieval.models import create_classifier
+from tests.methods.tiny_nets import make_batch, make_classifiers
 
 
 def ref_terms(zs, zt, labels, temperature):
@@ -81,12 +81,11 @@ def test_bad_shapes_are_refused():
 
 
 def test_method_ramps_its_term_over_the_warmup_epochs():
-    torch.manual_seed(0)
-    student, teacher = create_classifier("small_cnn_xs", 10), create_classifier("small_cnn_s", 10)
+    student, teacher = make_classifiers()
     method = build_method("dkd", student=student, teacher=teacher, task_loss=torch.nn.CrossEntropyLoss())
     assert (method.alpha, method.beta, method.temperature, method.warmup, method.task_weight) == (1.0, 8.0, 4.0, 20, 1.0)
     method.train()
-    batch = {"image": torch.randn(8, 3, 32, 32), "label": torch.arange(8) % 10, "index": torch.arange(8)}
+    batch = make_batch()
     s, t = student.forward_features(batch["image"]), teacher.forward_features(batch["image"])
     full = dkd_loss(s["output"], t["output"], batch["label"]).item()
     for epoch, share in ((1, 0.05), (5, 0.25), (20, 1.0), (30, 1.0)):

@@ -9,7 +9,7 @@ import torch
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.methods.fitnet import HintRegressor
-from retrieval.models import create_model
+from tests.methods.tiny_nets import make_batch, make_models
 
 
 @pytest.mark.parametrize("size_s,stride_s,stride_t,size_t", [(8, 4, 4, 8), (8, 2, 4, 4), (4, 4, 2, 8)])
@@ -44,8 +44,7 @@ def ref_hint(x, weight, bias, gamma, beta, target, eps=1e-5):
 
 
 def test_the_hint_loss_matches_the_loop():
-    torch.manual_seed(0)
-    student, teacher = create_model("small_cnn_xs", embedding_dim=8), create_model("small_cnn_s", embedding_dim=8)
+    student, teacher = make_models()
     method = build_method("fitnet", student=student, teacher=teacher, task_loss=None, task_weight=0.0, weight=2.0)
     method.train()
     for p in method.regressor.parameters():
@@ -65,9 +64,8 @@ def test_the_hint_loss_matches_the_loop():
 
 
 def test_method_trains_the_regressor_not_the_teacher():
-    torch.manual_seed(0)
-    student, teacher = create_model("small_cnn_xs", embedding_dim=16), create_model("small_cnn_s", embedding_dim=24)
-    batch = {"image": torch.randn(6, 3, 32, 32), "label": torch.tensor([0, 0, 0, 1, 1, 1]), "index": torch.arange(6)}
+    student, teacher = make_models()
+    batch = make_batch()
     method = build_method("fitnet", student=student, teacher=teacher, task_loss=build_task_loss("triplet"))
     method.train()
     assert method.weight == 100.0 and method.stage == 3  # RepDistiller's hint layer 2 = our stage 3

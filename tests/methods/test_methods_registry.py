@@ -9,25 +9,9 @@ import torch
 
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method, list_methods
-from retrieval.models import create_model
-
-
+from tests.methods.tiny_nets import make_batch, make_models
 
 TRAIN_LABELS = [i // 5 for i in range(20)]  # 4 classes x 5 samples
-
-
-def make_models(seed=0):
-    torch.manual_seed(seed)
-    student = create_model("small_cnn_xs", embedding_dim=16)
-    teacher = create_model("small_cnn_s", embedding_dim=24)
-    return student, teacher
-
-
-def make_batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {"image": torch.randn(10, 3, 32, 32, generator=g),
-            "label": torch.tensor([0] * 5 + [1] * 5),
-            "index": torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])}
 
 
 def options(name):

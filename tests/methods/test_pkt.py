@@ -11,7 +11,7 @@ import torch
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.methods.losses import cosine_probabilities, pkt_loss
-from retrieval.models import create_model
+from tests.methods.tiny_nets import make_batch, make_models
 
 EPS = 1e-7
 
@@ -76,9 +76,8 @@ def test_mismatched_batches_are_refused():
 
 
 def test_method_gives_a_weighted_named_loss():
-    torch.manual_seed(0)
-    student, teacher = create_model("small_cnn_xs", embedding_dim=16), create_model("small_cnn_s", embedding_dim=24)
-    batch = {"image": torch.randn(6, 3, 32, 32), "label": torch.tensor([0, 0, 0, 1, 1, 1]), "index": torch.arange(6)}
+    student, teacher = make_models()
+    batch = make_batch()
     method = build_method("pkt", student=student, teacher=teacher, task_loss=build_task_loss("triplet"), weight=2.0)
     method.train()
     _, losses = method.training_step(batch)

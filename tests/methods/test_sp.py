@@ -11,7 +11,7 @@ import torch
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.methods.losses import similarity_matrix, sp_loss
-from retrieval.models import create_model
+from tests.methods.tiny_nets import make_batch, make_models
 
 
 def ref_sp(s, t):
@@ -66,9 +66,8 @@ def test_gradient_and_no_teacher_gradient():
 
 
 def test_method_sums_its_stages_under_one_weight():
-    torch.manual_seed(0)
-    student, teacher = create_model("small_cnn_xs", embedding_dim=16), create_model("small_cnn_s", embedding_dim=24)
-    batch = {"image": torch.randn(6, 3, 32, 32), "label": torch.tensor([0, 0, 0, 1, 1, 1]), "index": torch.arange(6)}
+    student, teacher = make_models()
+    batch = make_batch()
     method = build_method("sp", student=student, teacher=teacher, task_loss=build_task_loss("triplet"), weight=10.0,
                           stages=(3, 4))
     method.train()
