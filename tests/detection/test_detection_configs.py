@@ -43,3 +43,18 @@ def test_the_coco_recipe_does_not_inherit_the_defaults_protocol():
         tcfg = train_config(cfg, role, progress=False)
         assert tcfg.epochs == 12 and tcfg.schedule == "step" and tcfg.select == "last" and tcfg.eval_every == 4
         assert tcfg.lr == 0.02  # the 1x schedule for both roles (the default's teacher trains at 0.001)
+
+
+def test_the_teacher_cache_is_refused_on_images_of_several_sizes():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from benchmarks.suites.detection import check_one_size
+
+    def split(*sizes):
+        return SimpleNamespace(coco=SimpleNamespace(imgs={i: {"width": w, "height": h} for i, (w, h) in enumerate(sizes)}))
+
+    check_one_size(split((64, 64), (64, 64)))
+    with pytest.raises(ValueError, match="teacher_cache: true needs training images of one size, got 2 sizes"):
+        check_one_size(split((64, 64), (640, 480), (64, 64)))
