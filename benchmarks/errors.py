@@ -1,7 +1,7 @@
 """User errors: bad input reported as one line, ``error: <message>`` on stderr, exit code 2.
 
 A command's ``main`` is wrapped with ``@reports_user_errors``. A ``UserError`` (a bad config,
-flag, file or dataset, found before any long work starts), a dataset-not-found error or a
+flag, file, dataset or environment variable, found before any long work starts), a dataset-not-found error or a
 ``SystemExit`` with a message then prints one line and returns 2; with ``--debug`` among the arguments it raises with its
 traceback instead. Any other exception is an internal error and keeps its traceback.
 """
@@ -40,6 +40,16 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
+def _check_environment() -> None:
+    """Environment variables the project reads, checked before any work (``HMAT_CPU_ISA``)."""
+    from retrieval.numerics import choice
+
+    try:
+        choice()
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
 def reports_user_errors(main):
     """Wrap a command's ``main(argv=None) -> int`` (see the module docstring)."""
 
@@ -47,6 +57,7 @@ def reports_user_errors(main):
     def wrapped(argv=None):
         args = sys.argv[1:] if argv is None else list(argv)
         try:
+            _check_environment()
             return main(argv)
         except (Exception, SystemExit) as exc:
             if "--debug" in args or not is_user_error(exc):

@@ -37,6 +37,7 @@ from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports
 from benchmarks.aggregate import metric_columns
 from benchmarks.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from benchmarks.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
+from retrieval.numerics import cpu_numerics
 
 KEY = ["suite", "dataset", "teacher", "student", "method"]
 DEFAULT_METRICS = ("recall@1", "map@r", "top1")  # those of them that the baseline carries
@@ -262,6 +263,7 @@ def write_baseline(path: Path, rows: pd.DataFrame, commands: list[str]) -> None:
     header = [f"# command: {c}" for c in commands]
     header += [f"# commit: {git_commit()}", f"# date: {time.strftime('%Y-%m-%d')}",
                f"# packages: {', '.join(f'{k} {v}' for k, v in env.items())}",
+               f"# cpu: {cpu_numerics()}",
                "# refresh: python -m benchmarks.regress --write-baseline " + _display(path)]
     atomic_write_text(path, "\n".join(header) + "\n" + rows.to_csv(index=False))
 
@@ -306,6 +308,10 @@ def main(argv=None) -> int:
     made = f" (commit {meta['commit']}, {meta.get('date', '')})" if "commit" in meta else ""
     print(f"baseline {args.baseline}{made}")
     print(f"current  {'; '.join(commands)}; commit {git_commit()}")
+    if meta.get("cpu") and meta["cpu"].split()[0] != cpu_numerics().split()[0]:
+        print(f"note: the baseline's CPU kernels were {meta['cpu']}, this run's are {cpu_numerics()}; rows made "
+              f"with other vector instructions differ in their last bits, and training amplifies that "
+              f"(see retrieval/numerics.py)")
     print(f"a regression = a significant drop (seeds paired, d = current - baseline: the one-sided "
           f"{100 * args.level:g}% upper bound of mean(d) < 0) or a mean drop beyond the tolerance "
           f"({100 * args.tolerance:.2f} points); delta and bound in points\n")

@@ -1,7 +1,9 @@
 """Shared test settings: one torch thread per test process (tests run in parallel with
-pytest-xdist, and tiny ops run slower when two processes each spin two threads)."""
+pytest-xdist, and tiny ops run slower when two processes each spin two threads). ``retrieval`` is
+imported before torch so that its CPU kernels are held to AVX2 (``retrieval.numerics``)."""
 
-import torch
+import retrieval  # noqa: F401
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
 

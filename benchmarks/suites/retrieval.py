@@ -22,6 +22,7 @@ from retrieval.engine.embed import compute_embeddings
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
+from retrieval.numerics import cpu_numerics
 
 MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "weights", "pooling", "output_stride")
 
@@ -198,7 +199,8 @@ def prepare(cfg: dict, log=print, cache_dir: Path | None = None) -> dict:
 def environment(cfg: dict) -> dict:
     """What decides the numbers besides the config and the commit: versions, platform, threads, device."""
     return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads(), "device": cfg.get("device", "cpu"), "packages": package_versions()}
+            "threads": torch.get_num_threads(), "cpu": cpu_numerics(), "device": cfg.get("device", "cpu"),
+            "packages": package_versions()}
 
 
 # ---------------------------------------------------------------- hooks of benchmarks.suite_runner

@@ -32,6 +32,10 @@ from collections.abc import Iterator
 import faiss
 import numpy as np
 
+from retrieval.numerics import pin_faiss
+
+pin_faiss(faiss)  # AVX2 distance kernels on every x86 machine (retrieval.numerics)
+
 METRICS = ("auto", "ip", "l2")
 UNIT_NORM_TOLERANCE = 1e-3
 GPU_MAX_K = 2048  # largest k that FAISS GPU flat indexes accept
