@@ -5,6 +5,7 @@ from __future__ import annotations
 from retrieval.methods.at import AttentionTransfer
 from retrieval.methods.cc import CorrelationCongruence
 from retrieval.methods.crd import ContrastiveRepresentationDistillation
+from retrieval.methods.darkrank import DarkRank
 from retrieval.methods.dist import DIST
 from retrieval.methods.dkd import DecoupledKD
 from retrieval.methods.fitnet import FitNet
@@ -17,6 +18,7 @@ from retrieval.methods.nst import NeuronSelectivityTransfer
 from retrieval.methods.pkt import ProbabilisticKnowledgeTransfer
 from retrieval.methods.rkd import RelationalKD
 from retrieval.methods.sp import SimilarityPreserving
+from retrieval.methods.vid import VariationalInformationDistillation
 
 _METHODS = {
     "none": NoDistillation,
@@ -34,6 +36,8 @@ _METHODS = {
     "dkd": DecoupledKD,  # on logits: classification
     "dist": DIST,  # on logits: classification
     "cc": CorrelationCongruence,
+    "vid": VariationalInformationDistillation,
+    "darkrank": DarkRank,  # listwise, on embeddings: retrieval's ranking
 }
 
 
