@@ -16,6 +16,7 @@ from retrieval.methods.mimic import FeatureMimic
 from retrieval.methods.none import NoDistillation
 from retrieval.methods.nst import NeuronSelectivityTransfer
 from retrieval.methods.pkt import ProbabilisticKnowledgeTransfer
+from retrieval.methods.reviewkd import ReviewKD
 from retrieval.methods.rkd import RelationalKD
 from retrieval.methods.sp import SimilarityPreserving
 from retrieval.methods.vid import VariationalInformationDistillation
@@ -37,6 +38,7 @@ _METHODS = {
     "dist": DIST,  # on logits: classification
     "cc": CorrelationCongruence,
     "vid": VariationalInformationDistillation,
+    "reviewkd": ReviewKD,
     "darkrank": DarkRank,  # listwise, on embeddings: retrieval's ranking
 }
 
