@@ -26,6 +26,21 @@ def torchrun_suites() -> list[str]:
     return [name for name, module in SUITES.items() if getattr(importlib.import_module(module), "TORCHRUN", False)]
 
 
+def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
+    """``--methods all``: every registered method that runs on the suite's task, in registry order
+    (``none`` first); any other list unchanged."""
+    if "all" not in methods:
+        return methods
+    if methods != ["all"]:
+        raise UserError(f"--methods {','.join(methods)}: 'all' stands alone (it names every method of the "
+                        f"suite's task); list the methods instead")
+    from benchmarks.schema import SUITE_TASKS
+    from retrieval.methods import list_methods, method_tasks
+
+    task = SUITE_TASKS.get(cfg.get("suite"))
+    return [m for m in list_methods() if task is None or task in method_tasks(m)]
+
+
 def _csv(text: str, cast=str) -> list:
     try:
         return [cast(x) for x in text.split(",") if x.strip()]
@@ -48,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--suite", default="retrieval", help=f"one of {sorted(SUITES)}")
     p.add_argument("--dataset", help="dataset name (synthetic, mnist, cub200, cars196, sop, folder)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
-    p.add_argument("--methods", type=_csv, help="comma-separated KD methods, e.g. none,at,rkd,crd,hmat")
+    p.add_argument("--methods", type=_csv, help="comma-separated KD methods, e.g. none,at,rkd,crd,hmat, or all "
+                   "(every method of the suite's task)")
     p.add_argument("--seeds", type=lambda s: _csv(s, int), help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--config", help="YAML file merged over the suite's default config")
     p.add_argument("--out", help="results folder (default: results; for --dry-run, dry-run)")
@@ -108,6 +124,7 @@ def build_config(args) -> tuple[dict, object]:
         cfg["dataset"]["root"] = args.data_root
         flags["--data-root"] = {"dataset": {"root": args.data_root}}
     if args.methods:
+        args.methods = _every_method_if_all(args.methods, cfg)
         cfg["run"] = args.methods
         flags["--methods"] = {"run": args.methods}
     if args.seeds is not None:

@@ -38,3 +38,24 @@ def test_origin_names_the_file_or_flag_of_a_key(tmp_path):
     assert origin("student.train.epochs") == "--epochs" and origin("seeds") == "--seeds"
     assert origin("teacher.arch") == "benchmarks/configs/retrieval.yaml"
     assert cfg["student"]["train"]["eval_every"] == 3  # --epochs 3 < the default's eval_every 5
+
+
+def test_methods_all_names_every_method_of_the_suites_task():
+    from retrieval.methods import list_methods, method_tasks
+
+    cfg, origin = _build("--methods", "all")
+    assert cfg["run"][0] == "none" and {"at", "rkd", "crd", "hmat", "pkt", "darkrank", "reviewkd"} <= set(cfg["run"])
+    assert not {"kd", "dkd", "dist", "hmat+kd"} & set(cfg["run"])  # logits: classification only
+    assert cfg["run"] == [m for m in list_methods() if "retrieval" in method_tasks(m)]
+    assert origin("run") == "--methods"
+    cfg, _ = _build("--suite", "classification", "--methods", "all")
+    assert {"kd", "dkd", "dist", "hmat+kd", "vid"} <= set(cfg["run"])
+    cfg, _ = _build("--suite", "detection", "--methods", "all")
+    assert set(cfg["run"]) == {m for m in list_methods() if "detection" in method_tasks(m)} >= {"none", "mimic"}
+
+
+def test_methods_all_stands_alone(capsys):
+    from user_error import user_error
+
+    err = user_error(capsys, run.main, ["--methods", "all,at"])
+    assert "--methods all,at: 'all' stands alone" in err
