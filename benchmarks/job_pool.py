@@ -251,6 +251,7 @@ class JobPool:
         self.run = run  # how a process runs a job: run(job.name, job.fn, *job.args); None: job.fn(*job.args)
         self.context = get_context("spawn")
         self.workers: list[_Worker] = []
+        self.processes: list = []  # every process started, registered before its start (see kill)
         self.waiting: deque[Job] = deque()
         self.finished: deque[tuple[Job, object]] = deque()
         self.next_sample = 0.0
@@ -289,7 +290,8 @@ class JobPool:
         mine, theirs = self.context.Pipe(duplex=True)
         process = self.context.Process(target=_serve, name=f"job-process-{len(self.workers) + 1}",
                                        args=(theirs, os.getpid(), self.events is not None, self.steps))
-        process.start()
+        self.processes.append(process)  # before start: an interrupt (Ctrl-C) between the start and the
+        process.start()                  # worker's registration below must not leave it running
         theirs.close()  # the process holds the only other end: its death ends the pipe
         try:
             watch = psutil.Process(process.pid)
@@ -374,16 +376,24 @@ class JobPool:
     # ------------------------------------------------------------------ the end
 
     def kill(self) -> None:
-        """SIGKILL every process group (the job processes and their loader workers) and reap them."""
+        """SIGKILL every process group (the job processes and their loader workers) and reap them,
+        also a process started but not yet registered as a worker (interrupted in between: else the
+        interpreter's exit would wait for it, and it for a job, forever)."""
         alive = [w for w in self.workers if not w.reaped]
         for worker in alive:  # the groups first, while their leaders are not yet reaped
             worker.kill_group()
+        known = {id(w.process) for w in self.workers}
+        stray = [p for p in self.processes if id(p) not in known and p.pid is not None]
+        for process in stray:
+            _Worker(process, None).kill_group()
         for worker in alive:
             worker.process.join(timeout=5)
             worker.conn.close()
             if worker.exit_fd is not None:
                 os.close(worker.exit_fd)
             worker.reaped = True
+        for process in stray:
+            process.join(timeout=5)
 
     def close(self) -> None:
         """Ask every process to stop, wait for them (``STOP_TIMEOUT``), then clear their groups and reap."""

@@ -171,3 +171,21 @@ def test_stopping_the_main_process_ends_the_pool_processes(how):
         assert alive(seen.pids) == []
     finally:
         proc.kill()
+
+
+def test_a_process_interrupted_before_its_registration_is_killed_too(monkeypatch):
+    """Ctrl-C between a job process's start and its registration as a worker: the pool still kills
+    it (the interpreter's exit would otherwise wait for it while it waits for a job)."""
+    from benchmarks import job_pool
+
+    def interrupted(pid):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(job_pool.psutil, "Process", interrupted)
+    pool = job_pool.JobPool(2)
+    with pytest.raises(KeyboardInterrupt):
+        with pool:
+            pool.submit(job_pool.Job("sleeper", time.sleep, (60,)))
+    assert pool.workers == [] and len(pool.processes) == 1
+    process = pool.processes[0]
+    assert not process.is_alive() and process.exitcode == -signal.SIGKILL
