@@ -93,6 +93,11 @@ def default_setup(suite: str) -> dict:
     return cfg
 
 
+def training_split(data: dict):
+    """The split a default's students train on: ``fit`` (retrieval), ``train`` (classification, ``select: last``)."""
+    return data["fit"] if "fit" in data else data["train"]
+
+
 def make_batch(dataset, batch_size: int, m_per_class: int | None, seed: int = 0) -> dict:
     """A training batch of real images: ``m_per_class`` images of each of batch/m classes, or a
     seeded random draw (the trainer's two samplers)."""
@@ -125,8 +130,7 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
     cfg = default_setup(suite)
     data = module.prepare(cfg, log=lambda *a: None)
     train = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))
-    fit = data["fit"]
-    batch = make_batch(fit, int(train["batch_size"]), train.get("m_per_class") if train.get("sampler", "m_per_class")
+    batch = make_batch(training_split(data), int(train["batch_size"]), train.get("m_per_class") if train.get("sampler", "m_per_class")
                        != "random" else None)
     teacher = module._network(cfg, data, "teacher") if needs_teacher(method_name) else None
     method = module.build_student_method(cfg, data, teacher, method_name, cfg["methods"].get(method_name))

@@ -6,7 +6,8 @@ Wang et al. 2019 without their masks):
 
 ``C_l`` is a learned 1x1 convolution (no bias) where the channel counts differ, else the
 identity. ``features="fpn"`` reads the FPN levels of a detector (``model.fpn_levels``,
-``out["fpn"]``); ``features="stages"`` the four backbone stages of any model. Levels are
+``out["fpn"]``); ``features="stages"`` the four backbone stages of any model; ``"auto"`` (the
+default) the FPN levels where both models have them (a detector), else the stages. Levels are
 1-based; the default is every level.
 """
 
@@ -27,8 +28,10 @@ class FeatureMimic(Distiller):
     tasks = TASKS  # FPN levels (detection) or stages (any model)
 
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 1.0,
-                 features: Literal["fpn", "stages"] = "fpn", levels: tuple[Count, ...] | None = None, **kw):
+                 features: Literal["auto", "fpn", "stages"] = "auto", levels: tuple[Count, ...] | None = None, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
+        if features == "auto":
+            features = "fpn" if all(hasattr(m, FEATURES["fpn"]) for m in (student, teacher)) else "stages"
         if features not in FEATURES:
             raise ValueError(f"mimic: unknown features {features!r}; expected one of {list(FEATURES)}")
         info = {role: getattr(model, FEATURES[features], None) for role, model in (("student", student),

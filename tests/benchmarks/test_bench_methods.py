@@ -65,3 +65,26 @@ def test_format_table_rounds_each_column():
     row = SimpleNamespace(suite="retrieval", method="sp", step_ms=12.345, time_ratio=1.234, peak_extra_mb=50.4,
                           memory_ratio=0.5)
     assert "| retrieval | `sp` | 12.3 | 1.23 | 50 | 0.50 |" in bench_methods.format_table([vars(row)])
+
+
+@pytest.mark.parametrize("suite", bench_methods.SUITES)
+def test_every_method_of_the_defaults_builds_and_takes_a_step(suite):
+    """What ``--methods all`` runs: each method of the suite's task on the default's own networks
+    and options (pretraining left out), one training step on a small batch of its real images."""
+    import importlib
+
+    from retrieval.methods import needs_teacher
+
+    module = importlib.import_module(f"benchmarks.suites.{suite}")
+    cfg = bench_methods.default_setup(suite)
+    data = module.prepare(cfg, log=lambda *a: None)
+    batch = bench_methods.make_batch(bench_methods.training_split(data), 20, 5 if suite == "retrieval" else None)
+    teacher = module._network(cfg, data, "teacher")
+    for name in bench_methods.suite_methods(suite, None):
+        method = module.build_student_method(cfg, data, teacher if needs_teacher(name) else None, name,
+                                             cfg["methods"].get(name))
+        method.train()
+        _, losses = method.training_step(batch)
+        total = sum(losses.values())
+        assert torch.isfinite(total), (name, losses)
+        total.backward()

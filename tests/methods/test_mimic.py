@@ -48,7 +48,8 @@ def test_stages_of_any_backbone_and_clear_errors():
     losses = method.distill_losses(student.forward_features(x), teacher.forward_features(x), {})
     assert losses["mimic"].item() > 0
     with pytest.raises(ValueError, match="fpn_levels"):
-        build_method("mimic", student=student, teacher=teacher, task_weight=0.0)  # no FPN on an EmbeddingNet
+        build_method("mimic", student=student, teacher=teacher, task_weight=0.0, features="fpn")  # no FPN here
+    assert build_method("mimic", student=student, teacher=teacher, task_weight=0.0).features == "stages"  # auto
     with pytest.raises(ValueError, match="unknown features"):
         build_method("mimic", student=Plain([2]), teacher=Plain([2]), task_weight=0.0, features="heads")
     method = build_method("mimic", student=Plain([2]), teacher=Plain([2]), task_weight=0.0)
