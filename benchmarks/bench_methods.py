@@ -8,10 +8,11 @@ teacher's forward, every named loss), the backward pass and the optimizer step.
 
 Each method runs in its own process, so one method's memory does not count for the next:
 - step time: the median over ``--steps`` steps after ``--warmup`` unmeasured ones;
-- peak memory: the peak resident memory during the measured steps minus the resident memory
-  just before them (models, optimizer state and batch allocated). On Linux the peak is reset
-  before the steps (``/proc/self/clear_refs``); elsewhere it is the process's peak so far, and
-  the table says so.
+- peak memory: the peak resident memory over all the steps minus the resident memory just before
+  the first one (models, batch and any memory bank allocated; activations, gradients and the
+  optimizer's state are what it measures). The first step is the one that allocates: later ones
+  reuse the memory the allocator keeps. On Linux the peak is reset before the first step
+  (``/proc/self/clear_refs``); elsewhere it is the process's peak so far, and the table says so.
 Both are given in absolute terms and as a ratio to ``none``'s on the same suite. Every method
 that declares the suite's task is measured; methods that read no teacher (``none``) skip the
 teacher's forward, as in a real run.
@@ -23,6 +24,7 @@ teacher's forward, as in a real run.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -143,16 +145,16 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
         sum(losses.values()).backward()
         optimizer.step()
 
-    for _ in range(warmup):
-        step()
     del data
+    gc.collect()
     reset = _reset_peak()
-    before = _rss_mb()
+    before = _rss_mb()  # models, optimizer, batch (and any memory bank) in place; no step taken yet
     times = []
-    for _ in range(steps):
+    for i in range(warmup + steps):
         start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
     return {"suite": suite, "method": method_name, "step_ms": 1000 * statistics.median(times),
             "peak_extra_mb": max(0.0, _peak_mb() - before), "peak_reset": reset, "batch": int(batch["image"].shape[0]),
             "student": cfg["student"]["arch"], "teacher": cfg["teacher"]["arch"],
@@ -248,7 +250,7 @@ def main(argv=None) -> int:
               f"commit {git_commit()}; {time.strftime('%Y-%m-%d')}; {platform.processor() or platform.machine()}, "
               f"{args.threads} threads, CPU kernels {cpu_numerics()}; {time.perf_counter() - start:.0f} s", "",
               f"Embedded defaults ({pairs}); median of {args.steps} steps after {args.warmup}; peak extra memory = "
-              f"peak resident memory during the steps minus that before them"
+              f"peak resident memory over the steps minus that before the first"
               + ("" if all(r["peak_reset"] for r in rows) else " (peak not resettable here: the process's peak)")
               + ".", ""]
     out = Path(args.out)
