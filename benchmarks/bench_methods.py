@@ -254,7 +254,7 @@ def main(argv=None) -> int:
               + ("" if all(r["peak_reset"] for r in rows) else " (peak not resettable here: the process's peak)")
               + ".", ""]
     out = Path(args.out)
-    atomic_write_text(out, "\n".join(header) + format_table(rows) + "\n")
+    atomic_write_text(out, "\n".join(header) + "\n" + format_table(rows) + "\n")
     atomic_write_json(out.with_suffix(".json"), {"rows": rows, "commit": git_commit(),
                                                  "command": ["python", "-m", "benchmarks.bench_methods",
                                                              *shown]})
