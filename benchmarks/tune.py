@@ -54,6 +54,7 @@ from benchmarks.jobs import run_jobs
 from benchmarks.suite_runner import suite_data, teacher_seed_of
 from benchmarks.results_io import atomic_write_text, atomic_write_via, git_commit
 from benchmarks.suites import retrieval as suite  # --test-after and --folds (retrieval only)
+from retrieval.engine.trainer import NonFiniteLossError
 
 SUITES = ("retrieval", "classification", "detection")
 METRICS = {"retrieval": ("recall@1", "map@r"), "classification": ("top1", "top5"), "detection": ("ap", "ap50")}
@@ -134,14 +135,20 @@ def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
     teacher, _, _ = module.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), job["cache_dir"],
                                                  job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
-    student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
     where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
+    try:
+        student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+    except NonFiniteLossError as exc:  # a diverged cell is a result of the search, not the end of it
+        print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}: diverged ({exc})", flush=True)
+        return {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed,
+                **{f"val_{m}": float("nan") for m in metrics}, "best_epoch": None, "train_seconds": float("nan"),
+                "options_hash": config_hash(merged), "diverged": 1}
     print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}: val {metrics[0]} "
           f"{100 * result.best_val[metrics[0]]:.2f}", flush=True)
     row = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed,
            **{f"val_{m}": result.best_val[m] for m in metrics},
            "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
-           "options_hash": config_hash(merged)}
+           "options_hash": config_hash(merged), "diverged": 0}
     if job.get("keep"):  # the selected weights, scored on test only after the choice is written
         path = kept_student(cfg, job["cache_dir"], method, row["options_hash"], seed)
         weights = student.state_dict()
@@ -162,7 +169,7 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
     data = suite_data(suite, cfg, cache_dir, log=lambda *a: None)
     tcfg = suite._train_config(cfg, "student", progress=False)
     scores = []
-    for _, r in per_seed.iterrows():
+    for _, r in per_seed[per_seed["diverged"] == 0].iterrows():  # a diverged run kept no weights
         model = suite._model(cfg["student"])
         fold = None if pd.isna(r["fold"]) else int(r["fold"])
         path = kept_student(fold_config(cfg, fold, folds), cache_dir, r["method"], r["options_hash"], int(r["seed"]))
@@ -251,10 +258,11 @@ def main(argv=None) -> int:
     first = f"val_{metrics[0]}"
     columns = {"seeds": ("seed", "nunique"), "folds": ("fold", "nunique"), "m0": (first, "mean"),
                "m0_std": (first, "std"), **{f"m{i}": (f"val_{m}", "mean") for i, m in enumerate(metrics) if i},
-               "train_seconds": ("train_seconds", "mean")}
+               "train_seconds": ("train_seconds", "mean"), "diverged": ("diverged", "sum")}
     names = {"m0_std": f"{first}_std", **{f"m{i}": f"val_{m}" for i, m in enumerate(metrics)}}
-    table = (per_seed.groupby(keys, dropna=False, sort=False).agg(**columns).reset_index()
-             .rename(columns=names).sort_values(["method", ranked], ascending=[True, False]))
+    table = per_seed.groupby(keys, dropna=False, sort=False).agg(**columns).reset_index().rename(columns=names)
+    table.loc[table["diverged"] > 0, [f"val_{m}" for m in metrics] + [f"{first}_std"]] = float("nan")  # no score
+    table = table.sort_values(["method", ranked], ascending=[True, False], na_position="last")
     dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
     command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
     header = f"# command: {command}\n# commit: {commit}\n# date: {time.strftime('%Y-%m-%d')}\n"
@@ -264,6 +272,9 @@ def main(argv=None) -> int:
     print(f"\nbest on validation (mean over {over}):")
     for method, part in table.groupby("method"):
         best = part.iloc[0]
+        if pd.isna(best[ranked]):
+            print(f"  {method}: every cell diverged on some seed (loss NaN or inf); no choice")
+            continue
         opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
                 if k.startswith("opt.") and not pd.isna(best[k])}
         also = f", {first} {100 * best[first]:.2f}" if first != ranked else ""

@@ -168,3 +168,29 @@ def test_a_shared_teacher_is_trained_once_for_every_seed(tmp_path):
     assert teachers == ["seed0.pt"]
     table = pd.read_csv(tmp_path / "r" / "classification" / "synthetic-cls" / "tuning.csv", comment="#")
     assert table["seeds"].tolist() == [3]
+
+
+def test_a_diverged_cell_is_recorded_last_and_never_chosen(tmp_path, monkeypatch, capsys):
+    from benchmarks.suites import retrieval as suite
+    from retrieval.engine.trainer import NonFiniteLossError
+
+    real = suite.train_student
+
+    def diverging(cfg, data, teacher, method, options, seed, *args, **kwargs):
+        if method == "at" and options.get("beta") == 50 and seed == 1:
+            raise NonFiniteLossError("at s1: loss term 'at' is nan at epoch 1, step 2")
+        return real(cfg, data, teacher, method, options, seed, *args, **kwargs)
+
+    monkeypatch.setattr(suite, "train_student", diverging)
+    config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    grid.write_text(yaml.safe_dump({"grid": {"none": {}, "at": {"beta": [1, 50]}, "rkd": {"distance_weight": [50]}}}))
+    assert tune.main(["--grid", str(grid), "--config", str(config), "--seeds", "0,1", "--out", str(tmp_path / "r"),
+                      "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "at {'beta': 50} seed 1: diverged (at s1: loss term 'at' is nan" in out
+    table = pd.read_csv(tmp_path / "r" / "retrieval" / "synthetic" / "tuning.csv", comment="#")
+    at = table[table["method"] == "at"].reset_index(drop=True)
+    assert list(at["opt.beta"]) == [1, 50] and list(at["diverged"]) == [0, 1]  # the diverged cell last
+    assert np.isnan(at.loc[1, "val_map@r"]) and not np.isnan(at.loc[0, "val_map@r"])  # one seed is not a score
+    assert "at: {'beta': 1.0}" in out  # the choice among the cells that never diverged
