@@ -79,6 +79,9 @@ def teacher_job(seed):
 
 def student_job(seed, method):
     if method == "sleeper":
+        started = os.environ.get("SLEEPERS_STARTED")  # a folder: one file per sleeper that has begun
+        if started:
+            open(os.path.join(started, f"{os.getpid()}"), "w").close()
         time.sleep(120)
     if method in ("oom", "segfault"):
         import torch
@@ -153,21 +156,24 @@ run_jobs(teacher_job, student_job, [0], ["sleeper", "sleeper"], workers=2, log=p
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
-def test_stopping_the_main_process_ends_the_pool_processes(how):
+def test_stopping_the_main_process_ends_the_pool_processes(how, tmp_path):
     """Ctrl-C (SIGINT: KeyboardInterrupt in the main process, which kills the pool) or a kill -9 of
     the main process alone (each pool process then ends its own group)."""
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, root, here], cwd=root, stderr=subprocess.DEVNULL)
+    started = tmp_path / "started"
+    started.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, root, here], cwd=root, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SLEEPERS_STARTED": str(started)})
     try:
         with Descendants(proc.pid) as seen:
-            deadline = time.time() + 60
-            while len(seen.pids) < 2 and time.time() < deadline:  # both pool processes started
+            deadline = time.time() + 120  # under the suite's load the pool processes take long to import torch
+            while len(list(started.iterdir())) < 2 and time.time() < deadline:  # both jobs are running
                 time.sleep(0.1)
             time.sleep(0.5)
-        assert len(seen.pids) >= 2
+        assert len(list(started.iterdir())) == 2 and len(seen.pids) >= 2
         proc.send_signal(how)
-        proc.wait(timeout=90)  # under the suite's load the pool processes may still be importing torch
+        proc.wait(timeout=90)
         assert alive(seen.pids) == []
     finally:
         proc.kill()
