@@ -147,7 +147,12 @@ def test_a_raising_job_keeps_its_error_and_traceback():
 
 
 SCRIPT = """
-import sys
+import faulthandler, os, signal, sys
+def interrupted(signum, frame):  # Ctrl-C, as Python's own handler, and a main process still running
+    faulthandler.dump_traceback_later(60, exit=True, file=open(os.environ["HANG_DUMP"], "w"))  # 60 s on
+    raise KeyboardInterrupt                                                    # prints where it is
+if os.environ.get("HANG_DUMP"):
+    signal.signal(signal.SIGINT, interrupted)
 sys.path[:0] = sys.argv[1:]
 from benchmarks.jobs import run_jobs
 from test_job_death import teacher_job, student_job
@@ -164,7 +169,7 @@ def test_stopping_the_main_process_ends_the_pool_processes(how, tmp_path):
     started = tmp_path / "started"
     started.mkdir()
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, root, here], cwd=root, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "SLEEPERS_STARTED": str(started)})
+                            env={**os.environ, "SLEEPERS_STARTED": str(started), "HANG_DUMP": str(tmp_path / "hang")})
     try:
         with Descendants(proc.pid) as seen:
             deadline = time.time() + 120  # under the suite's load the pool processes take long to import torch
@@ -174,6 +179,8 @@ def test_stopping_the_main_process_ends_the_pool_processes(how, tmp_path):
         assert len(list(started.iterdir())) == 2 and len(seen.pids) >= 2
         proc.send_signal(how)
         proc.wait(timeout=90)
+        hang = (tmp_path / "hang").read_text() if (tmp_path / "hang").exists() else ""
+        assert hang == "", f"the main process had not ended 60 s after the signal; it was at:\n{hang}"
         assert alive(seen.pids) == []
     finally:
         proc.kill()
