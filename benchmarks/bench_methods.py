@@ -38,7 +38,6 @@ from pathlib import Path
 from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 
 SUITES = ("retrieval", "classification")
-TASK = {"retrieval": "retrieval", "classification": "classification"}
 DEFAULT_OUT = Path("results/benchmarks/bench_methods.md")
 
 
@@ -165,9 +164,10 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
 
 
 def suite_methods(suite: str, wanted: list[str] | None) -> list[str]:
-    from retrieval.methods import list_methods, method_tasks
+    from benchmarks.schema import SUITE_TASKS
+    from retrieval.methods import list_methods, methods_for_task
 
-    runs = [m for m in list_methods() if TASK[suite] in method_tasks(m)]
+    runs = methods_for_task(SUITE_TASKS[suite])
     if wanted is None:
         return runs
     unknown = [m for m in wanted if m not in list_methods()]

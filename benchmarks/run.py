@@ -35,10 +35,9 @@ def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
         raise UserError(f"--methods {','.join(methods)}: 'all' stands alone (it names every method of the "
                         f"suite's task); list the methods instead")
     from benchmarks.schema import SUITE_TASKS
-    from retrieval.methods import list_methods, method_tasks
+    from retrieval.methods import methods_for_task
 
-    task = SUITE_TASKS.get(cfg.get("suite"))
-    return [m for m in list_methods() if task is None or task in method_tasks(m)]
+    return methods_for_task(SUITE_TASKS.get(cfg.get("suite")))
 
 
 def _csv(text: str, cast=str) -> list:

@@ -64,6 +64,11 @@ def needs_teacher(name: str) -> bool:
     return bool(_method_class(name).needs_teacher)
 
 
+def methods_for_task(task: str | None) -> list[str]:
+    """The registered methods that run on ``task`` (all of them for ``None``), in registry order."""
+    return [name for name in _METHODS if task is None or task in _METHODS[name].tasks]
+
+
 def method_tasks(name: str) -> tuple[str, ...]:
     """The tasks method ``name`` runs on (retrieval, classification, detection; ``Distiller.tasks``)."""
     return tuple(_method_class(name).tasks)
