@@ -77,7 +77,8 @@ def test_a_killed_job_process_stops_the_run_and_the_rerun_resumes(tmp_path):
                 time.sleep(0.05)
                 text = log.read_text()
                 running = _running(text)
-                if running and all(f"{job}: epoch 2/{EPOCHS}" in text for job in running):
+                started = all(f"started {job} " in text for job in STUDENTS)  # one started later could be killed before it saved an epoch
+                if started and running and all(f"{job}: epoch 2/{EPOCHS}" in text for job in running):
                     victim = _job_process(proc.pid)  # every running student has saved its first epoch
             assert victim is not None, f"no student was seen mid-run:\n{log.read_text()}"
             seen.record()
