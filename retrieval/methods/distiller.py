@@ -27,6 +27,8 @@ class Distiller(nn.Module):
 
     needs_teacher = True
     tasks: tuple[str, ...] = ("retrieval", "classification")
+    feature_options: dict = {}
+    """Keywords of ``forward_features`` for the student and the teacher (``{"preact": True}``: OFD's maps)."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None = None, task_loss=None,
                  task_weight: Weight = 1.0, train_labels=None, **unused):
@@ -62,7 +64,7 @@ class Distiller(nn.Module):
 
     def training_step(self, batch: dict):
         images = batch["image"]
-        student_out = self.student.forward_features(images)
+        student_out = self.student.forward_features(images, **self.feature_options)
         losses = {}
         if self.task_weight:
             task_out = student_out.get("task_input", student_out["output"])
@@ -70,6 +72,6 @@ class Distiller(nn.Module):
         teacher_out = None
         if self.needs_teacher:
             with torch.no_grad():
-                teacher_out = self.teacher.forward_features(images)
+                teacher_out = self.teacher.forward_features(images, **self.feature_options)
         losses.update(self.distill_losses(student_out, teacher_out, batch))
         return student_out["output"], losses

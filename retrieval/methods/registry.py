@@ -15,6 +15,7 @@ from retrieval.methods.kd import KnowledgeDistillation
 from retrieval.methods.mimic import FeatureMimic
 from retrieval.methods.none import NoDistillation
 from retrieval.methods.nst import NeuronSelectivityTransfer
+from retrieval.methods.ofd import OverhaulFeatureDistillation
 from retrieval.methods.pkt import ProbabilisticKnowledgeTransfer
 from retrieval.methods.reviewkd import ReviewKD
 from retrieval.methods.rkd import RelationalKD
@@ -40,6 +41,7 @@ _METHODS = {
     "vid": VariationalInformationDistillation,
     "reviewkd": ReviewKD,
     "darkrank": DarkRank,  # listwise, on embeddings: retrieval's ranking
+    "ofd": OverhaulFeatureDistillation,  # pre-ReLU stage maps
 }
 
 

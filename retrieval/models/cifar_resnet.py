@@ -64,7 +64,9 @@ def _cifar_resnet(depth: int, widths, pretrained: bool, in_channels: int) -> Bac
     if pretrained:
         raise ValueError("the CIFAR networks have no pretrained weights here; use pretrained=False")
     model = CifarResNet(depth, widths, in_channels)
-    return Backbone(model, ["relu", "layer1", "layer2", "layer3"], list(widths), [1, 1, 2, 4])
+    last = (depth - 2) // 6 - 1  # the last block of each stage: its sum before the final ReLU, and its bn2
+    preact = [("bn1", "bn1")] + [(f"layer{i}.{last}.add", f"layer{i}.{last}.bn2") for i in (1, 2, 3)]
+    return Backbone(model, ["relu", "layer1", "layer2", "layer3"], list(widths), [1, 1, 2, 4], preact=preact)
 
 
 @register_model

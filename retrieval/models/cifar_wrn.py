@@ -73,8 +73,11 @@ def _wrn(depth: int, widen: int, pretrained: bool, in_channels: int) -> Backbone
     if pretrained:
         raise ValueError("the CIFAR networks have no pretrained weights here; use pretrained=False")
     model = WideResNet(depth, widen, in_channels)
+    # pre-activation blocks: a stage's map is already pre-ReLU, and the BN that precedes its ReLU is the next
+    # block's bn1 (the final bn1 after block3), as mdistiller's get_bn_before_relu
+    preact = [("conv1", "block1.0.bn1"), ("block1", "block2.0.bn1"), ("block2", "block3.0.bn1"), ("block3", "bn1")]
     return Backbone(model, ["conv1", "block1", "block2", "relu"], [16, 16 * widen, 32 * widen, 64 * widen],
-                    [1, 1, 2, 4])
+                    [1, 1, 2, 4], preact=preact)
 
 
 @register_model

@@ -26,8 +26,12 @@ class ClassifierNet(nn.Module):
     def stages(self):
         return self.backbone.stages
 
-    def forward_features(self, x: torch.Tensor) -> dict:
-        stages = self.backbone(x)
+    def forward_features(self, x: torch.Tensor, preact: bool = False) -> dict:
+        """``preact``: also ``"preact"``, the stage maps before their last ReLU (``Backbone.forward_maps``)."""
+        maps = self.backbone.forward_maps(x, preact)
+        return {**self._head(maps["stages"]), **maps}
+
+    def _head(self, stages: list) -> dict:
         embedding = stages[-1].mean(dim=(2, 3))
         return {"output": self.fc(embedding), "embedding": embedding, "stages": stages}
 

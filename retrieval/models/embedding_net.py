@@ -39,8 +39,12 @@ class EmbeddingNet(nn.Module):
             return f.amax(dim=(2, 3))
         return f.mean(dim=(2, 3)) + f.amax(dim=(2, 3))
 
-    def forward_features(self, x: torch.Tensor) -> dict:
-        stages = self.backbone(x)
+    def forward_features(self, x: torch.Tensor, preact: bool = False) -> dict:
+        """``preact``: also ``"preact"``, the stage maps before their last ReLU (``Backbone.forward_maps``)."""
+        maps = self.backbone.forward_maps(x, preact)
+        return {**self._head(maps["stages"]), **maps}
+
+    def _head(self, stages: list) -> dict:
         embedding = self.embed(self._pool(stages[-1]))
         if self.normalize:
             embedding = F.normalize(embedding, dim=1)

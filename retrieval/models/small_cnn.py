@@ -40,7 +40,8 @@ def _small(widths, in_channels: int = 3, pretrained: bool = False, output_stride
         raise ValueError("small CPU backbones have no pretrained weights; use pretrained=False")
     model = SmallResNet(widths, in_channels, output_stride)
     strides = [2, 4, 8, output_stride]
-    return Backbone(model, ["layer1", "layer2", "layer3", "layer4"], list(widths), strides)
+    layers = ["layer1", "layer2", "layer3", "layer4"]
+    return Backbone(model, layers, list(widths), strides, preact=[(f"{n}.add", f"{n}.bn2") for n in layers])
 
 
 @register_model

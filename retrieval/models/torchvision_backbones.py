@@ -29,6 +29,20 @@ _SPECS = {
 }
 
 
+# ResNet name -> (blocks per stage, the BN before each block's final ReLU): the pre-ReLU map of a stage is the
+# residual sum of its last block (torchvision's ``out += identity``, traced as ``add``).
+_RESNET_BLOCKS = {"resnet18": ((2, 2, 2, 2), "bn2"), "resnet34": ((3, 4, 6, 3), "bn2"),
+                  "resnet50": ((3, 4, 6, 3), "bn3")}
+
+
+def _preact(name: str) -> list[tuple[str, str]] | None:
+    """The ResNets' pre-ReLU stage nodes and BNs (``Backbone``'s ``preact``); None for MobileNetV3."""
+    if name not in _RESNET_BLOCKS:
+        return None
+    blocks, bn = _RESNET_BLOCKS[name]
+    return [(f"layer{i}.{n - 1}.add", f"layer{i}.{n - 1}.{bn}") for i, n in enumerate(blocks, start=1)]
+
+
 class PretrainedWeightsNotFound(FileNotFoundError):
     """The ImageNet weights were asked for but are not in the local torch hub cache."""
 
@@ -90,7 +104,7 @@ def _torchvision_backbone(name: str, pretrained: bool, weights: str | None = Non
     if state is not None:
         model.load_state_dict(state)
     nodes, channels, strides = _SPECS[name]
-    return Backbone(model, nodes, channels, strides)
+    return Backbone(model, nodes, channels, strides, preact=_preact(name))
 
 
 def _register(name: str):

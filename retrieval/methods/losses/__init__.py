@@ -9,6 +9,7 @@ from retrieval.methods.losses.dist import dist_loss, dist_terms
 from retrieval.methods.losses.dkd import dkd_loss, dkd_terms
 from retrieval.methods.losses.kd import kd_loss
 from retrieval.methods.losses.nst import nst_loss, poly_kernel
+from retrieval.methods.losses.ofd import ofd_loss, ofd_margin
 from retrieval.methods.losses.pkt import cosine_probabilities, pkt_loss
 from retrieval.methods.losses.position_attention import (position_affinity, position_attention_loss,
                                                          position_attention_loss_plain)
@@ -22,4 +23,5 @@ __all__ = ["activation_attention", "activation_attention_loss", "ChannelConnecto
            "position_attention_loss", "position_attention_loss_plain", "pairwise_distances", "rkd_angle_loss",
            "rkd_distance_loss", "cosine_probabilities", "pkt_loss", "similarity_matrix", "sp_loss", "nst_loss",
            "poly_kernel", "dkd_loss", "dkd_terms", "dist_loss",
-           "dist_terms", "cc_loss", "darkrank_loss", "darkrank_scores", "VIDRegressor", "vid_loss", "ABF", "hcl_loss"]
+           "dist_terms", "cc_loss", "darkrank_loss", "darkrank_scores", "VIDRegressor", "vid_loss", "ABF", "hcl_loss",
+           "ofd_loss", "ofd_margin"]
