@@ -95,3 +95,19 @@ def test_method_gives_a_weighted_named_loss():
     assert all(p.grad is None for p in teacher.parameters())
     default = build_method("darkrank", student=student, teacher=teacher, task_loss=None, task_weight=0.0)
     assert (default.weight, default.alpha, default.beta, default.list_length) == (1.0, 2.0, 3.0, 4)
+    assert default.normalize is False
+
+
+def test_normalize_ranks_the_unit_embeddings_of_a_classifier():
+    from tests.methods.tiny_nets import make_classifiers
+
+    student, teacher = make_classifiers()
+    batch = make_batch()
+    method = build_method("darkrank", student=student, teacher=teacher, task_loss=None, task_weight=0.0,
+                          normalize=True).eval()
+    _, losses = method.training_step(batch)
+    s, t = student.forward_features(batch["image"]), teacher.forward_features(batch["image"])
+    unit = [e / e.norm(dim=1, keepdim=True) for e in (s["embedding"], t["embedding"])]
+    assert losses["darkrank"].item() == pytest.approx(darkrank_loss(*unit).item(), rel=1e-5)
+    raw = darkrank_loss(s["embedding"], t["embedding"]).item()
+    assert raw != pytest.approx(losses["darkrank"].item(), rel=1e-3)
