@@ -13,10 +13,11 @@ over the first 20 epochs (the trainer's 1-based ``batch["epoch"]``; a batch with
 full term), ABF middle width min(512, the student's last channels), at the residual stages' outputs
 (mdistiller's ``feats[1:]``: our stages 2-4) and the pooled feature.
 
-Where this differs from that code: the teacher's maps are its stage outputs after their last
-ReLU, as every method here reads them. mdistiller reads the teacher's pre-activation maps, which
-the suite's stage interface does not expose. The student side is post-activation in both
-(mdistiller's ``STU_PREACT: False``).
+Where this differs from that code by default: the teacher's maps are its stage outputs after their
+last ReLU, as every method here reads them (the method zoo's tables were run so). mdistiller reads
+the teacher's maps before their last ReLU; ``teacher_preact: true`` does the same, from backbones
+that declare those maps (``Backbone.forward_maps``). The pooled level is the post-activation pooled
+feature in both, and the student side is post-activation in both (mdistiller's ``STU_PREACT: False``).
 """
 
 from torch import nn
@@ -28,9 +29,16 @@ from retrieval.methods.options import Count, Stages, Weight
 
 class ReviewKD(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 5.0,
-                 warmup_epochs: Count = 20, stages: Stages = (2, 3, 4), max_mid_channels: Count = 512, **kw):
+                 warmup_epochs: Count = 20, stages: Stages = (2, 3, 4), max_mid_channels: Count = 512,
+                 teacher_preact: bool = False, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
         self.weight, self.warmup, self.stages_used = weight, int(warmup_epochs), tuple(stages)
+        self.teacher_preact = bool(teacher_preact)
+        if self.teacher_preact:
+            if not getattr(getattr(teacher, "backbone", None), "has_preact", False):
+                raise ValueError("reviewkd: teacher_preact reads the teacher's stage maps before their last ReLU, "
+                                 "which its backbone does not declare")
+            self.feature_options = {"preact": True}
         if list(self.stages_used) != sorted(set(self.stages_used)):
             raise ValueError(f"reviewkd: stages must increase, each once; got {list(self.stages_used)}")
         c_s = [student.stages[i - 1].channels for i in self.stages_used] + [student.stages[-1].channels]
@@ -38,12 +46,12 @@ class ReviewKD(Distiller):
         mid = min(int(max_mid_channels), c_s[-1])
         self.abfs = nn.ModuleList(ABF(cs, mid, ct, fuse=k < len(c_s) - 1) for k, (cs, ct) in enumerate(zip(c_s, c_t)))
 
-    def _levels(self, out):
-        maps = out["stages"]
-        return [maps[i - 1] for i in self.stages_used] + [maps[-1].mean(dim=(2, 3), keepdim=True)]
+    def _levels(self, out, preact: bool = False):
+        maps = out["preact"] if preact else out["stages"]
+        return [maps[i - 1] for i in self.stages_used] + [out["stages"][-1].mean(dim=(2, 3), keepdim=True)]
 
     def distill_losses(self, s, t, batch):
-        student, teacher = self._levels(s), [f.detach() for f in self._levels(t)]
+        student, teacher = self._levels(s), [f.detach() for f in self._levels(t, self.teacher_preact)]
         predicted = [None] * len(student)
         residual = None
         for k in reversed(range(len(student))):  # the deepest level first

@@ -102,3 +102,27 @@ def test_method_review_path_warm_up_and_losses():
     assert permuted.item() == pytest.approx(full.item(), rel=1e-5)
     with pytest.raises(ValueError, match="stages must increase"):
         build_method("reviewkd", student=student, teacher=teacher, task_loss=None, task_weight=0.0, stages=(3, 2))
+
+
+def test_teacher_preact_compares_with_the_teachers_maps_before_their_relu():
+    from retrieval.models import create_model
+
+    student, teacher = make_models()
+    batch = make_batch()
+    kw = dict(student=student, teacher=teacher, task_loss=None, task_weight=0.0)
+    plain = build_method("reviewkd", **kw).eval()
+    pre = build_method("reviewkd", teacher_preact=True, **kw).eval()
+    pre.abfs.load_state_dict(plain.abfs.state_dict())
+    assert plain.feature_options == {} and pre.feature_options == {"preact": True}
+    t = teacher.forward_features(batch["image"], preact=True)
+    levels = pre._levels(t, preact=True)  # stages 2-4 before their ReLU, then the pooled (post-ReLU) last stage
+    for got, want in zip(levels, t["preact"][1:] + [t["stages"][3].mean(dim=(2, 3), keepdim=True)]):
+        assert torch.equal(got, want)
+    s = student.forward_features(batch["image"], preact=True)
+    with_preact = pre.distill_losses(s, t, {})["reviewkd"]
+    assert with_preact.item() != pytest.approx(plain.distill_losses(s, t, {})["reviewkd"].item(), rel=1e-4)
+    _, losses = pre.training_step(batch)
+    assert losses["reviewkd"].item() == pytest.approx(with_preact.item(), rel=1e-5)
+    mobile = create_model("mobilenet_v3_small", embedding_dim=24)
+    with pytest.raises(ValueError, match="teacher_preact reads the teacher's stage maps before their last ReLU"):
+        build_method("reviewkd", student=student, teacher=mobile, task_loss=None, task_weight=0.0, teacher_preact=True)
