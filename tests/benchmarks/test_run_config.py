@@ -44,12 +44,12 @@ def test_methods_all_names_every_method_of_the_suites_task():
     from retrieval.methods import list_methods, method_tasks
 
     cfg, origin = _build("--methods", "all")
-    assert cfg["run"][0] == "none" and {"at", "rkd", "crd", "hmat", "pkt", "darkrank", "reviewkd"} <= set(cfg["run"])
+    assert cfg["run"][0] == "none" and {"at", "rkd", "crd", "hmat", "pkt", "darkrank", "reviewkd", "ofd"} <= set(cfg["run"])
     assert not {"kd", "dkd", "dist", "hmat+kd"} & set(cfg["run"])  # logits: classification only
     assert cfg["run"] == [m for m in list_methods() if "retrieval" in method_tasks(m)]
     assert origin("run") == "--methods"
     cfg, _ = _build("--suite", "classification", "--methods", "all")
-    assert {"kd", "dkd", "dist", "hmat+kd", "vid"} <= set(cfg["run"])
+    assert {"kd", "dkd", "dist", "hmat+kd", "vid", "ofd"} <= set(cfg["run"])
     cfg, _ = _build("--suite", "detection", "--methods", "all")
     assert set(cfg["run"]) == {m for m in list_methods() if "detection" in method_tasks(m)} >= {"none", "mimic"}
 
