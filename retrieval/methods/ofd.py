@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.ofd import ofd_loss, ofd_margin
 from retrieval.methods.options import Count, Stages, Weight
+from retrieval.models.backbone import preact_backbone
 
 
 class OFDConnector(nn.Sequential):
@@ -43,22 +43,14 @@ class OFDConnector(nn.Sequential):
         super().__init__(conv, bn)
 
 
-def _backbone(model, role: str):
-    backbone = getattr(model, "backbone", None)
-    if backbone is None or not getattr(backbone, "has_preact", False):
-        raise ValueError(f"ofd reads the {role}'s stage maps before their last ReLU, which its backbone does not "
-                         f"declare (the small CNNs, CIFAR ResNets and WRNs and torchvision's ResNets do)")
-    return backbone
-
-
 class OverhaulFeatureDistillation(Distiller):
     feature_options = {"preact": True}
 
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 0.001,
                  stages: Stages = (2, 3, 4), kernel_size: Count = 1, **kw):
         super().__init__(student, teacher, task_loss, task_weight, **kw)
-        _backbone(student, "student")
-        bns = _backbone(teacher, "teacher").preact_bns
+        preact_backbone(student, "ofd", "student")
+        bns = preact_backbone(teacher, "ofd", "teacher").preact_bns
         if kernel_size % 2 == 0:
             raise ValueError(f"ofd: kernel_size must be odd (the map keeps its size); got {kernel_size}")
         self.weight, self.stages_used = weight, tuple(stages)

@@ -25,6 +25,7 @@ from torch import nn
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.reviewkd import ABF, hcl_loss
 from retrieval.methods.options import Count, Stages, Weight
+from retrieval.models.backbone import preact_backbone
 
 
 class ReviewKD(Distiller):
@@ -35,9 +36,7 @@ class ReviewKD(Distiller):
         self.weight, self.warmup, self.stages_used = weight, int(warmup_epochs), tuple(stages)
         self.teacher_preact = bool(teacher_preact)
         if self.teacher_preact:
-            if not getattr(getattr(teacher, "backbone", None), "has_preact", False):
-                raise ValueError("reviewkd: teacher_preact reads the teacher's stage maps before their last ReLU, "
-                                 "which its backbone does not declare")
+            preact_backbone(teacher, "reviewkd: teacher_preact", "teacher")
             self.feature_options = {"preact": True}
         if list(self.stages_used) != sorted(set(self.stages_used)):
             raise ValueError(f"reviewkd: stages must increase, each once; got {list(self.stages_used)}")

@@ -60,17 +60,24 @@ class Backbone(nn.Module):
             raise ValueError("a backbone's preact declares (node, bn) for each of its 4 stages")
         self.stages = [StageInfo(n, c, s) for n, c, s in zip(stage_nodes, channels, strides)]
         self.body = create_feature_extractor(model, return_nodes={n: str(i) for i, n in enumerate(stage_nodes)})
-        # The extractor of stage and pre-ReLU maps shares every module with ``body`` and is kept out of the
-        # module tree, so the state dict (and every checkpoint) is that of ``body`` alone.
-        self.__dict__["_preact_body"] = self.__dict__["_preact_bns"] = None
-        if preact is not None:
-            nodes = {n: str(i) for i, n in enumerate(stage_nodes)}
-            extra = {node: f"pre{i}" for i, (node, _) in enumerate(preact) if node not in nodes}
-            body = create_feature_extractor(model, return_nodes={**nodes, **extra})
+        # ``model`` (whose leaf modules ``body`` shares) and the pre-ReLU declaration stay out of the module tree,
+        # so the state dict (and every checkpoint) is that of ``body`` alone. The extractor of stage and pre-ReLU
+        # maps is traced on first use only: most methods never ask for it.
+        self.__dict__.update(_source=model, _preact=preact, _preact_body=None)
+
+    def _preact_extractor(self):
+        """The extractor of the stage and pre-ReLU maps (a copy of each pre-ReLU map taken before the ReLU
+        that follows can overwrite it) and the output key of each stage's pre-ReLU map."""
+        if self._preact_body is None:
+            nodes = {n.name: str(i) for i, n in enumerate(self.stages)}
+            extra = {node: f"pre{i}" for i, (node, _) in enumerate(self._preact) if node not in nodes}
+            self._source.train(self.training)  # the tracer restores this mode on the modules it shares with body
+            body = create_feature_extractor(self._source, return_nodes={**nodes, **extra})
             _clone_outputs(body, list(extra.values()))
-            self.__dict__["_preact_keys"] = [nodes.get(node) or extra[node] for node, _ in preact]
-            self.__dict__["_preact_body"] = body
-            self.__dict__["_preact_bns"] = [model.get_submodule(bn) for _, bn in preact]
+            body.train(self.training)
+            keys = [nodes.get(node) or extra[node] for node, _ in self._preact]
+            self.__dict__["_preact_body"] = (body, keys)
+        return self._preact_body
 
     @property
     def out_channels(self) -> int:
@@ -79,19 +86,22 @@ class Backbone(nn.Module):
     @property
     def has_preact(self) -> bool:
         """Whether the backbone declares its pre-ReLU stage maps (``forward_maps``)."""
-        return self._preact_body is not None
+        return self._preact is not None
+
+    def _require_preact(self) -> None:
+        if not self.has_preact:
+            raise ValueError("this backbone does not declare its pre-ReLU stage maps")
 
     @property
     def preact_bns(self) -> list[nn.BatchNorm2d]:
         """The BatchNorm feeding each stage's last ReLU (mdistiller's ``get_bn_before_relu``)."""
-        if not self.has_preact:
-            raise ValueError("this backbone does not declare its pre-ReLU stage maps")
-        return list(self._preact_bns)
+        self._require_preact()
+        return [self._source.get_submodule(bn) for _, bn in self._preact]
 
     def train(self, mode: bool = True):
         super().train(mode)
         if self._preact_body is not None:
-            self._preact_body.train(mode)  # its modules are body's; this switches its train/eval graph
+            self._preact_body[0].train(mode)  # its modules are body's; this switches its train/eval graph
         return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -103,7 +113,17 @@ class Backbone(nn.Module):
         from the same pass."""
         if not preact:
             return {"stages": self(x)}
-        if not self.has_preact:
-            raise ValueError("this backbone does not declare its pre-ReLU stage maps")
-        out = self._preact_body(x)
-        return {"stages": [out[str(i)] for i in range(4)], "preact": [out[k] for k in self._preact_keys]}
+        self._require_preact()
+        body, keys = self._preact_extractor()
+        out = body(x)
+        return {"stages": [out[str(i)] for i in range(4)], "preact": [out[k] for k in keys]}
+
+
+def preact_backbone(model: nn.Module, reader: str, role: str) -> Backbone:
+    """``model.backbone`` if it declares its pre-ReLU stage maps, else a ``ValueError`` naming ``reader`` (the
+    method or option that reads them) and ``role`` (student or teacher): checked when a method is built."""
+    backbone = getattr(model, "backbone", None)
+    if not getattr(backbone, "has_preact", False):
+        raise ValueError(f"{reader} reads the {role}'s stage maps before their last ReLU, which its backbone does "
+                         f"not declare (the small CNNs, CIFAR ResNets and WRNs and torchvision's ResNets do)")
+    return backbone

@@ -40,12 +40,15 @@ def test_small_cnn_preact_is_each_stage_sum_before_its_relu():
         torch.testing.assert_close(a, b)
 
 
+def assert_stage_maps_are_relu_of_preact(maps):
+    for pre, stage in zip(maps["preact"], maps["stages"]):
+        torch.testing.assert_close(torch.relu(pre), stage)
+        assert (pre < 0).any()  # not overwritten by the in-place ReLU that follows
+
+
 def test_in_train_mode_preact_maps_are_the_stage_maps_before_relu():
     torch.manual_seed(0)
-    maps = create_backbone("small_cnn_s").train().forward_maps(images(), preact=True)
-    for got, stage in zip(maps["preact"], maps["stages"]):
-        torch.testing.assert_close(torch.relu(got), stage)
-        assert (got < 0).any()
+    assert_stage_maps_are_relu_of_preact(create_backbone("small_cnn_s").train().forward_maps(images(), preact=True))
 
 
 def test_preact_maps_carry_gradients_in_train_mode_and_switch_batchnorm_mode():
@@ -69,10 +72,7 @@ def test_preact_maps_carry_gradients_in_train_mode_and_switch_batchnorm_mode():
 def test_resnet_preact_maps_are_the_stage_maps_before_relu(arch):
     torch.manual_seed(0)
     net = create_classifier(arch, 10).eval()
-    out = net.forward_features(images(2), preact=True)
-    for pre, stage in zip(out["preact"], out["stages"]):
-        torch.testing.assert_close(torch.relu(pre), stage)
-        assert (pre < 0).any()
+    assert_stage_maps_are_relu_of_preact(net.forward_features(images(2), preact=True))
 
 
 def test_wrn_preact_maps_are_its_block_outputs_and_the_last_before_its_bn_and_relu():
@@ -117,3 +117,17 @@ def test_a_backbone_without_preact_says_so():
     assert not backbone.has_preact
     with pytest.raises(ValueError, match="does not declare its pre-ReLU stage maps"):
         backbone.forward_maps(images(1, 64), preact=True)
+
+
+def test_the_preact_extractor_is_traced_on_first_use_in_the_backbones_mode():
+    torch.manual_seed(0)
+    backbone = create_backbone("small_cnn_xs")
+    backbone(images(1))
+    assert backbone._preact_body is None  # building and plain forwards never trace it
+    backbone.eval()
+    bn = backbone.body.layer2.bn1
+    before = bn.running_mean.clone()
+    backbone.forward_maps(images(2), preact=True)  # traced now, from an eval-mode backbone
+    assert backbone._preact_body is not None
+    assert not any(m.training for m in backbone.body.modules())
+    torch.testing.assert_close(bn.running_mean, before)
