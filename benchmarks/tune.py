@@ -136,17 +136,16 @@ def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
                                                  job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
     where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
+    said = f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}"
+    cell_id = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed}
     try:
         student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
     except NonFiniteLossError as exc:  # a diverged cell is a result of the search, not the end of it
-        print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}: diverged ({exc})", flush=True)
-        return {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed,
-                **{f"val_{m}": float("nan") for m in metrics}, "best_epoch": None, "train_seconds": float("nan"),
-                "options_hash": config_hash(merged), "diverged": 1}
-    print(f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}: val {metrics[0]} "
-          f"{100 * result.best_val[metrics[0]]:.2f}", flush=True)
-    row = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed,
-           **{f"val_{m}": result.best_val[m] for m in metrics},
+        print(f"{said}: diverged ({exc})", flush=True)
+        return {**cell_id, **{f"val_{m}": float("nan") for m in metrics}, "best_epoch": None,
+                "train_seconds": float("nan"), "options_hash": config_hash(merged), "diverged": 1}
+    print(f"{said}: val {metrics[0]} {100 * result.best_val[metrics[0]]:.2f}", flush=True)
+    row = {**cell_id, **{f"val_{m}": result.best_val[m] for m in metrics},
            "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
            "options_hash": config_hash(merged), "diverged": 0}
     if job.get("keep"):  # the selected weights, scored on test only after the choice is written
