@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         print(f"{r['index']:<6} {r['build_s']:8.1f} {search:>10} {r['peak_mb']:8.0f} {cells}")
     print("* exact search time for all queries extrapolated from the sample; diff = recall minus exact, in points")
     if args.json:
-        from benchmarks.results_io import atomic_write_json
+        from benchmarks.runner.results_io import atomic_write_json
         atomic_write_json(args.json, {"n": args.n, "dim": args.dim, "queries": args.queries, "nprobe": args.nprobe,
                                       "ef_search": args.ef_search, "results": results})
     return 0

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.results_io import atomic_write_json
+from benchmarks.runner.results_io import atomic_write_json
 
 MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH, MAX_MACS_RATIO = 15 * 60, 5.0, 0.5, 0.3
 MIN_STAGE1, MIN_STAGE4 = 16, 4
@@ -37,7 +37,7 @@ def stage_sizes(cfg: dict) -> dict:
     """{role: [(H, W) of stages 1..4]} of the config's teacher and student on one image of its test split."""
     import torch
 
-    from benchmarks.suites import retrieval as suite
+    from benchmarks.runner.suites import retrieval as suite
     from retrieval.data import build_dataset
 
     d = cfg["dataset"]
@@ -151,7 +151,7 @@ def finish(numbers: dict, ok: dict, lines: list[str], json_path: str | None) -> 
 
 def main(argv=None) -> int:
     args = parser(__doc__).parse_args(argv)
-    from benchmarks.config import resolve_config
+    from benchmarks.runner.config import resolve_config
 
     cfg = resolve_config("retrieval", args.config)
     seconds = None if args.check_only else timed_default_run("retrieval", args.out, args.config)

@@ -39,7 +39,7 @@ def report(numbers: dict, ok: dict) -> list[str]:
 
 def main(argv=None) -> int:
     args = parser(__doc__).parse_args(argv)
-    from benchmarks.config import resolve_config
+    from benchmarks.runner.config import resolve_config
 
     cfg = resolve_config(SUITE, args.config)
     # an empty cache: the scenes are generated into it

@@ -52,7 +52,7 @@ def recipe_config(data_root: Path, device: str, batch: int | None = None) -> dic
 
 def one_batch(cfg: dict, data: dict) -> dict:
     """A training batch drawn by the recipe's sampler (``m_per_class`` images of each class)."""
-    from benchmarks.suites.retrieval import _train_config
+    from benchmarks.runner.suites.retrieval import _train_config
     from retrieval.engine.trainer import make_train_loader
 
     tcfg = _train_config(cfg, "student", progress=False)
@@ -62,7 +62,7 @@ def one_batch(cfg: dict, data: dict) -> dict:
 
 def build_job(cfg: dict, data: dict, job: str, teacher=None):
     """The method object a job trains: the teacher (``none`` on the teacher network) or a student."""
-    from benchmarks.suites import retrieval as suite
+    from benchmarks.runner.suites import retrieval as suite
     from retrieval.losses import build_task_loss
     from retrieval.methods import build_method
 
@@ -75,7 +75,7 @@ def build_job(cfg: dict, data: dict, job: str, teacher=None):
 def measure(method, batch: dict, cfg: dict, role: str, device: str, amp: bool, channels_last: bool,
             steps: int) -> dict:
     """images/s over ``steps`` training steps on ``batch`` (after ``WARMUP``), and the peak GPU memory."""
-    from benchmarks.suites.retrieval import _train_config
+    from benchmarks.runner.suites.retrieval import _train_config
     from retrieval.engine.mixed_precision import MixedPrecision
     from retrieval.engine.trainer import make_optimizer
 
@@ -114,7 +114,7 @@ def measure(method, batch: dict, cfg: dict, role: str, device: str, amp: bool, c
 
 def training_table(cfg: dict, data: dict, device: str, steps: int, jobs=None, log=print) -> list[dict]:
     """One row per (job, amp, channels_last)."""
-    from benchmarks.suite_runner import seed_init
+    from benchmarks.runner.suite_runner import seed_init
 
     batch = one_batch(cfg, data)
     seed_init(cfg, 0)
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
     from benchmarks.make_recipe_data import write_cub
-    from benchmarks.suites.retrieval import prepare
+    from benchmarks.runner.suites.retrieval import prepare
 
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         root = write_cub(tmp, classes=args.classes, per_class=5)
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     print(text)
     result = {"device": name, "torch": torch.__version__, "steps": args.steps, "training": rows, "search": search,
               "command": command.strip()}
-    from benchmarks.results_io import atomic_write_json, atomic_write_via
+    from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
 
     if args.json:
         atomic_write_json(Path(args.json), result)

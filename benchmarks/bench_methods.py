@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 
 SUITES = ("retrieval", "classification")
 DEFAULT_OUT = Path("results/benchmarks/bench_methods.md")
@@ -86,7 +86,7 @@ def _peak_mb() -> float:
 
 def default_setup(suite: str) -> dict:
     """The suite's default config, without its pretraining and with a token test split (unused)."""
-    from benchmarks.config import default_config
+    from benchmarks.runner.config import default_config
 
     cfg = default_config(suite)
     cfg.pop("pretrain", None)
@@ -122,12 +122,12 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
     """Time and peak memory of ``method_name``'s training step on ``suite``'s default."""
     import torch
 
-    from benchmarks.config import deep_merge
+    from benchmarks.runner.config import deep_merge
     from retrieval.methods import needs_teacher
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    module = importlib.import_module(f"benchmarks.suites.{suite}")
+    module = importlib.import_module(f"benchmarks.runner.suites.{suite}")
     cfg = default_setup(suite)
     data = module.prepare(cfg, log=lambda *a: None)
     train = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))
@@ -164,7 +164,7 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
 
 
 def suite_methods(suite: str, wanted: list[str] | None) -> list[str]:
-    from benchmarks.schema import SUITE_TASKS
+    from benchmarks.runner.schema import SUITE_TASKS
     from retrieval.methods import list_methods, methods_for_task
 
     runs = methods_for_task(SUITE_TASKS[suite])
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
         raise UserError(f"--suites {args.suites}: expected some of {', '.join(SUITES)}")
     wanted = None if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
     plan = [(suite, m) for suite in suites for m in suite_methods(suite, wanted)]
-    from benchmarks.results_io import atomic_write_json, atomic_write_text, git_commit
+    from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
     from retrieval.numerics import cpu_numerics
 
     shown = list(argv) if argv is not None else sys.argv[1:]

@@ -30,7 +30,7 @@ import pandas as pd
 from benchmarks.export import fresh_network, run_test_split
 from benchmarks.leaderboard import current_rows, markdown_notes as _markdown_notes, primary_metric, write_suite_tables
 from benchmarks.pareto import write_pareto
-from benchmarks.results_io import (atomic_write_json, atomic_write_text, file_lock, git_commit, read_runs)
+from benchmarks.runner.results_io import (atomic_write_json, atomic_write_text, file_lock, git_commit, read_runs)
 from retrieval.cost import COST_COLUMNS, row_record, suite_cost
 
 NOTE_START = "Cost columns added afterwards by"
@@ -39,7 +39,7 @@ NOTE_START = "Cost columns added afterwards by"
 def _num_classes(cfg: dict, test) -> int | None:
     if cfg.get("suite") != "classification":
         return None
-    from benchmarks.suites.classification import num_classes
+    from benchmarks.runner.suites.classification import num_classes
 
     return num_classes({"test": test})
 

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.errors import ArgumentParser, add_debug_flag, reports_user_errors
-from benchmarks.reproduce import find_run
-from benchmarks.results_io import atomic_write_json, atomic_write_via
-from benchmarks.suite_runner import student_checkpoint
+from benchmarks.runner.errors import ArgumentParser, add_debug_flag, reports_user_errors
+from benchmarks.runner.reproduce import find_run
+from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
+from benchmarks.runner.suite_runner import student_checkpoint
 
 ATOL, RTOL = 1e-4, 1e-3
 RETRIEVAL_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")
@@ -108,11 +108,11 @@ def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
 
 def _suite(name: str | None, run_id: str):
     if name in RETRIEVAL_SUITES:
-        from benchmarks.suites import retrieval as suite
+        from benchmarks.runner.suites import retrieval as suite
     elif name == "classification":
-        from benchmarks.suites import classification as suite
+        from benchmarks.runner.suites import classification as suite
     elif name == "detection":
-        from benchmarks.suites import detection as suite
+        from benchmarks.runner.suites import detection as suite
     else:
         raise SystemExit(f"run {run_id}: export of suite {name!r} is not supported; supported: {SUITES}")
     return suite
@@ -125,7 +125,7 @@ def fresh_network(cfg: dict, role: str, num_classes: int | None = None):
 
     spec = cfg[role]
     if cfg.get("suite") in RETRIEVAL_SUITES:
-        from benchmarks.suites.retrieval import _model  # the suite's own builder (output_stride included)
+        from benchmarks.runner.suites.retrieval import _model  # the suite's own builder (output_stride included)
 
         return _model({**spec, "pretrained": False})
     if cfg.get("suite") == "classification":

@@ -17,7 +17,7 @@ without a ``leaderboard.csv`` contributes all its rows (one leaderboard row per 
 ``--rebuild <results>/<suite>/<dataset> [more]`` rewrites that folder's ``leaderboard.csv``,
 ``leaderboard.md`` and ``pairwise.csv`` from its ``runs.csv`` without training: the same rows
 (the configs of its current ``leaderboard.csv``, those of the latest suite run) and the notes
-of its current ``leaderboard.md``, with the statistics of this code (``benchmarks.stats``).
+of its current ``leaderboard.md``, with the statistics of this code (``benchmarks.runner.stats``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.errors import ArgumentParser, add_debug_flag, reports_user_errors
-from benchmarks.aggregate import leaderboard, metric_columns, tables, to_markdown
-from benchmarks.results_io import atomic_write_text, atomic_write_via, read_runs
+from benchmarks.runner.errors import ArgumentParser, add_debug_flag, reports_user_errors
+from benchmarks.runner.aggregate import leaderboard, metric_columns, tables, to_markdown
+from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, read_runs
 
 PRIMARY = ("recall@1", "top1")  # retrieval-like suites, then classification
 K_METRIC = re.compile(r"^(recall@|top)(\d+)$")

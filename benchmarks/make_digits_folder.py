@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 
 
 def write_digits_folder(root: Path) -> int:

@@ -53,7 +53,7 @@ from typing import Iterable, Mapping
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 
 DATASETS = ("cub200", "cars196", "sop", "cifar100", "coco")
 MARKER = "GENERATED.txt"

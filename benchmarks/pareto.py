@@ -69,7 +69,7 @@ def pareto_front(x, y) -> list[int]:
 
 def _tick(value: float, _pos=None) -> str:
     """Log-axis tick labels as plain numbers: 0.5, 2, 1.2M (minor ticks labelled only at 2, 3 and 5 x 10^k)."""
-    from benchmarks.aggregate import _si
+    from benchmarks.runner.aggregate import _si
 
     mantissa = value / 10 ** np.floor(np.log10(value)) if value > 0 else 0
     if not any(np.isclose(mantissa, m) for m in (1, 2, 3, 5)):

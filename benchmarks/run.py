@@ -8,22 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import dry_run
-from benchmarks.config import deep_merge, default_config, key_origin, load_yaml, merge_config
-from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
-from benchmarks.results_io import git_commit
+from benchmarks.runner import dry_run
+from benchmarks.runner.config import deep_merge, default_config, key_origin, load_yaml, merge_config
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.results_io import git_commit
 
-SUITES = {"retrieval": "benchmarks.suites.retrieval", "hmat-ablation": "benchmarks.suites.retrieval",
-          "retrieval-scratch": "benchmarks.suites.retrieval",  # benchmarks/configs/retrieval_scratch.yaml
-          "classification": "benchmarks.suites.classification", "detection": "benchmarks.suites.detection"}
+from benchmarks.runner.suites import SUITES, get_suite
 PLANNED = ()
 
 
 def torchrun_suites() -> list[str]:
-    """The suites whose module declares ``TORCHRUN = True`` (they train each job on all torchrun processes)."""
-    import importlib
-
-    return [name for name, module in SUITES.items() if getattr(importlib.import_module(module), "TORCHRUN", False)]
+    """The suites that declare ``TORCHRUN = True`` (they train each job on all torchrun processes)."""
+    return [name for name in SUITES if get_suite(name).TORCHRUN]
 
 
 def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
@@ -34,7 +30,7 @@ def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
     if methods != ["all"]:
         raise UserError(f"--methods {','.join(methods)}: 'all' stands alone (it names every method of the "
                         f"suite's task); list the methods instead")
-    from benchmarks.schema import SUITE_TASKS
+    from benchmarks.runner.schema import SUITE_TASKS
     from retrieval.methods import methods_for_task
 
     return methods_for_task(SUITE_TASKS.get(cfg.get("suite")))
@@ -195,11 +191,9 @@ def main(argv=None) -> int:
     if args.dry_run and torchrun:
         raise UserError("--dry-run runs each job in one process of its own; start it with python -m benchmarks.run")
     cfg, origin = build_config(args)
-    import importlib
+    from benchmarks.runner.preflight import preflight
 
-    from benchmarks.preflight import preflight
-
-    suite = importlib.import_module(SUITES[args.suite])
+    suite = get_suite(args.suite)
     start = time.perf_counter()
     distributed.init_from_env(cfg.get("device", "cpu"))  # nothing without torchrun
     # every check of the user's input, before the first training step (each rank checks its own copy)
@@ -208,7 +202,7 @@ def main(argv=None) -> int:
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--debug",)]
     cfg["_command"] = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in shown)
     if args.dry_run:
-        dest = dry_run.run_dry(SUITES[args.suite], cfg, Path(args.out), Path(args.cache_dir), git_commit(),
+        dest = dry_run.run_dry(args.suite, cfg, Path(args.out), Path(args.cache_dir), git_commit(),
                        args.dry_steps or dry_run.STEPS, args.dry_eval or dry_run.EVAL_IMAGES)
         print(f"wrote {dest}/dry_run.csv, dry_run.md in {time.perf_counter() - start:.0f}s")
         return 0
@@ -231,9 +225,9 @@ def _reproduce(args) -> int:
                                                  "device", "index") if getattr(args, k) is not None]
     if given:
         raise UserError(f"--reproduce takes its config, method and seed from the saved run; drop {given}")
-    from benchmarks.reproduce import reproduce
+    from benchmarks.runner.reproduce import reproduce
 
-    return reproduce(args.reproduce, Path(args.out), Path(args.cache_dir), SUITES, progress=not args.no_progress)
+    return reproduce(args.reproduce, Path(args.out), Path(args.cache_dir), progress=not args.no_progress)
 
 
 if __name__ == "__main__":

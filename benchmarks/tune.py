@@ -37,7 +37,6 @@ backbones are shared by all folds (pretraining reads the whole training half).
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import sys
 import time
@@ -47,13 +46,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
-from benchmarks.schema import check_config, method_problems
-from benchmarks.config import config_hash, deep_merge, load_yaml, resolve_config
-from benchmarks.jobs import run_jobs
-from benchmarks.suite_runner import suite_data, teacher_seed_of
-from benchmarks.results_io import atomic_write_text, atomic_write_via, git_commit
-from benchmarks.suites import retrieval as suite  # --test-after and --folds (retrieval only)
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.schema import check_config, method_problems
+from benchmarks.runner.config import config_hash, deep_merge, load_yaml, resolve_config
+from benchmarks.runner.jobs import run_jobs
+from benchmarks.runner.suite_runner import suite_data, teacher_seed_of
+from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, git_commit
+from benchmarks.runner.suites import get_suite
+from benchmarks.runner.suites import retrieval as suite  # --test-after and --folds (retrieval only)
 from retrieval.engine.trainer import NonFiniteLossError
 
 SUITES = ("retrieval", "classification", "detection")
@@ -63,8 +63,8 @@ a cell is ranked by the one the student's checkpoint is selected on."""
 
 
 def suite_of(cfg: dict):
-    """The suite module of a resolved config (``cfg["suite"]``)."""
-    return importlib.import_module(f"benchmarks.suites.{cfg['suite']}")
+    """The ``Suite`` of a resolved config (``cfg["suite"]``)."""
+    return get_suite(cfg["suite"])
 
 
 def _select_metric(cfg: dict) -> str:
@@ -245,8 +245,7 @@ def main(argv=None) -> int:
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
-    setup_names = getattr(suite_of(cfg), "setup_names", lambda c: [])
-    setup = [partial(_setup_job, job, name) for name in setup_names(cfg)]  # pretrained backbones
+    setup = [partial(_setup_job, job, name) for name in suite_of(cfg).setup_names(cfg)]  # pretrained backbones
     units = [(fold, seed) for fold in folds for seed in seeds]
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), units, range(len(cells)),
                                 workers, setup=setup, teacher_of=lambda unit: (unit[0], teacher_seed_of(cfg, unit[1])))

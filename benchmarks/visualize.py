@@ -22,10 +22,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors  # noqa: E402
-from benchmarks.config import resolve_config  # noqa: E402
-from benchmarks.suite_runner import teacher_seed_of  # noqa: E402
-from benchmarks.suites import retrieval as suite  # noqa: E402
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors  # noqa: E402
+from benchmarks.runner.config import resolve_config  # noqa: E402
+from benchmarks.runner.suite_runner import teacher_seed_of  # noqa: E402
+from benchmarks.runner.suites import retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
 
 

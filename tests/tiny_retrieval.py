@@ -2,7 +2,7 @@
 one-epoch backbone pretraining, a few epochs of training. ``tiny_retrieval(**changes)``
 returns a copy with ``changes`` deep-merged over it (e.g. ``seeds=[0, 1]``)."""
 
-from benchmarks.config import deep_merge
+from benchmarks.runner.config import deep_merge
 
 TINY_RETRIEVAL = {
     "dataset": {"name": "synthetic", "options": {"classes": 20, "per_class": 10, "size": 16,

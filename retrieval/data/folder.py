@@ -151,7 +151,7 @@ def folder(root, split: str, transform=None, image_size: int = 224, val_fraction
     small folder keeps 2 validation classes (8 classes: fit 2, val 2, test 4; 10: 3, 2, 5;
     20: 8, 2, 10), and a retrieval split never has a single class unless the folder has
     fewer than 4 training classes. Training needs 2 fit classes, so at least 7 class
-    folders (the runner's preflight, ``benchmarks.sampler_fit``, stops with an
+    folders (the runner's preflight, ``benchmarks.runner.sampler_fit``, stops with an
     error below that, and adapts batch size and sampler to what the splits hold). With 2
     validation classes, choosing an epoch on validation is mostly noise: the folder recipe
     (``benchmarks/configs/folder.yaml``) keeps the last epoch and reports validation only.

@@ -9,7 +9,7 @@ epoch or of the last epoch.
 
 Progress goes to a callback when one is given (``train(..., progress_callback=fn)``) or
 installed around the call (``with reporting_progress(fn): ...``, which is how
-``benchmarks.progress`` follows the runs of a job): ``fn(event)`` receives plain dicts
+``benchmarks.runner.progress`` follows the runs of a job): ``fn(event)`` receives plain dicts
 (see ``train``). The callback only reads values the loop computes anyway, so it changes
 no number; under torchrun only rank 0 calls it. ``TrainConfig.progress`` is the loop's
 own tqdm bar, independent of any callback.

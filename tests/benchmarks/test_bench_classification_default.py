@@ -3,7 +3,7 @@
 import pytest
 
 from benchmarks.bench_classification_default import check, main, report, same_schedule
-from benchmarks.config import deep_merge, resolve_config
+from benchmarks.runner.config import deep_merge, resolve_config
 from fake_board import fake_board
 
 

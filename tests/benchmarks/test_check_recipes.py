@@ -4,8 +4,8 @@
 import pytest
 
 from benchmarks import check_recipes, run
-from benchmarks.config import deep_merge
-from benchmarks.schema import check_config
+from benchmarks.runner.config import deep_merge
+from benchmarks.runner.schema import check_config
 
 FULL_SCALE = {"cub200", "cars196", "sop", "cifar100", "detection_coco"}
 

@@ -5,10 +5,10 @@ from importlib import resources
 
 import pytest
 
-from benchmarks.config import resolve_config
-from benchmarks.suites import pretrain
-from benchmarks.suites import retrieval as suite
-from benchmarks.suites.retrieval import _train_config
+from benchmarks.runner.config import resolve_config
+from benchmarks.runner.suites import pretrain
+from benchmarks.runner.suites import retrieval as suite
+from benchmarks.runner.suites.retrieval import _train_config
 from retrieval.methods import list_methods
 
 FULL_SCALE = ["cub200", "cars196", "sop"]
@@ -59,7 +59,7 @@ def test_default_networks_stage_sizes_on_the_default_data():
 def test_cifar100_recipe_does_not_inherit_the_embedded_classification_default():
     """cifar100.yaml is merged over classification.yaml (generated data, pretraining, cosine
     schedule, fixed initial weights, 8 epochs); none of that may reach RepDistiller's recipe."""
-    from benchmarks.suites import classification
+    from benchmarks.runner.suites import classification
 
     path = resources.files("benchmarks") / "configs" / "cifar100.yaml"
     cfg = resolve_config("classification", str(path))
@@ -80,7 +80,7 @@ def test_cifar100_recipe_does_not_inherit_the_embedded_classification_default():
 def test_the_classification_default_stands_in_for_cifar100():
     """100+ classes at 32x32; teacher and student on the same schedule; backbones pretrained on
     another draw of the generator (not the benchmark's classes)."""
-    from benchmarks.suites import classification
+    from benchmarks.runner.suites import classification
 
     cfg = resolve_config("classification")
     data = classification.prepare(cfg, progress=False, log=lambda *a: None)

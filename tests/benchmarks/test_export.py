@@ -168,7 +168,7 @@ def test_detector_backbone_round_trip(tmp_path):
 
 
 def test_fresh_network_is_the_suites_network_output_stride_included():
-    from benchmarks.config import resolve_config
+    from benchmarks.runner.config import resolve_config
     from benchmarks.export import fresh_network
 
     cfg = resolve_config("retrieval")

@@ -157,7 +157,7 @@ def test_the_real_detection_recipe_resolves_over_the_tree(tmp_path):
     """detection_coco.yaml's own dataset options read the tree (no option copied here)."""
     from importlib import resources
 
-    from benchmarks.config import resolve_config
+    from benchmarks.runner.config import resolve_config
 
     cfg = resolve_config("detection", str(resources.files("benchmarks") / "configs" / "detection_coco.yaml"))
     root = mrd.write_coco(tmp_path, classes=2, per_class=1)

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from benchmarks.config import deep_merge, default_config, key_origin, resolve_config
-from benchmarks.errors import UserError
+from benchmarks.runner.config import deep_merge, default_config, key_origin, resolve_config
+from benchmarks.runner.errors import UserError
 from benchmarks.make_recipe_data import recipe_weights, write_random_weights
-from benchmarks.schema import check_config, config_problems
+from benchmarks.runner.schema import check_config, config_problems
 from retrieval.models import create_model
 from retrieval.models.torchvision_backbones import PretrainedWeightsNotFound, cached_weights_path, known_weights
 
@@ -65,7 +65,7 @@ def test_the_named_weights_load_their_file_and_default_stays_default(two_weights
 
 
 def test_each_suite_passes_its_roles_weights(two_weights):
-    from benchmarks.suites import classification, detection, retrieval
+    from benchmarks.runner.suites import classification, detection, retrieval
 
     v1, _ = two_weights
     spec = {"arch": "mobilenet_v3_large", "pretrained": True, "weights": "IMAGENET1K_V1"}
@@ -141,7 +141,7 @@ def test_weights_on_an_architecture_without_torchvision_weights_is_an_error(suit
 def test_the_teacher_cache_follows_the_weights(tmp_path):
     from pathlib import Path
 
-    from benchmarks.suites import detection, retrieval
+    from benchmarks.runner.suites import detection, retrieval
 
     cub = resolve_config("retrieval", str(CONFIGS / "cub200.yaml"))
     v1 = retrieval.teacher_checkpoint(cub, Path("cache"), 0)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from benchmarks import tune
-from benchmarks.results_io import read_header
+from benchmarks.runner.results_io import read_header
 from tiny_retrieval import tiny_retrieval
 from user_error import user_error
 
@@ -127,7 +127,7 @@ TINY_CLASSIFICATION = {
 def test_classification_tunes_on_val_images_never_seen_in_training(tmp_path, monkeypatch):
     """A select: last role, which trains on the whole train split in a benchmark run, here trains on
     fit and is scored on val at its last epoch; tuning.csv holds top-1/top-5 on val."""
-    from benchmarks.suites import classification
+    from benchmarks.runner.suites import classification
 
     trained = []
     train = classification.train
@@ -171,7 +171,7 @@ def test_a_shared_teacher_is_trained_once_for_every_seed(tmp_path):
 
 
 def test_a_diverged_cell_is_recorded_last_and_never_chosen(tmp_path, monkeypatch, capsys):
-    from benchmarks.suites import retrieval as suite
+    from benchmarks.runner.suites import retrieval as suite
     from retrieval.engine.trainer import NonFiniteLossError
 
     real = suite.train_student

@@ -208,6 +208,6 @@ def test_small_folder_split_keeps_two_validation_classes(tmp_path, classes, expe
 
 
 def test_below_seven_class_folders_fit_has_one_class(tmp_path):
-    """The loader still builds the split; the runner's preflight (benchmarks.sampler_fit) stops there."""
+    """The loader still builds the split; the runner's preflight (benchmarks.runner.sampler_fit) stops there."""
     root = _folder(tmp_path / "imgs", classes=6, per_class=1)
     assert folder(root, "fit").num_classes == 1 and folder(root, "val").num_classes == 2

@@ -76,9 +76,9 @@ def test_two_seeds_from_pretrained_backbones_report_gain_intervals(tmp_path, cap
     starts from it (FPN and heads new), and two seeds give paired gains with their 95% intervals."""
     import torch
 
-    from benchmarks.config import resolve_config
-    from benchmarks.suites import detection
-    from benchmarks.suites.pretrain import pretrained_path
+    from benchmarks.runner.config import resolve_config
+    from benchmarks.runner.suites import detection
+    from benchmarks.runner.suites.pretrain import pretrained_path
 
     tiny = {**TINY, "pretrain": {"dataset": {"name": "synthetic-cls", "options": {
         "seed": 1, "classes": 10, "train_per_class": 4, "test_per_class": 2}},

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks import results_io
-from benchmarks.results_io import atomic_write_text, atomic_write_via, read_header, read_runs, upsert_rows
+from benchmarks.runner import results_io
+from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, read_header, read_runs, upsert_rows
 from retrieval.utils import atomic
 
 
@@ -62,7 +62,7 @@ def test_two_concurrent_writers_lose_no_row(tmp_path):
 # (its fsync is made to hang): the parent SIGKILLs it there.
 KILLED_WRITER = """
 import sys, time
-from benchmarks import results_io
+from benchmarks.runner import results_io
 from retrieval.utils import atomic
 def hang(fd):
     print("written", flush=True)
@@ -128,7 +128,7 @@ def test_hashes_that_look_like_numbers_stay_text(tmp_path):
 def test_commit_is_dirty_for_code_changes_but_not_for_results(tmp_path):
     import subprocess
 
-    from benchmarks.results_io import git_commit
+    from benchmarks.runner.results_io import git_commit
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

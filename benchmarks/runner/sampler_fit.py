@@ -18,7 +18,7 @@ the configured batch and at most the split's images. Changes are written to
 when the backbones are pretrained on the run's own training half. A config that fits
 comes back unchanged with no notes.
 
-This module imports torch only to read a ``pretrain`` section (``benchmarks.suites.pretrain``).
+This module imports torch only to read a ``pretrain`` section (``benchmarks.runner.suites.pretrain``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import copy
 
 import numpy as np
 
-from benchmarks.config import deep_merge
-from benchmarks.errors import UserError
+from benchmarks.runner.config import deep_merge
+from benchmarks.runner.errors import UserError
 
 TRAIN_DEFAULTS = {"batch_size": 128, "m_per_class": 5, "sampler": "m_per_class"}
 """``retrieval.engine.TrainConfig``'s defaults for the keys read here (a test keeps them equal)."""
@@ -167,10 +167,10 @@ def _fit_batch(opts: dict, s: dict, where: str, split: str, notes: list[str]) ->
 
 def _pretrains_on_own_data(cfg: dict) -> bool:
     """Whether the ``pretrain`` section reads the run's own dataset (its training half): its
-    pretraining data (``benchmarks.suites.pretrain.pretrain_dataset_spec``) is the run's dataset."""
+    pretraining data (``benchmarks.runner.suites.pretrain.pretrain_dataset_spec``) is the run's dataset."""
     if not cfg.get("pretrain"):
         return False
-    from benchmarks.suites.pretrain import SPLIT_KEYS, pretrain_dataset_spec  # imports torch
+    from benchmarks.runner.suites.pretrain import SPLIT_KEYS, pretrain_dataset_spec  # imports torch
 
     def normalised(spec: dict) -> dict:
         options = {k: v for k, v in (spec.get("options") or {}).items() if k not in SPLIT_KEYS}

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmarks.errors import UserError
+from benchmarks.runner.errors import UserError
 from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT
 from retrieval.models.embedding_net import POOLINGS
 
@@ -223,7 +223,7 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: tupl
 # ----------------------------------------------------------------------------- semantic checks
 
 def merged_train(cfg: dict, role: str) -> dict:
-    from benchmarks.config import deep_merge
+    from benchmarks.runner.config import deep_merge
 
     return deep_merge(cfg.get("train") or {}, (cfg.get(role) or {}).get("train") or {})
 
@@ -296,7 +296,7 @@ def dataset_option_problems(name: str, options: dict, path: str) -> list[tuple[s
 def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]:
     """Every ``methods`` entry (a registered method or a named variant of one; only the entry
     ``only`` if given) against the method's options model, and every ``run`` entry known."""
-    from benchmarks.suite_runner import method_options
+    from benchmarks.runner.suite_runner import method_options
     from retrieval.methods.options import options_model
     from retrieval.methods.registry import _METHODS
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_via, file_lock
-from benchmarks.suite_runner import train_state_path
+from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.results_io import atomic_write_via, file_lock
+from benchmarks.runner.suite_runner import train_state_path
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.losses import build_task_loss

@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.config import config_hash, deep_merge
-from benchmarks.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
-from benchmarks.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
-from benchmarks.suites.retrieval import environment, run_id_of  # noqa: F401 (run_id_of: runner hook)
+from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.suite import Suite
+from benchmarks.runner.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
+from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
+from benchmarks.runner.suites.retrieval import environment, run_id_of  # noqa: F401 (run_id_of: runner hook)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -96,7 +97,7 @@ def _pretrain_classifier(spec: dict, dataset):
 
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` classifier before training: from the pretrained backbone, with a new
-    classifier, when the config has a ``pretrain`` section (see ``benchmarks.suites.pretrain``)."""
+    classifier, when the config has a ``pretrain`` section (see ``benchmarks.runner.suites.pretrain``)."""
     model = _classifier(cfg[role], num_classes(data))
     if pretrain_section(cfg):
         if "cache_dir" not in data:
@@ -184,7 +185,7 @@ def accuracy_note(cfg: dict) -> str:
     return f"Accuracy in % (mean ± std over seeds) on the test split, of {which}."
 
 
-# ---------------------------------------------------------------- hooks of benchmarks.suite_runner
+# ---------------------------------------------------------------- hooks of benchmarks.runner.suite_runner
 
 
 def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
@@ -224,6 +225,34 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
             f"(method - none) / (teacher - none) on top-1."]
 
 
-def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
-    """Run the suite described by ``cfg`` (see ``benchmarks.suite_runner.run_suite``)."""
-    return run_suite(__name__, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg))
+class ClassificationSuite(Suite):
+    """The classification suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
+
+    name, PRIMARY, TORCHRUN = "classification", PRIMARY, TORCHRUN
+    prepare_data = staticmethod(prepare_data)
+    teacher_checkpoint = staticmethod(teacher_checkpoint)
+    load_or_train_teacher = staticmethod(load_or_train_teacher)
+    run_id_of = staticmethod(run_id_of)
+    train_student = staticmethod(train_student)
+    evaluate_student = staticmethod(evaluate_student)
+    make_row = staticmethod(make_row)
+    cost_networks = staticmethod(cost_networks)
+    table_notes = staticmethod(table_notes)
+    setup_names = staticmethod(setup_names)
+    setup = staticmethod(setup)
+
+    def check_methods(self, cfg: dict, data: dict) -> None:
+        from benchmarks.runner.preflight import build_methods
+
+        classes = num_classes(data)
+        fit, _ = splits_for(train_config(cfg, "student", False))
+        build_methods(cfg, data, _classifier(cfg["teacher"], classes), lambda: _classifier(cfg["student"], classes), fit,
+                      build_task_loss)
+
+    def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
+            launcher=None) -> Path:
+        """Run the suite described by ``cfg`` (see ``benchmarks.runner.suite_runner.run_suite``)."""
+        return run_suite(self, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg), launcher)
+
+
+SUITE = ClassificationSuite()

@@ -7,8 +7,9 @@ import pytest
 import torch
 import yaml
 
-from benchmarks import dry_run, run
-from benchmarks.dry_run import LabelledSubset, bounded, dry_config, project
+from benchmarks import run
+from benchmarks.runner import dry_run
+from benchmarks.runner.dry_run import LabelledSubset, bounded, dry_config, project
 from retrieval.data.base import TensorImageDataset
 from tiny_retrieval import tiny_retrieval
 from user_error import user_error

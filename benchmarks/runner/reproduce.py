@@ -11,7 +11,6 @@ it otherwise; a teacher row is always retrained.
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import os
 import re
@@ -20,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.aggregate import metric_columns
-from benchmarks.results_io import git_commit
-from benchmarks.suite_runner import teacher_seed_of
+from benchmarks.runner.aggregate import metric_columns
+from benchmarks.runner.results_io import git_commit
+from benchmarks.runner.suite_runner import teacher_seed_of
+from benchmarks.runner.suites import SUITES, get_suite
 
 FIRST = ("run_id", "suite", "dataset", "teacher", "student", "method", "seed")
 VOLATILE = ("train_seconds", "timestamp", "commit")  # expected to differ between two runs
@@ -81,15 +81,15 @@ def _environment_changes(saved: dict, now: dict) -> list[str]:
     return changes
 
 
-def reproduce(run_id: str, results: Path, cache_dir: Path, suites: dict, progress: bool = False, log=print) -> int:
+def reproduce(run_id: str, results: Path, cache_dir: Path, progress: bool = False, log=print) -> int:
     """Rerun ``run_id``; print both rows. Returns 0 if every non-volatile column matches, else 1."""
     path = find_run(results, run_id)
     saved = json.loads(path.read_text())
     row, cfg = saved["row"], copy.deepcopy(saved["config"])
     method, seed = row["method"], int(row["seed"])
-    if cfg.get("suite") not in suites:
-        raise SystemExit(f"{path}: suite {cfg.get('suite')!r} is not available here; known: {sorted(suites)}")
-    suite = importlib.import_module(suites[cfg["suite"]])
+    if cfg.get("suite") not in SUITES:
+        raise SystemExit(f"{path}: suite {cfg.get('suite')!r} is not available here; known: {sorted(SUITES)}")
+    suite = get_suite(cfg["suite"])
     cfg["seeds"] = [seed]
     cfg["run"] = [] if method == "teacher" else [method]
     cfg["_command"] = f"python -m benchmarks.run --reproduce {run_id}"
@@ -103,7 +103,7 @@ def reproduce(run_id: str, results: Path, cache_dir: Path, suites: dict, progres
         log(f"WARNING: commit {commit} has uncommitted changes; the row may come from other code")
     with tempfile.TemporaryDirectory(prefix="reproduce-") as tmp:
         cache = Path(tmp) / "cache"
-        if method != "teacher" and hasattr(suite, "teacher_checkpoint"):
+        if method != "teacher":
             teacher_seed = teacher_seed_of(cfg, seed)  # the config's shared teacher, or the seed's own
             cached = suite.teacher_checkpoint(cfg, Path(cache_dir), teacher_seed)
             if cached.exists():  # the teacher the row was trained against; a link, so the cache is never written

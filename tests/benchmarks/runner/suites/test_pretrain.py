@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.config import deep_merge, resolve_config
-from benchmarks.suite_runner import train_state_path
-from benchmarks.suites import pretrain
-from benchmarks.suites import retrieval as suite
+from benchmarks.runner.config import deep_merge, resolve_config
+from benchmarks.runner.suite_runner import train_state_path
+from benchmarks.runner.suites import pretrain
+from benchmarks.runner.suites import retrieval as suite
 from tiny_retrieval import tiny_retrieval
 
 

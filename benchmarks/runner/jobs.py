@@ -9,19 +9,19 @@ seed), each distinct teacher is trained once, before the students that use it. W
 ``needs_teacher`` (method -> bool), the students of a method that reads no teacher (``none``)
 start at once, beside the teachers, instead of waiting for theirs. With one
 worker the jobs run in this process in order (seed by seed); with more, in a pool of
-``workers`` long-lived processes (``benchmarks.job_pool``; ``spawn``: each one imports torch
+``workers`` long-lived processes (``benchmarks.runner.job_pool``; ``spawn``: each one imports torch
 afresh, runs its jobs on its own threads and keeps its data from job to job). Every job seeds
 itself and reads its teacher from the cache, so the rows do not depend on the number of
 workers or on the order the jobs finish in.
 
-With a ``reporter`` (``benchmarks.progress.Reporter``) every job runs under
-``benchmarks.progress.run_job``: its start, training progress, messages (``job_log``) and
+With a ``reporter`` (``benchmarks.runner.progress.Reporter``) every job runs under
+``benchmarks.runner.progress.run_job``: its start, training progress, messages (``job_log``) and
 end reach the reporter, from a pool process through its pipe, so that the main process
 shows them all, the same way with one worker or several. Jobs are named ``teacher s<seed>``,
 ``<method> s<seed>`` and, for setup jobs given as ``(name, job)`` pairs, by their name.
 
 A job that raises stops the run with its own error. A job whose process dies (the OOM
-killer, a signal, a crash in native code) stops it with ``benchmarks.job_pool.JobDied``, one
+killer, a signal, a crash in native code) stops it with ``benchmarks.runner.job_pool.JobDied``, one
 line naming the job (suite, method, seed), the signal and the memory it had reached. Either
 way, and on Ctrl-C, every other job and every DataLoader worker is killed at once; the
 training states saved after each epoch let the same command resume.
@@ -29,8 +29,8 @@ training states saved after each epoch let the same command resume.
 
 from __future__ import annotations
 
-from benchmarks import progress as live
-from benchmarks.job_pool import Job, JobPool
+from benchmarks.runner import progress as live
+from benchmarks.runner.job_pool import Job, JobPool
 
 
 def job_count(seeds, methods, setup=(), teacher_of=None) -> int:

@@ -3,14 +3,14 @@ seconds before the first training step.
 
 ``preflight(suite, cfg, out_dir, cache_dir, check_data=None, origin=None, log=print)``
 
-1. the config against its schema (``benchmarks.schema``: keys, types, ranges, names, the
+1. the config against its schema (``benchmarks.runner.schema``: keys, types, ranges, names, the
    cross-field rules of every training section, every method's options);
 2. the out and cache folders are writable (nothing is created here);
 3. the dataset's files are present and its images decode: a fixed sample of each split
    (``check_data="sample"``, every image of a split up to ``SAMPLE`` images) or all of them
    (``"all"``; the default for a user's own ``folder``);
 4. each split has enough classes and images for the sampler and batch size
-   (``benchmarks.sampler_fit``): the config is adapted with a printed note per change, or the
+   (``benchmarks.runner.sampler_fit``): the config is adapted with a printed note per change, or the
    run stops saying what to change;
 5. (retrieval) every method of the run builds with its options on untrained networks.
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmarks.errors import UserError
-from benchmarks.schema import check_config
+from benchmarks.runner.errors import UserError
+from benchmarks.runner.schema import check_config
 
 SAMPLE = 500  # images decoded per split by default; --check-data all decodes every one
 CHECK_DATA = ("sample", "all")
@@ -44,7 +44,7 @@ def check_writable(path, what: str) -> None:
 
 
 def _prepare(suite, cfg: dict, cache_dir: Path, log):
-    from benchmarks.suite_runner import suite_data
+    from benchmarks.runner.suite_runner import suite_data
     from retrieval.data.base import DatasetNotFoundError
 
     name = cfg["dataset"]["name"]
@@ -71,25 +71,27 @@ def check_images_of(data: dict, mode: str) -> None:
 
 
 def fit_splits(cfg: dict, data: dict) -> tuple[dict, list[str]]:
-    from benchmarks.sampler_fit import fit_sampler, split_stats
+    from benchmarks.runner.sampler_fit import fit_sampler, split_stats
 
     stats = {split: split_stats(data[split]) for split in ("fit", "val", "test") if split in data}
     return fit_sampler(cfg, stats)
 
 
-def build_methods(suite, cfg: dict, data: dict) -> None:
+def build_methods(cfg: dict, data: dict, teacher, build_student, fit: str = "fit", task_loss=None) -> None:
     """Build every method of the run on untrained networks (no pretraining, no teacher training):
-    options that the schema cannot judge alone (stages, connectors, labels) fail here."""
-    from benchmarks.suite_runner import method_options
+    options that the schema cannot judge alone (stages, connectors, labels) fail here, in one line.
+    ``build_student()`` is a new untrained student; ``data[fit]`` the split whose labels it trains on;
+    ``task_loss(**cfg["task_loss"])`` the suite's task loss (default: the metric losses of retrieval)."""
+    from benchmarks.runner.suite_runner import method_options
     from retrieval.losses import build_task_loss
     from retrieval.methods import build_method
 
-    teacher = suite._model(cfg["teacher"])
+    task_loss = task_loss or build_task_loss
     for name in cfg["run"]:
         registered, options = method_options(cfg, name, cfg["methods"].get(name))
         try:
-            build_method(registered, student=suite._model(cfg["student"]), teacher=teacher,
-                         task_loss=build_task_loss(**cfg["task_loss"]), train_labels=data["fit"].labels, **options)
+            build_method(registered, student=build_student(), teacher=teacher,
+                         task_loss=task_loss(**cfg["task_loss"]), train_labels=data[fit].labels, **options)
         except (ValueError, TypeError) as exc:
             raise UserError(f"methods.{name}: {exc}") from exc
 
@@ -110,5 +112,5 @@ def preflight(suite, cfg: dict, out_dir, cache_dir, check_data: str | None = Non
         cfg, notes = fit_splits(cfg, data)
         for note in notes:
             log(f"note: {note}")
-        build_methods(suite, cfg, data)
+    suite.check_methods(cfg, data)
     return cfg, notes

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.config import config_hash, deep_merge
-from benchmarks.suite_runner import (cached_teacher, method_options, run_suite, seed_init, teacher_key,
+from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.suite import Suite
+from benchmarks.runner.suite_runner import (cached_teacher, method_options, run_suite, seed_init, teacher_key,
                                      train_seeded_student)
-from benchmarks.suites.pretrain import ensure_pretrained, pretrain_section
-from benchmarks.suites.retrieval import environment
+from benchmarks.runner.suites.pretrain import ensure_pretrained, pretrain_section
+from benchmarks.runner.suites.retrieval import environment
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method
@@ -64,20 +65,20 @@ def _detector(cfg: dict, role: str, num_classes: int):
 
 def _pretrain_classifier(spec: dict, dataset):
     """The classifier whose backbone pretraining trains (the detector's backbone, a linear head)."""
-    from benchmarks.suites.classification import _pretrain_classifier as classifier
+    from benchmarks.runner.suites.classification import _pretrain_classifier as classifier
 
     return classifier(spec, dataset)
 
 
 def _pretrain(cfg: dict, role: str, cache_dir: Path, progress: bool = False, log=print) -> Path:
-    from benchmarks.suites.classification import build_task_loss
+    from benchmarks.runner.suites.classification import build_task_loss
 
     return ensure_pretrained(cfg, role, cache_dir, _pretrain_classifier, progress, log, task_loss=build_task_loss)
 
 
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` detector before training: its backbone from the pretrained one (FPN and heads
-    new) when the config has a ``pretrain`` section (see ``benchmarks.suites.pretrain``)."""
+    new) when the config has a ``pretrain`` section (see ``benchmarks.runner.suites.pretrain``)."""
     model = _detector(cfg, role, data["train"].num_classes)
     if pretrain_section(cfg):
         if "cache_dir" not in data:
@@ -182,7 +183,7 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
             "teacher and student, and their MACs depend on the proposals)."]
 
 
-# ---------------------------------------------------------------- hooks of benchmarks.suite_runner
+# ---------------------------------------------------------------- hooks of benchmarks.runner.suite_runner
 
 
 def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
@@ -225,6 +226,26 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
     return _notes(cfg, data, commit, *_names(cfg))
 
 
-def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
-    """Run the suite described by ``cfg`` (see ``benchmarks.suite_runner.run_suite``)."""
-    return run_suite(__name__, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg))
+class DetectionSuite(Suite):
+    """The detection suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
+
+    name, PRIMARY, TORCHRUN = "detection", PRIMARY, TORCHRUN
+    prepare_data = staticmethod(prepare_data)
+    teacher_checkpoint = staticmethod(teacher_checkpoint)
+    load_or_train_teacher = staticmethod(load_or_train_teacher)
+    run_id_of = staticmethod(run_id_of)
+    train_student = staticmethod(train_student)
+    evaluate_student = staticmethod(evaluate_student)
+    make_row = staticmethod(make_row)
+    cost_networks = staticmethod(cost_networks)
+    table_notes = staticmethod(table_notes)
+    setup_names = staticmethod(setup_names)
+    setup = staticmethod(setup)
+
+    def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
+            launcher=None) -> Path:
+        """Run the suite described by ``cfg`` (see ``benchmarks.runner.suite_runner.run_suite``)."""
+        return run_suite(self, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg), launcher)
+
+
+SUITE = DetectionSuite()

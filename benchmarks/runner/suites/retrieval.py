@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.config import config_hash, deep_merge
-from benchmarks.results_io import atomic_write_via, package_versions
-from benchmarks.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
-from benchmarks.suite_runner import (method_options, run_suite, seed_init, teacher_key,  # noqa: F401 (re-exported)
+from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.results_io import atomic_write_via, package_versions
+from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
+from benchmarks.runner.suite import Suite
+from benchmarks.runner.suite_runner import (method_options, run_suite, seed_init, teacher_key,  # noqa: F401 (re-exported)
                                      student_checkpoint, train_seeded_student, train_state_path)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
@@ -43,7 +44,7 @@ def _model(spec: dict, dataset=None):
 
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` network (teacher or student) before training: from the pretrained backbone
-    when the config has a ``pretrain`` section (see ``benchmarks.suites.pretrain``)."""
+    when the config has a ``pretrain`` section (see ``benchmarks.runner.suites.pretrain``)."""
     model = _model(cfg[role])
     if pretrain_section(cfg):
         if "cache_dir" not in data:
@@ -203,7 +204,7 @@ def environment(cfg: dict) -> dict:
             "packages": package_versions()}
 
 
-# ---------------------------------------------------------------- hooks of benchmarks.suite_runner
+# ---------------------------------------------------------------- hooks of benchmarks.runner.suite_runner
 
 PRIMARY = "recall@1"
 TORCHRUN = True  # benchmarks.run accepts this suite under torchrun (see docs/distributed.md)
@@ -254,7 +255,32 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
             f"(method - none) / (teacher - none) on recall@1."]
 
 
-def run(cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print) -> Path:
-    """Run the suite described by ``cfg`` (see ``benchmarks.suite_runner.run_suite``)."""
-    approximate_indexes(cfg)
-    return run_suite(__name__, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg))
+class RetrievalSuite(Suite):
+    """The retrieval suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
+
+    name, PRIMARY, TORCHRUN = "retrieval", PRIMARY, TORCHRUN
+    prepare_data = staticmethod(prepare_data)
+    teacher_checkpoint = staticmethod(teacher_checkpoint)
+    load_or_train_teacher = staticmethod(load_or_train_teacher)
+    run_id_of = staticmethod(run_id_of)
+    train_student = staticmethod(train_student)
+    evaluate_student = staticmethod(evaluate_student)
+    make_row = staticmethod(make_row)
+    cost_networks = staticmethod(cost_networks)
+    table_notes = staticmethod(table_notes)
+    setup_names = staticmethod(setup_names)
+    setup = staticmethod(setup)
+
+    def check_methods(self, cfg: dict, data: dict) -> None:
+        from benchmarks.runner.preflight import build_methods
+
+        build_methods(cfg, data, _model(cfg["teacher"]), lambda: _model(cfg["student"]))
+
+    def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
+            launcher=None) -> Path:
+        """Run the suite described by ``cfg`` (see ``benchmarks.runner.suite_runner.run_suite``)."""
+        approximate_indexes(cfg)
+        return run_suite(self, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg), launcher)
+
+
+SUITE = RetrievalSuite()

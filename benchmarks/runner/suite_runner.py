@@ -1,8 +1,8 @@
 """The run loop every suite shares: teacher and student jobs, result rows, run files, tables.
 
-A suite module (``benchmarks.suites.retrieval``, ``classification``, ``detection``)
-provides the parts that differ between tasks, and ``run_suite(module_name, ...)``
-does the rest the same way for all of them:
+A suite (``benchmarks.runner.suite.Suite``: ``benchmarks.runner.suites.get_suite("retrieval")``,
+``classification``, ``detection``) provides the parts that differ between tasks, and
+``run_suite(suite, ...)`` does the rest the same way for all of them:
 
     PRIMARY                                                        the leaderboard's metric
     prepare_data(cfg, cache_dir, log) -> {split: dataset}
@@ -18,12 +18,13 @@ does the rest the same way for all of them:
     setup_names(cfg) -> [names], setup(cfg, data, name, progress, log)   optional: jobs that run
         before the teachers (the retrieval suite pretrains its backbones there)
 
-Jobs run through ``benchmarks.jobs.run_jobs`` (``cfg["workers"]`` processes); each pool
-worker imports the suite module by name and builds its data once. Every training run
+Jobs run through ``benchmarks.runner.jobs.run_jobs`` (``cfg["workers"]`` at once, on the launcher's
+processes: ``benchmarks.runner.launch``); each job process looks the suite up by name and builds its
+data once. Every training run
 saves its state after each epoch beside its checkpoint, so a killed command resumes.
 Under torchrun all processes train each job together and rank 0 writes.
 
-Progress is shown by the main process (``benchmarks.progress``), the same with one worker
+Progress is shown by the main process (``benchmarks.runner.progress``), the same with one worker
 or several: on a terminal an overall bar and a line per running job, otherwise (or with
 ``progress=False``) a line per job started, epoch and job done. The jobs' messages go
 through it, so each is printed once; the suite's own progress bars stay off.
@@ -31,18 +32,18 @@ through it, so each is printed once; the suite's own progress bars stay off.
 
 from __future__ import annotations
 
-import importlib
 from functools import partial
 from pathlib import Path
 
 import torch
 
-from benchmarks import progress as live
-from benchmarks.config import config_hash, deep_merge
-from benchmarks.jobs import job_count, run_jobs
+from benchmarks.runner import progress as live
+from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.jobs import job_count, run_jobs
 from benchmarks.leaderboard import write_suite_tables
 from benchmarks.pareto import write_pareto
-from benchmarks.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
+from benchmarks.runner.suites import get_suite
+from benchmarks.runner.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
 from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed, seed_everything
 from retrieval.engine.train_state import trainable_state
@@ -54,7 +55,7 @@ _PREPARED: dict = {}
 def suite_data(suite, cfg: dict, cache_dir: Path, log=print) -> dict:
     """``suite.prepare_data`` once per process and dataset config (each pool worker builds its own;
     the jobs build it silently, the main process has said what it holds)."""
-    key = (suite.__name__, config_hash({"dataset": cfg["dataset"], "threads": cfg.get("threads")}), str(cache_dir))
+    key = (suite.name, config_hash({"dataset": cfg["dataset"], "threads": cfg.get("threads")}), str(cache_dir))
     if key not in _PREPARED:
         _PREPARED.clear()
         _PREPARED[key] = suite.prepare_data(cfg, cache_dir, log)
@@ -63,14 +64,14 @@ def suite_data(suite, cfg: dict, cache_dir: Path, log=print) -> dict:
 
 def setup_job(job: dict, name: str) -> None:
     """One of the suite's setup jobs (``suite.setup``), run before any teacher."""
-    suite = importlib.import_module(job["suite"])
+    suite = get_suite(job["suite"])
     cfg, log = job["cfg"], job.get("log", print)
     suite.setup(cfg, suite_data(suite, cfg, job["cache_dir"], _silent), name, job["progress"], log)
 
 
 def teacher_job(job: dict, seed: int) -> dict | None:
     """Train (or load) the teacher of ``seed``; return its row and the rest of its run JSON."""
-    suite = importlib.import_module(job["suite"])
+    suite = get_suite(job["suite"])
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     data = suite_data(suite, cfg, cache_dir, _silent)
     cached = suite.teacher_checkpoint(cfg, cache_dir, seed).exists()
@@ -89,7 +90,7 @@ def teacher_job(job: dict, seed: int) -> dict | None:
 def student_job(job: dict, seed: int, method: str) -> dict | None:
     """Train one student against the cached teacher of ``seed`` (resuming a killed run); return its row
     (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON."""
-    suite = importlib.import_module(job["suite"])
+    suite = get_suite(job["suite"])
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     data = suite_data(suite, cfg, cache_dir, _silent)
     teacher = None  # a method that reads no teacher (none) runs without one, beside the teachers' training
@@ -239,14 +240,14 @@ def check_methods(cfg: dict) -> list[str]:
     return methods
 
 
-def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True,
-              log=print, environment: dict | None = None) -> Path:
-    """Run ``cfg`` with the suite module ``suite_name``; return the folder holding its tables.
+def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True,
+              log=print, environment: dict | None = None, launcher=None) -> Path:
+    """Run ``cfg`` with ``suite`` (a ``Suite``); return the folder holding its tables.
 
-    ``cfg["workers"]`` (default 1) jobs run at once, each in its own process. ``progress``: live
-    bars on a terminal (see ``benchmarks.progress``); without it, or off a terminal, a line per
+    ``cfg["workers"]`` (default 1) jobs run at once, each in its own process, started by ``launcher``
+    (``benchmarks.runner.launch``; default: the config's ``launcher`` section, else local processes). ``progress``: live
+    bars on a terminal (see ``benchmarks.runner.progress``); without it, or off a terminal, a line per
     job started, epoch and job done. Every message goes to ``log``."""
-    suite = importlib.import_module(suite_name)
     methods = check_methods(cfg)
     workers = int(cfg.get("workers") or 1)
     if distributed.is_distributed():  # each job is trained by all the torchrun processes together
@@ -259,10 +260,10 @@ def run_suite(suite_name: str, cfg: dict, out_dir: Path, cache_dir: Path, commit
     data = suite_data(suite, cfg, cache_dir, log)
     dest = Path(out_dir) / cfg["suite"] / cfg["dataset"]["name"]
     # the suite's own tqdm bars stay off: the reporter shows every job's progress (and prints its messages)
-    job = {"suite": suite_name, "cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit,
+    job = {"suite": suite.name, "cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit,
            "env": environment or {}, "progress": False, "log": live.job_log}
     setup = [(f"setup {name}", partial(setup_job, job, name))
-             for name in getattr(suite, "setup_names", lambda c: [])(cfg)]
+             for name in suite.setup_names(cfg)]
     teacher_of = partial(teacher_seed_of, cfg)
     with live.Reporter(job_count(cfg["seeds"], methods, setup, teacher_of), progress, log) as reporter:
         results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,

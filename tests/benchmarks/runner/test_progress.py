@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.progress import Reporter
+from benchmarks.runner.progress import Reporter
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 
 
 # ---------------------------------------------------------------------------- the fake jobs (in the workers)
@@ -54,7 +54,7 @@ def _tiny_train(name: str, epochs: int = 2, steps: int = 4, pause: float = 0.05)
 
 
 def fake_teacher(seed):
-    from benchmarks.progress import job_log
+    from benchmarks.runner.progress import job_log
 
     job_log(f"message from teacher {seed}")
     _tiny_train(f"teacher s{seed}")
@@ -62,7 +62,7 @@ def fake_teacher(seed):
 
 
 def fake_student(seed, method):
-    from benchmarks.progress import job_log, job_phase
+    from benchmarks.runner.progress import job_log, job_phase
 
     _tiny_train(f"{method} s{seed}")
     job_phase("test")
@@ -73,8 +73,8 @@ def fake_student(seed, method):
 CHILD = f"""
 import sys
 sys.path[:0] = [{str(ROOT)!r}, {str(HERE)!r}]
-from benchmarks.jobs import run_jobs
-from benchmarks.progress import Reporter
+from benchmarks.runner.jobs import run_jobs
+from benchmarks.runner.progress import Reporter
 import test_progress as t
 with Reporter(4, progress=PROGRESS) as reporter:
     rows = run_jobs(t.fake_teacher, t.fake_student, [0, 1], ["a"], workers=2, reporter=reporter)
@@ -183,7 +183,7 @@ def test_a_terminal_gets_an_overall_bar_and_a_line_per_running_job():
 REPORTER_ALONE = f"""
 import sys
 sys.path[:0] = [{str(ROOT)!r}, {str(HERE)!r}]
-from benchmarks.progress import Reporter
+from benchmarks.runner.progress import Reporter
 import test_progress as t
 with Reporter(1, progress=PROGRESS) as reporter:
     print("bars", reporter.bars)
@@ -268,13 +268,13 @@ def test_a_failed_job_is_said_once():
 # ---------------------------------------------------------------------------- end to end, 2 workers
 
 def test_a_suite_run_with_2_workers_says_each_thing_once(tmp_path):
-    from benchmarks.config import deep_merge, resolve_config
-    from benchmarks.suites import retrieval
+    from benchmarks.runner.config import deep_merge, resolve_config
+    from benchmarks.runner.suites import retrieval
     from tiny_retrieval import tiny_retrieval
 
     cfg = deep_merge(resolve_config("retrieval", None), tiny_retrieval(seeds=[0], run=["none"], workers=2))
     lines = []
-    retrieval.run(cfg, tmp_path / "out", tmp_path / "cache", "test", progress=True, log=lines.append)
+    retrieval.SUITE.run(cfg, tmp_path / "out", tmp_path / "cache", "test", progress=True, log=lines.append)
     data = [ln for ln in lines if ln.startswith("data synthetic: ")]
     assert len(data) == 1, lines  # said by the main process only, not once more by each worker
     for job, run in [("setup teacher", "pretrain teacher"), ("setup student", "pretrain student"),
@@ -290,14 +290,14 @@ def test_a_suite_run_with_2_workers_says_each_thing_once(tmp_path):
 
 
 def failing_student(seed, method):
-    from benchmarks.progress import job_log
+    from benchmarks.runner.progress import job_log
 
     job_log(f"{method} s{seed} is about to fail")
     raise RuntimeError(f"job {method} of seed {seed} failed")
 
 
 def test_a_failing_job_is_reported_once_and_raises_its_error():
-    from benchmarks.jobs import run_jobs
+    from benchmarks.runner.jobs import run_jobs
 
     lines = []
     with pytest.raises(RuntimeError, match="job boom of seed 0 failed"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.errors import UserError
+from benchmarks.runner.errors import UserError
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -19,7 +19,7 @@ from benchmarks import run
 from test_job_death import Descendants, alive
 from tiny_retrieval import tiny_retrieval
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EPOCHS = 6
 TINY = tiny_retrieval(pretrain=None, student={"train": {"epochs": EPOCHS}}, train={"num_workers": 2},
                       run=["at"], seeds=[0, 1], workers=2)

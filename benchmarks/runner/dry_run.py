@@ -29,7 +29,6 @@ temporary folder that is deleted afterwards, never in the cache of real runs.
 from __future__ import annotations
 
 import copy
-import importlib
 import multiprocessing
 import resource
 import shutil
@@ -41,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.config import deep_merge
-from benchmarks.errors import UserError
+from benchmarks.runner.config import deep_merge
+from benchmarks.runner.errors import UserError
+from benchmarks.runner.suites import get_suite
 
 DEFAULT_OUT = "dry-run"
 STEPS, EVAL_IMAGES = 2, 64
@@ -212,7 +212,7 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
 
     from retrieval.engine.trainer import reporting_progress
 
-    suite = importlib.import_module(suite_name)
+    suite = get_suite(suite_name)
     quiet = lambda *a, **k: None  # noqa: E731
     data = suite.prepare_data(cfg, Path(data_cache), quiet)
     if "cache_dir" in data:  # pretrained backbones go to the dry run's own folder
@@ -261,7 +261,7 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
 
 def jobs_of(suite, cfg: dict) -> list[tuple[str, str | None, str | None]]:
     """(kind, name, method) of every job of one seed: setup jobs, the teacher, each student."""
-    setup = getattr(suite, "setup_names", lambda c: [])(cfg)
+    setup = suite.setup_names(cfg)
     return ([("setup", f"setup {name}", name) for name in setup] + [("teacher", "teacher", None)]
             + [("student", method, method) for method in cfg["run"]])
 
@@ -305,7 +305,8 @@ def job_context(suite_name: str):
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "torchvision", suite_name, "benchmarks.dry_run"])
+    context.set_forkserver_preload(["torch", "torchvision", type(get_suite(suite_name)).__module__,
+                                    "benchmarks.runner.dry_run"])
     return context
 
 
@@ -314,9 +315,9 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
     """Dry-run every job of ``recipe`` (one seed); write and print the table; return its folder."""
     import pandas as pd
 
-    from benchmarks.results_io import atomic_write_via
+    from benchmarks.runner.results_io import atomic_write_via
 
-    suite = importlib.import_module(suite_name)
+    suite = get_suite(suite_name)
     cfg = dry_config(recipe, steps)
     seed = list(recipe.get("seeds") or [0])[0]
     jobs = jobs_of(suite, cfg)

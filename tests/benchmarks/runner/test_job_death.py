@@ -12,9 +12,9 @@ import time
 import psutil
 import pytest
 
-from benchmarks.errors import UserError
-from benchmarks.job_pool import JobDied, how_it_ended
-from benchmarks.jobs import run_jobs
+from benchmarks.runner.errors import UserError
+from benchmarks.runner.job_pool import JobDied, how_it_ended
+from benchmarks.runner.jobs import run_jobs
 
 
 class Descendants:
@@ -154,7 +154,7 @@ def interrupted(signum, frame):  # Ctrl-C, as Python's own handler, and a main p
 if os.environ.get("HANG_DUMP"):
     signal.signal(signal.SIGINT, interrupted)
 sys.path[:0] = sys.argv[1:]
-from benchmarks.jobs import run_jobs
+from benchmarks.runner.jobs import run_jobs
 from test_job_death import teacher_job, student_job
 run_jobs(teacher_job, student_job, [0], ["sleeper", "sleeper"], workers=2, log=print)
 """
@@ -165,7 +165,7 @@ def test_stopping_the_main_process_ends_the_pool_processes(how, tmp_path):
     """Ctrl-C (SIGINT: KeyboardInterrupt in the main process, which kills the pool) or a kill -9 of
     the main process alone (each pool process then ends its own group)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(os.path.dirname(here))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))
     started = tmp_path / "started"
     started.mkdir()
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, root, here], cwd=root, stderr=subprocess.DEVNULL,
@@ -189,7 +189,7 @@ def test_stopping_the_main_process_ends_the_pool_processes(how, tmp_path):
 def test_a_process_interrupted_before_its_registration_is_killed_too(monkeypatch):
     """Ctrl-C between a job process's start and its registration as a worker: the pool still kills
     it (the interpreter's exit would otherwise wait for it while it waits for a job)."""
-    from benchmarks import job_pool
+    from benchmarks.runner import job_pool
 
     def interrupted(pid):
         raise KeyboardInterrupt

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.jobs import job_count, run_jobs
+from benchmarks.runner.jobs import job_count, run_jobs
 
 
 def teacher_job(seed):

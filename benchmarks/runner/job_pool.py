@@ -7,7 +7,7 @@ process keeps what its jobs built (``suite_runner._PREPARED``). ``submit(job)`` 
 returns ``(job, value)``.
 
 Each process talks to the main process through its own pipe: tasks one way; results, errors
-and, when ``events`` is given, the job's progress events (``benchmarks.progress``; passed to
+and, when ``events`` is given, the job's progress events (``benchmarks.runner.progress``; passed to
 ``events`` as they come, a job's events always before its result) the other way. A process
 shares no lock with another, so a process that dies cannot block the rest.
 
@@ -37,7 +37,7 @@ from multiprocessing import connection, get_context
 
 import psutil
 
-from benchmarks.errors import UserError
+from benchmarks.runner.errors import UserError
 
 SAMPLE_INTERVAL = 0.5
 """Seconds between two samples of a running job's memory."""
@@ -187,7 +187,7 @@ def _serve(conn, parent: int, events: bool, steps: bool) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     channel = _EventChannel(conn)
     if events:
-        from benchmarks import progress as live
+        from benchmarks.runner import progress as live
 
         options = live.pool_options(channel, steps)
         options["initializer"](*options["initargs"])

@@ -5,9 +5,9 @@ from importlib import resources
 
 import pytest
 
-from benchmarks.config import deep_merge, default_config, key_origin, resolve_config
-from benchmarks.errors import UserError
-from benchmarks.schema import check_config, config_problems
+from benchmarks.runner.config import deep_merge, default_config, key_origin, resolve_config
+from benchmarks.runner.errors import UserError
+from benchmarks.runner.schema import check_config, config_problems
 from retrieval.methods.options import options_model
 from retrieval.methods.registry import _METHODS
 

@@ -1,4 +1,4 @@
-"""benchmarks.sampler_fit: batch size and sampler fitted to the splits, by hand-computed cases."""
+"""benchmarks.runner.sampler_fit: batch size and sampler fitted to the splits, by hand-computed cases."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from benchmarks.config import deep_merge, resolve_config
-from benchmarks.errors import UserError
-from benchmarks.sampler_fit import TRAIN_DEFAULTS, fit_sampler, split_stats
+from benchmarks.runner.config import deep_merge, resolve_config
+from benchmarks.runner.errors import UserError
+from benchmarks.runner.sampler_fit import TRAIN_DEFAULTS, fit_sampler, split_stats
 
 
 def stats(fit, val, test):

@@ -1,1 +1,0 @@
-"""Benchmark suites: each expands a config into runs and writes the result tables."""
