@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -68,9 +69,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
     p.add_argument("--workers", type=_positive,
                    help="jobs (teachers, students) run at once, each in its own process (default: from the config)")
+    p.add_argument("--launcher", choices=("local", "ray", "slurm"),
+                   help="where the jobs run: local processes (default), Ray tasks or SLURM jobs (submitit; options "
+                        "in the config's launcher section); ray and slurm need the cluster extra")
+    p.add_argument("--ray-address", help="the Ray cluster of --launcher ray (e.g. auto); default: a local instance")
     p.add_argument("--index", type=_csv,
                    help="also report Recall@K from approximate faiss indexes beside the exact one: ivf, hnsw or both")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--tracker", choices=("tensorboard", "mlflow", "none"),
+                   help="run tracking: TensorBoard event files under <out>/<suite>/<dataset>/tensorboard (default, "
+                        "when tensorboard is installed), mlflow (those and an MLflow run per training run) or none; "
+                        "tensorboard and mlflow come with the cluster extra")
+    p.add_argument("--tracking-uri", help="the MLflow store of --tracker mlflow (default: the file store <out>/mlruns)")
     p.add_argument("--check-data", choices=("sample", "all"),
                    help="decode a fixed sample of 500 images per split before training, or all of them "
                         "(default: all for --dataset folder, else sample)")
@@ -141,9 +151,22 @@ def build_config(args) -> tuple[dict, object]:
     if args.workers is not None:
         cfg["workers"] = args.workers
         flags["--workers"] = {"workers": args.workers}
+    if args.ray_address and (args.launcher or (cfg.get("launcher") or {}).get("name")) != "ray":
+        raise UserError(f"--ray-address {args.ray_address}: it is the cluster of --launcher ray; add --launcher ray")
+    if args.launcher or args.ray_address:
+        given = {"name": args.launcher} if args.launcher else {}
+        if args.ray_address:
+            given["ray"] = {"address": args.ray_address}
+        cfg["launcher"] = deep_merge(cfg.get("launcher") or {}, given)
+        flags["--launcher"] = {"launcher": given}
     if args.index:
         cfg["eval"]["index"] = args.index
         flags["--index"] = {"eval": {"index": args.index}}
+    tracking = {"tracker": getattr(args, "tracker", None), "uri": getattr(args, "tracking_uri", None)}
+    tracking = {k: v for k, v in tracking.items() if v is not None}
+    if tracking:  # never part of a run's identity
+        cfg["tracking"] = deep_merge(cfg.get("tracking") or {}, tracking)
+        flags["--tracker" if "tracker" in tracking else "--tracking-uri"] = {"tracking": tracking}
     if getattr(args, "dry_batch", None):
         cfg = dry_run.with_batch(cfg, args.dry_batch)
         flags["--dry-batch"] = {"train": {"batch_size": args.dry_batch}}
@@ -191,6 +214,18 @@ def main(argv=None) -> int:
     if args.dry_run and torchrun:
         raise UserError("--dry-run runs each job in one process of its own; start it with python -m benchmarks.run")
     cfg, origin = build_config(args)
+    if not args.dry_run:  # a missing tracking package stops the run here, before any data is read
+        from benchmarks.runner.tracking import check_tracking
+
+        check_tracking(cfg, log=print if int(os.environ.get("RANK", "0") or 0) == 0 else (lambda *a, **k: None))
+    launcher = (cfg.get("launcher") or {}).get("name") or "local"
+    if launcher != "local" and (args.dry_run or torchrun):
+        raise UserError(f"--launcher {launcher}: {'a dry run' if args.dry_run else 'torchrun'} runs its jobs in "
+                        f"processes of its own; drop the launcher (or its config section)")
+    if launcher != "local":
+        from benchmarks.runner.launch import make_launcher
+
+        make_launcher(cfg.get("launcher"))  # a missing extra stops the run here, before any data is read
     from benchmarks.runner.preflight import preflight
 
     suite = get_suite(args.suite)

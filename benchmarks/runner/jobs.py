@@ -7,10 +7,13 @@ result row), starting the students of a seed only once that seed's teacher is do
 ``teacher_of`` (seed -> the seed of its teacher; e.g. always 0, for one teacher shared by every
 seed), each distinct teacher is trained once, before the students that use it. With
 ``needs_teacher`` (method -> bool), the students of a method that reads no teacher (``none``)
-start at once, beside the teachers, instead of waiting for theirs. With one
+start at once, beside the teachers, instead of waiting for theirs. The ``launcher``
+(``benchmarks.runner.launch``; default: local) says where the jobs run. Locally, with one
 worker the jobs run in this process in order (seed by seed); with more, in a pool of
 ``workers`` long-lived processes (``benchmarks.runner.job_pool``; ``spawn``: each one imports torch
-afresh, runs its jobs on its own threads and keeps its data from job to job). Every job seeds
+afresh, runs its jobs on its own threads and keeps its data from job to job). With the ``ray``
+or ``slurm`` launcher, up to ``workers`` jobs at once are Ray tasks or SLURM jobs, in the same
+order: the teachers before the students that read them. Every job seeds
 itself and reads its teacher from the cache, so the rows do not depend on the number of
 workers or on the order the jobs finish in.
 
@@ -30,7 +33,8 @@ training states saved after each epoch let the same command resume.
 from __future__ import annotations
 
 from benchmarks.runner import progress as live
-from benchmarks.runner.job_pool import Job, JobPool
+from benchmarks.runner.job_pool import Job
+from benchmarks.runner.launch import LocalLauncher
 
 
 def job_count(seeds, methods, setup=(), teacher_of=None) -> int:
@@ -50,12 +54,14 @@ def _named_setup(setup) -> list[tuple[str, object]]:
 
 
 def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=print, setup=(),
-             reporter=None, suite: str | None = None, teacher_of=None, needs_teacher=None) -> list[dict]:
+             reporter=None, suite: str | None = None, teacher_of=None, needs_teacher=None,
+             launcher=None) -> list[dict]:
     """Rows of every teacher and student job, ordered by seed, each teacher before the students of
     the first seed that uses it and the methods in the given order (setup jobs, callables or ``(name,
     callable)`` pairs, return nothing). ``suite`` names the suite in the message of a job whose process
     dies; ``teacher_of(seed)``, the teacher a seed's students use (default: the seed's own);
-    ``needs_teacher(method)``, whether a method's students wait for their teacher (default: all do)."""
+    ``needs_teacher(method)``, whether a method's students wait for their teacher (default: all do);
+    ``launcher``, where the jobs run (default: ``LocalLauncher``)."""
     seeds, methods, setup = list(seeds), list(methods), _named_setup(setup)
     teacher_of = teacher_of or (lambda seed: seed)
     waits = [m for m in methods if needs_teacher is None or needs_teacher(m)]
@@ -63,7 +69,8 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     say = reporter.write if reporter is not None else log
-    if workers == 1:
+    launcher = launcher or LocalLauncher()
+    if workers == 1 and launcher.in_process:
         if reporter is None:
             return _in_order(teacher_job, student_job, seeds, methods, setup, teacher_of, lambda name, fn, *a: fn(*a))
         with live.reporting_to(reporter):
@@ -78,7 +85,7 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
 
     results: dict[tuple, dict] = {}
     events = dict(events=reporter.handle, steps=reporter.wants_steps, run=live.run_job) if reporter else {}
-    with JobPool(workers, **events) as pool:
+    with launcher.pool(workers, **events) as pool:
         for name, job in setup:
             pool.submit(Job(name, job, about=", ".join(where)))
         for _ in setup:

@@ -118,6 +118,40 @@ class CostSection(Section):
     warmup: Annotated[int, Field(ge=0)] = 2
 
 
+class RayLauncher(Section):
+    """Options of the ray launcher (``benchmarks.runner.ray_pool.RayPool``)."""
+    address: str | None = None        # an existing cluster (``auto``, ``ray://host:10001``); None: a local instance
+    cpus_per_job: PositiveFloat = 1
+    gpus_per_job: Annotated[float, Field(ge=0)] = 0
+    num_cpus: PositiveInt | None = None  # CPUs of the local instance (None: the machine's)
+
+
+class SlurmLauncher(Section):
+    """Options of the slurm launcher (``benchmarks.runner.slurm_pool.SlurmPool``)."""
+    folder: str | None = None         # submitit's job files and logs (default: <cache-dir>/slurm); shared storage
+    partition: str | None = None
+    time_min: PositiveInt = 240
+    cpus_per_task: PositiveInt = 2
+    gpus_per_node: Annotated[int, Field(ge=0)] = 0
+    mem_gb: PositiveFloat | None = None
+    max_jobs: PositiveInt | None = None  # in the queue at once (default: workers)
+    cluster: Literal["slurm", "local", "debug"] | None = None  # submitit's executor (local: processes of this machine)
+    additional: dict[str, Any] | None = None  # more #SBATCH options
+
+
+class LauncherSection(Section):
+    """Where the jobs run (``benchmarks.runner.launch``); never part of a run's identity."""
+    name: Literal["local", "ray", "slurm"] = "local"
+    ray: RayLauncher | None = None
+    slurm: SlurmLauncher | None = None
+
+
+class TrackingSection(Section):
+    """Run tracking (``benchmarks.runner.tracking``); never part of a run's identity."""
+    tracker: Literal["tensorboard", "mlflow", "none"] | None = None  # None: tensorboard, when it is installed
+    uri: str | None = None  # MLflow's tracking URI (default: the file store <out>/mlruns)
+
+
 class RunConfig(Section):
     """The keys every suite shares."""
     suite: str
@@ -130,8 +164,10 @@ class RunConfig(Section):
     teacher_seed: Annotated[int, Field(ge=0)] | None = None  # one teacher (of this seed) for every seed
     threads: PositiveInt | None = None
     workers: PositiveInt | None = None
+    launcher: LauncherSection | None = None
     device: Device | None = None
     cost: CostSection | None = None
+    tracking: TrackingSection | None = None
 
 
 class RetrievalConfig(RunConfig):

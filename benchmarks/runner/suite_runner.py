@@ -40,10 +40,12 @@ import torch
 from benchmarks.runner import progress as live
 from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.jobs import job_count, run_jobs
+from benchmarks.runner.launch import LocalLauncher, make_launcher
 from benchmarks.leaderboard import write_suite_tables
 from benchmarks.pareto import write_pareto
 from benchmarks.runner.suites import get_suite
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
+from benchmarks.runner.tracking import teacher_run_id, tracking
 from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed, seed_everything
 from retrieval.engine.train_state import trainable_state
@@ -70,14 +72,18 @@ def setup_job(job: dict, name: str) -> None:
 
 
 def teacher_job(job: dict, seed: int) -> dict | None:
-    """Train (or load) the teacher of ``seed``; return its row and the rest of its run JSON."""
+    """Train (or load) the teacher of ``seed``; return its row and the rest of its run JSON. Its curves and
+    test metrics go to ``<dest>/tensorboard/teacher-<hash>-s<seed>/`` (``benchmarks.runner.tracking``; a
+    teacher loaded from the cache only adds its test metrics, to a folder that has none)."""
     suite = get_suite(job["suite"])
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     data = suite_data(suite, cfg, cache_dir, _silent)
     cached = suite.teacher_checkpoint(cfg, cache_dir, seed).exists()
-    _, record, thash = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], log)
-    if not distributed.is_main():  # under torchrun only rank 0 scores and writes
-        return None
+    with tracking(job, teacher_run_id(suite, cfg, cache_dir, seed), "teacher", seed=seed) as tracked:
+        _, record, thash = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], log)
+        if not distributed.is_main():  # under torchrun only rank 0 scores and writes
+            return None
+        tracked.finish(record["test"])
     epoch = record.get("best_epoch", record.get("epoch"))
     row = suite.make_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
                          epoch, job["commit"])
@@ -89,7 +95,8 @@ def teacher_job(job: dict, seed: int) -> dict | None:
 
 def student_job(job: dict, seed: int, method: str) -> dict | None:
     """Train one student against the cached teacher of ``seed`` (resuming a killed run); return its row
-    (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON."""
+    (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON. Its curves and
+    test metrics go to ``<dest>/tensorboard/<run_id>/`` (``benchmarks.runner.tracking``)."""
     suite = get_suite(job["suite"])
     cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     data = suite_data(suite, cfg, cache_dir, _silent)
@@ -99,13 +106,15 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
         teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), cache_dir,
                                                     job["progress"], _silent)
     run_id, chash = suite.run_id_of(cfg, method, seed)
-    student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
-                                          job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
-                                          resume_tag=job["commit"])
-    if not distributed.is_main():
-        return None
-    live.job_phase("test")
-    test = suite.evaluate_student(student, data, cfg, job["progress"], f"{method} test")
+    with tracking(job, run_id, "student", method, seed) as tracked:
+        student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
+                                              job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
+                                              resume_tag=job["commit"])
+        if not distributed.is_main():
+            return None
+        live.job_phase("test")
+        test = suite.evaluate_student(student, data, cfg, job["progress"], f"{method} test")
+        tracked.finish(test)
     log(f"{method:>8} seed {seed}: test {suite.PRIMARY} {100 * test[suite.PRIMARY]:.2f} "
         f"(epoch {result.best_epoch}, {result.seconds:.0f}s)")
     row = suite.make_row(cfg, method, seed, run_id, chash, test, result.seconds, result.best_epoch, job["commit"])
@@ -257,6 +266,11 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
             log(f"torchrun: {distributed.world_size()} processes train each job together; workers {workers} -> 1")
         workers = 1
     cache_dir = Path(cache_dir)
+    if launcher is None:  # under torchrun the processes of this command are the job's: always local
+        launcher = (LocalLauncher() if distributed.is_distributed()
+                    else make_launcher(cfg.get("launcher"), folder=cache_dir / "slurm"))
+    if launcher.name != "local":
+        log(f"launcher {launcher.name}: up to {workers} job(s) at once as {launcher.describe()}")
     data = suite_data(suite, cfg, cache_dir, log)
     dest = Path(out_dir) / cfg["suite"] / cfg["dataset"]["name"]
     # the suite's own tqdm bars stay off: the reporter shows every job's progress (and prints its messages)
@@ -268,7 +282,7 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     with live.Reporter(job_count(cfg["seeds"], methods, setup, teacher_of), progress, log) as reporter:
         results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
                            log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of,
-                           needs_teacher=partial(method_needs_teacher, cfg))
+                           needs_teacher=partial(method_needs_teacher, cfg), launcher=launcher)
     if not distributed.is_main():  # rank 0 writes the run files and tables
         return dest
     rows = write_runs(suite, cfg, data, dest, results)

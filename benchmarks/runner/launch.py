@@ -1,0 +1,115 @@
+"""Where a run's jobs execute: processes of this machine, tasks of a Ray cluster, or SLURM jobs.
+
+``make_launcher(options, name=None)`` builds the launcher a config's ``launcher`` section asks for
+(``name`` overrides ``options["name"]``; default ``local``). Each launcher gives ``run_jobs``
+(``benchmarks.runner.jobs``) a pool, ``launcher.pool(workers, events=None, steps=False, run=None)``:
+a context manager with ``submit(Job)`` and ``result() -> (job, value)``, the API of
+``benchmarks.runner.job_pool.JobPool``. A job that raises re-raises its own error from ``result()``;
+a job whose process or node dies raises ``JobDied`` (one line, the job named). Leaving the block
+on an error stops every job still running.
+
+- ``local``: ``JobPool``, long-lived processes of this machine (``workers == 1``: the jobs run in the
+  main process, in order);
+- ``ray``: every job is a Ray task declaring ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs
+  (``benchmarks.runner.ray_pool``), on the cluster at ``address`` or on a Ray instance started
+  for the run;
+- ``slurm``: every job is a SLURM job submitted through submitit (``benchmarks.runner.slurm_pool``)
+  with the section's partition, time, CPUs, GPUs and memory.
+
+Ray and submitit are the optional extra ``cluster``; a launcher that needs one that is missing
+stops with a one-line error naming it. Whatever the launcher, the driver (this process) orders the
+jobs (teachers before their students), writes ``runs.csv`` and the tables, and skips what the cache
+already holds; the cache and results folders must be on storage every node sees.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from benchmarks.runner.errors import UserError
+
+LAUNCHERS = ("local", "ray", "slurm")
+EXTRA = 'pip install -e ".[cluster]"'
+
+
+def require(module: str, what: str):
+    """Import ``module`` (a package of the ``cluster`` extra), or stop with a line saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise UserError(f"{what} needs the package {module!r}, which is not installed ({exc}); install the "
+                        f"extra with: {EXTRA}") from None
+
+
+class LocalLauncher:
+    """Processes of this machine (``JobPool``); one worker runs the jobs in the main process."""
+
+    name = "local"
+    in_process = True  # with one worker, run_jobs calls the jobs itself
+
+    def pool(self, workers: int, events=None, steps: bool = False, run=None):
+        from benchmarks.runner.job_pool import JobPool
+
+        return JobPool(workers, events=events, steps=steps, run=run)
+
+    def describe(self) -> str:
+        return "local processes"
+
+
+class RayLauncher:
+    """Ray tasks (see ``benchmarks.runner.ray_pool.RayPool``)."""
+
+    name = "ray"
+    in_process = False
+
+    def __init__(self, options: dict | None = None):
+        self.options = dict(options or {})
+        require("ray", "the ray launcher")
+
+    def pool(self, workers: int, events=None, steps: bool = False, run=None):
+        from benchmarks.runner.ray_pool import RayPool
+
+        return RayPool(workers, events=events, steps=steps, run=run, **self.options)
+
+    def describe(self) -> str:
+        where = self.options.get("address") or "a local Ray instance"
+        return f"Ray tasks on {where}"
+
+
+class SlurmLauncher:
+    """SLURM jobs through submitit (see ``benchmarks.runner.slurm_pool.SlurmPool``)."""
+
+    name = "slurm"
+    in_process = False
+
+    def __init__(self, options: dict | None = None, folder=None):
+        self.options, self.folder = dict(options or {}), folder
+        require("submitit", "the slurm launcher")
+
+    def pool(self, workers: int, events=None, steps: bool = False, run=None):
+        from benchmarks.runner.slurm_pool import SlurmPool
+
+        options = dict(self.options)
+        folder = options.pop("folder", None) or self.folder
+        if folder is None:
+            raise UserError("the slurm launcher needs launcher.slurm.folder: a folder on storage every node sees, "
+                            "for submitit's job files and logs")
+        return SlurmPool(workers, folder, events=events, steps=steps, run=run, **options)
+
+    def describe(self) -> str:
+        cluster = self.options.get("cluster") or "slurm"
+        return f"SLURM jobs (submitit, {cluster} executor)" if cluster != "slurm" else "SLURM jobs (submitit)"
+
+
+def make_launcher(options: dict | None = None, name: str | None = None, folder=None):
+    """The launcher of a config's ``launcher`` section (``{name, ray: {...}, slurm: {...}}``), ``name``
+    overriding its ``name``. ``folder``: the slurm launcher's default job folder (the run's cache)."""
+    options = dict(options or {})
+    name = name or options.get("name") or "local"
+    if name not in LAUNCHERS:
+        raise UserError(f"unknown launcher {name!r}; expected one of {list(LAUNCHERS)}")
+    if name == "ray":
+        return RayLauncher(options.get("ray"))
+    if name == "slurm":
+        return SlurmLauncher(options.get("slurm"), folder)
+    return LocalLauncher()
