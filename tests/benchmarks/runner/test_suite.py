@@ -1,0 +1,31 @@
+"""Every suite name of a config resolves to a ``Suite`` that implements the whole interface."""
+
+import pytest
+
+from benchmarks.runner.suite import Suite
+from benchmarks.runner.suites import SUITES, get_suite
+
+
+@pytest.mark.parametrize("name", sorted(SUITES))
+def test_every_suite_is_a_suite(name):
+    suite = get_suite(name)
+    assert isinstance(suite, Suite)
+    assert not getattr(type(suite), "__abstractmethods__", None)  # nothing left abstract
+    assert suite.PRIMARY and suite.name in SUITES
+    assert get_suite(name) is suite  # one object per suite: a job process looks it up by name
+
+
+def test_a_class_missing_a_hook_cannot_be_a_suite():
+    class Partial(Suite):
+        name, PRIMARY = "partial", "top1"
+
+        def prepare_data(self, cfg, cache_dir, log=print):
+            return {}
+
+    with pytest.raises(TypeError, match="abstract"):
+        Partial()
+
+
+def test_an_unknown_suite_is_named():
+    with pytest.raises(ValueError, match="unknown suite 'segmentation'; expected one of"):
+        get_suite("segmentation")
