@@ -11,8 +11,8 @@ on an error stops every job still running.
 - ``local``: ``JobPool``, long-lived processes of this machine (``workers == 1``: the jobs run in the
   main process, in order);
 - ``ray``: every job is a Ray task declaring ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs
-  (``benchmarks.runner.ray_pool``), on the cluster at ``address`` or on a Ray instance started
-  for the run;
+  (default: the config's ``threads``, and one GPU on ``device: cuda``; ``benchmarks.runner.ray_pool``),
+  on the cluster at ``address`` or on a Ray instance started for the run;
 - ``slurm``: every job is a SLURM job submitted through submitit (``benchmarks.runner.slurm_pool``)
   with the section's partition, time, CPUs, GPUs and memory.
 
@@ -101,15 +101,26 @@ class SlurmLauncher:
         return f"SLURM jobs (submitit, {cluster} executor)" if cluster != "slurm" else "SLURM jobs (submitit)"
 
 
-def make_launcher(options: dict | None = None, name: str | None = None, folder=None):
+def job_resources(cfg: dict | None) -> tuple[int, int]:
+    """(CPUs, GPUs) one job of ``cfg`` uses: its ``threads`` (1 when unset) and one GPU on ``device: cuda``."""
+    cfg = cfg or {}
+    return int(cfg.get("threads") or 1), int(str(cfg.get("device") or "cpu").startswith("cuda"))
+
+
+def make_launcher(options: dict | None = None, name: str | None = None, folder=None, cfg: dict | None = None):
     """The launcher of a config's ``launcher`` section (``{name, ray: {...}, slurm: {...}}``), ``name``
-    overriding its ``name``. ``folder``: the slurm launcher's default job folder (the run's cache)."""
+    overriding its ``name``. ``folder``: the slurm launcher's default job folder (the run's cache).
+    What a job declares, where the section leaves it unset, comes from the run's config ``cfg``
+    (``job_resources``: its threads, and a GPU on ``device: cuda``)."""
     options = dict(options or {})
     name = name or options.get("name") or "local"
     if name not in LAUNCHERS:
         raise UserError(f"unknown launcher {name!r}; expected one of {list(LAUNCHERS)}")
+    cpus, gpus = job_resources(cfg)
     if name == "ray":
-        return RayLauncher(options.get("ray"))
+        given = {k: v for k, v in (options.get("ray") or {}).items() if v is not None}
+        return RayLauncher({"cpus_per_job": cpus, "gpus_per_job": gpus, **given})
     if name == "slurm":
-        return SlurmLauncher(options.get("slurm"), folder)
+        given = {k: v for k, v in (options.get("slurm") or {}).items() if v is not None}
+        return SlurmLauncher({"cpus_per_task": cpus, "gpus_per_node": gpus, **given}, folder)
     return LocalLauncher()

@@ -121,8 +121,8 @@ class CostSection(Section):
 class RayLauncher(Section):
     """Options of the ray launcher (``benchmarks.runner.ray_pool.RayPool``)."""
     address: str | None = None        # an existing cluster (``auto``, ``ray://host:10001``); None: a local instance
-    cpus_per_job: PositiveFloat = 1
-    gpus_per_job: Annotated[float, Field(ge=0)] = 0
+    cpus_per_job: PositiveFloat | None = None   # default: the config's threads (1 when unset)
+    gpus_per_job: Annotated[float, Field(ge=0)] | None = None  # default: 1 on device cuda, else 0
     num_cpus: PositiveInt | None = None  # CPUs of the local instance (None: the machine's)
 
 
@@ -131,8 +131,8 @@ class SlurmLauncher(Section):
     folder: str | None = None         # submitit's job files and logs (default: <cache-dir>/slurm); shared storage
     partition: str | None = None
     time_min: PositiveInt = 240
-    cpus_per_task: PositiveInt = 2
-    gpus_per_node: Annotated[int, Field(ge=0)] = 0
+    cpus_per_task: PositiveInt | None = None    # default: the config's threads (1 when unset)
+    gpus_per_node: Annotated[int, Field(ge=0)] | None = None  # default: 1 on device cuda, else 0
     mem_gb: PositiveFloat | None = None
     max_jobs: PositiveInt | None = None  # in the queue at once (default: workers)
     cluster: Literal["slurm", "local", "debug"] | None = None  # submitit's executor (local: processes of this machine)

@@ -1,7 +1,7 @@
 """Jobs as SLURM jobs through submitit: the ``slurm`` launcher's pool (``benchmarks.runner.launch``).
 
 ``SlurmPool(workers, folder, events=None, steps=False, run=None, partition=None, time_min=240,
-cpus_per_task=2, gpus_per_node=0, mem_gb=None, max_jobs=None, cluster=None, additional=None)``
+cpus_per_task=1, gpus_per_node=0, mem_gb=None, max_jobs=None, cluster=None, additional=None)``
 submits each ``Job`` with ``submitit.AutoExecutor`` (``folder``: its job files and logs, on storage
 every node sees), at most ``max_jobs`` (default: ``workers``) in the queue at once. ``cluster``
 is submitit's: ``None`` or ``slurm`` submits to SLURM (sbatch); ``local`` runs each job in a
@@ -48,7 +48,7 @@ class SlurmPool:
     """See the module docstring."""
 
     def __init__(self, workers: int, folder, events=None, steps: bool = False, run=None, partition: str | None = None,
-                 time_min: int = 240, cpus_per_task: int = 2, gpus_per_node: int = 0, mem_gb: float | None = None,
+                 time_min: int = 240, cpus_per_task: int = 1, gpus_per_node: int = 0, mem_gb: float | None = None,
                  max_jobs: int | None = None, cluster: str | None = None, additional: dict | None = None):
         import submitit
 

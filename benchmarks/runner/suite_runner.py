@@ -268,7 +268,7 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     cache_dir = Path(cache_dir)
     if launcher is None:  # under torchrun the processes of this command are the job's: always local
         launcher = (LocalLauncher() if distributed.is_distributed()
-                    else make_launcher(cfg.get("launcher"), folder=cache_dir / "slurm"))
+                    else make_launcher(cfg.get("launcher"), folder=cache_dir / "slurm", cfg=cfg))
     if launcher.name != "local":
         log(f"launcher {launcher.name}: up to {workers} job(s) at once as {launcher.describe()}")
     data = suite_data(suite, cfg, cache_dir, log)

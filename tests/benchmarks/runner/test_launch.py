@@ -184,3 +184,13 @@ def test_launcher_flags_and_sections_are_checked(tmp_path, capsys):
     assert "a dry run runs its jobs in processes of its own" in capsys.readouterr().err
     with pytest.raises(UserError, match="unknown launcher 'k8s'"):
         make_launcher({"name": "k8s"})
+
+
+def test_a_job_declares_the_threads_and_gpu_of_its_config_unless_the_section_says():
+    ray_launcher = make_launcher({"name": "ray"}, cfg={"threads": 4, "device": "cuda"})
+    assert (ray_launcher.options["cpus_per_job"], ray_launcher.options["gpus_per_job"]) == (4, 1)
+    ray_launcher = make_launcher({"name": "ray", "ray": {"cpus_per_job": 2, "gpus_per_job": None}}, cfg={"threads": 4})
+    assert (ray_launcher.options["cpus_per_job"], ray_launcher.options["gpus_per_job"]) == (2, 0)
+    slurm = make_launcher({"name": "slurm", "slurm": {"partition": "gpu"}}, cfg={"device": "cpu"})
+    assert (slurm.options["cpus_per_task"], slurm.options["gpus_per_node"], slurm.options["partition"]) == (1, 0, "gpu")
+    assert make_launcher(None, cfg={"threads": 4}).name == "local"
