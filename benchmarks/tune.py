@@ -1,7 +1,9 @@
 """Tune KD method options on validation data only (never on test).
 
     python -m benchmarks.tune --grid benchmarks/configs/tune_retrieval.yaml [--suite retrieval] [--config FILE]
-        [--seeds 0,1] [--workers N] [--test-after] [--folds K]
+        [--seeds 0,1] [--workers N] [--launcher local|ray|slurm] [--test-after] [--folds K]
+        [--search optuna --trials N [--study-db PATH] [--study-name NAME] [--pruner median|none]
+         [--sampler-seed S]] [--reproductions N]
 
 For each method of the grid file, every combination of the listed option values
 trains one student per seed (on ``fit``, the training data minus ``val``); the table
@@ -32,6 +34,17 @@ Musgrave et al.'s powerful-benchmarker does): fold k holds out the k-th block of
 1/K of the training classes as ``val`` and trains its own teacher and students on
 the rest; each cell's score is the mean over folds and seeds. The pretrained
 backbones are shared by all folds (pretraining reads the whole training half).
+
+``--search optuna`` (the extra ``cluster``) replaces the grid by a sampled search: TPE, pruning of
+poor trials on their validation metric, the study in a SQLite file (default
+``<out>/<suite>/<dataset>/optuna.db``) so that rerunning the command resumes it; lists in the grid
+file are categorical parameters, ``{low, high[, log][, step]}`` a range. It writes ``search.csv`` (a row
+per trial). The same validation-only rule and folds apply. See ``benchmarks.runner.search``.
+
+``--reproductions N`` (either search), after the choice is written: a benchmark run of the suite's
+config with each method's chosen options, ``none`` and the teacher over seeds 0..N-1, into
+``<out>/<suite>/<dataset>/reproductions/``, whose leaderboard carries the gains over ``none`` with their
+paired 95% intervals. Only this run reads the test split.
 """
 
 from __future__ import annotations
@@ -46,10 +59,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from benchmarks.runner import search as sampled
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.runner.jobs import run_jobs
+from benchmarks.runner.launch import make_launcher
 from benchmarks.runner.suite_runner import suite_data, teacher_seed_of
 from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, git_commit
 from benchmarks.runner.suites import get_suite
@@ -165,7 +180,7 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
                        ranked: str, folds: int = 0) -> tuple[pd.DataFrame, dict]:
     """Score every kept student on the test split (after the choice was written) and set the test
     scores beside the validation ones: (per-cell table, Spearman correlations)."""
-    data = suite_data(suite, cfg, cache_dir, log=lambda *a: None)
+    data = suite_data(get_suite("retrieval"), cfg, cache_dir, log=lambda *a: None)  # the Suite, not its module
     tcfg = suite._train_config(cfg, "student", progress=False)
     scores = []
     for _, r in per_seed[per_seed["diverged"] == 0].iterrows():  # a diverged run kept no weights
@@ -214,8 +229,35 @@ def main(argv=None) -> int:
     p.add_argument("--test-after", action="store_true",
                    help="after the choice is written, score every cell on test and report the validation-test "
                         "rank correlation (tuning_test.csv)")
+    p.add_argument("--launcher", choices=("local", "ray", "slurm"),
+                   help="where the jobs run: local processes (default: the config's launcher section, else local), "
+                        "Ray tasks or SLURM jobs (submitit); ray and slurm need the cluster extra")
+    p.add_argument("--ray-address", help="the Ray cluster of --launcher ray (e.g. auto); default: a local instance")
+    p.add_argument("--search", choices=("grid", "optuna"), default="grid",
+                   help="grid: every combination (default); optuna: a sampled search (TPE, median pruning), "
+                        "resumable (needs the extra: pip install -e \".[cluster]\")")
+    p.add_argument("--trials", type=int, default=20,
+                   help="--search optuna: finished trials per method (default 20; 1 for a method with nothing to sample)")
+    p.add_argument("--study-db", help="--search optuna: the study's SQLite file or an RDB URL "
+                                      "(default <out>/<suite>/<dataset>/optuna.db)")
+    p.add_argument("--study-name", help="--search optuna: studies are named <NAME>-<method> (default "
+                                        "<method>-<hash of the config, the method's space, seeds and folds>)")
+    p.add_argument("--pruner", choices=("median", "none"), default="median",
+                   help="--search optuna: median (Optuna's MedianPruner on the first seed's validation curve) "
+                        "or none")
+    p.add_argument("--pruner-startup", type=int, default=5,
+                   help="--search optuna: completed trials before the median pruner prunes (default 5)")
+    p.add_argument("--sampler-seed", type=int, default=0, help="--search optuna: the TPE sampler's seed (default 0)")
+    p.add_argument("--reproductions", type=int, default=0,
+                   help="N >= 2: after the choice, run it, none and the teacher over seeds 0..N-1 on the test "
+                        "split (a leaderboard with paired 95%% intervals of the gain over none)")
     add_debug_flag(p)
     args = p.parse_args(argv)
+    optuna = sampled.require_optuna() if args.search == "optuna" else None  # at once: one line naming the extra
+    if args.reproductions == 1 or args.reproductions < 0:
+        raise UserError(f"--reproductions {args.reproductions}: expected N >= 2 seeds (an interval needs two)")
+    if args.search == "optuna" and (args.test_after or args.trials < 1):
+        raise UserError("--search optuna: --trials must be at least 1, and --test-after is for the grid")
     cfg = tuning_config(resolve_config(args.suite, args.config))
     if args.suite != "retrieval" and (args.test_after or args.folds):
         raise UserError(f"--suite {args.suite}: --test-after and --folds are for the retrieval suite only (its "
@@ -234,8 +276,18 @@ def main(argv=None) -> int:
             raise SystemExit(f"--folds {args.folds}: the dataset {cfg['dataset']['name']!r} cannot make these folds "
                              f"({exc}); cross-validation folds need a dataset with a val_fold option (synthetic)")
     workers = args.workers or int(cfg.get("workers") or 1)
-    cells = expand(grid)
     check_config(cfg)  # the config and every cell's options, before any job
+    launcher = _launcher(args, cfg)
+    command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = f"# command: {command}\n# commit: {git_commit()}\n# date: {time.strftime('%Y-%m-%d')}\n"
+    if args.search == "optuna":
+        chosen = sampled.search_command(optuna, args, cfg, grid, seeds, workers, header, launcher)
+        return _reproduce(args, chosen, workers, command, launcher)
+    ranges = [f"{m}.{k}" for m, space in grid.items() for k, v in (space or {}).items() if sampled.is_range(v)]
+    if ranges:
+        raise UserError(f"{args.grid}: {', '.join(ranges)}: a range ({{low, high}}) is for --search optuna; the grid "
+                        f"needs a list of values")
+    cells = expand(grid)
     metrics = METRICS[cfg["suite"]]
     for i, (method, options) in enumerate(cells):
         problems = method_problems(deep_merge(cfg, {"methods": {method: options}, "run": [method]}), only=method)
@@ -248,9 +300,9 @@ def main(argv=None) -> int:
     setup = [partial(_setup_job, job, name) for name in suite_of(cfg).setup_names(cfg)]  # pretrained backbones
     units = [(fold, seed) for fold in folds for seed in seeds]
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), units, range(len(cells)),
-                                workers, setup=setup, teacher_of=lambda unit: (unit[0], teacher_seed_of(cfg, unit[1])))
+                                workers, setup=setup, teacher_of=lambda unit: (unit[0], teacher_seed_of(cfg, unit[1])),
+                                launcher=launcher)
             if r]
-    commit = git_commit()
     per_seed = pd.DataFrame(rows)
     keys = ["method", *sorted(c for c in per_seed.columns if c.startswith("opt.")), "options_hash"]
     first = f"val_{metrics[0]}"
@@ -262,12 +314,11 @@ def main(argv=None) -> int:
     table.loc[table["diverged"] > 0, [f"val_{m}" for m in metrics] + [f"{first}_std"]] = float("nan")  # no score
     table = table.sort_values(["method", ranked], ascending=[True, False], na_position="last")
     dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
-    command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = f"# command: {command}\n# commit: {commit}\n# date: {time.strftime('%Y-%m-%d')}\n"
     atomic_write_text(dest / "tuning.csv", header + table.to_csv(index=False, float_format="%.4f"))
     print(table.to_string(index=False))
     over = f"seeds {seeds}" if not args.folds else f"{args.folds} folds x seeds {seeds}"
     print(f"\nbest on validation (mean over {over}):")
+    chosen = {}
     for method, part in table.groupby("method"):
         best = part.iloc[0]
         if pd.isna(best[ranked]):
@@ -275,6 +326,7 @@ def main(argv=None) -> int:
             continue
         opts = {k[4:]: getattr(best[k], "item", lambda: best[k])() for k in part.columns
                 if k.startswith("opt.") and not pd.isna(best[k])}
+        chosen[method] = opts
         also = f", {first} {100 * best[first]:.2f}" if first != ranked else ""
         print(f"  {method}: {opts}  ({ranked} {100 * best[ranked]:.2f}{also})")
     if args.test_after:  # the choice above is written and printed; only now is the test split read
@@ -283,6 +335,28 @@ def main(argv=None) -> int:
         atomic_write_text(dest / "tuning_test.csv", header + notes + scored.to_csv(index=False, float_format="%.4f"))
         print("\nvalidation vs test over the grid (read after the choice):")
         print("\n".join(f"  spearman {k}: {v:.3f}" for k, v in rho.items()))
+    return _reproduce(args, chosen, workers, command, launcher)
+
+
+def _launcher(args, cfg: dict):
+    """The launcher of the config's ``launcher`` section with ``--launcher`` and ``--ray-address`` over it
+    (a missing extra stops here, before any job)."""
+    given = {"name": args.launcher} if args.launcher else {}
+    if args.ray_address:
+        if (args.launcher or (cfg.get("launcher") or {}).get("name")) != "ray":
+            raise UserError(f"--ray-address {args.ray_address}: it is the cluster of --launcher ray; add --launcher ray")
+        given["ray"] = {"address": args.ray_address}
+    return make_launcher(deep_merge(cfg.get("launcher") or {}, given), folder=Path(args.cache_dir) / "slurm")
+
+
+def _reproduce(args, chosen: dict, workers: int, command: str, launcher=None) -> int:
+    """``--reproductions N``: the choice (already written) over seeds 0..N-1, test split included."""
+    if args.reproductions:
+        cfg = resolve_config(args.suite, args.config)
+        dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"] / "reproductions"
+        where = sampled.reproduce(args.suite, args.config, chosen, args.reproductions, dest, Path(args.cache_dir),
+                                  workers, not args.no_progress, launcher, command=command)
+        print(f"reproductions over seeds 0..{args.reproductions - 1}: {where / 'leaderboard.md'}")
     return 0
 
 
