@@ -442,7 +442,6 @@ def reproduce(suite_name: str, config_file, chosen: dict, seeds: int, out_dir: P
     test included), into ``out_dir/<suite>/<dataset>/``; its leaderboard carries the gains over ``none``
     paired by seed with their 95% intervals. ``command`` (the tuner's) heads its leaderboard. Returns
     that folder."""
-    from benchmarks.runner import suite_runner
     from benchmarks.runner.schema import check_config
     from benchmarks.runner.suites import get_suite
 
@@ -454,7 +453,6 @@ def reproduce(suite_name: str, config_file, chosen: dict, seeds: int, out_dir: P
     check_config(cfg)
     if command:
         cfg["_command"] = command
-    suite_runner._PREPARED.clear()  # the tuning's data: its key ignores the splits a config's roles train on
     log(f"\nreproductions: none, {', '.join(methods) or 'no tuned method'} over seeds 0..{seeds - 1} (test split)")
     return get_suite(suite_name).run(cfg, Path(out_dir), Path(cache_dir), git_commit(), progress=progress, log=log,
                                      launcher=launcher)

@@ -54,10 +54,18 @@ from retrieval.methods import list_methods, needs_teacher
 _PREPARED: dict = {}
 
 
+def _data_key(cfg: dict) -> dict:
+    """What a suite's ``prepare_data`` reads of a config: the dataset, the threads, and each role's
+    ``select`` (a role that keeps its last epoch trains on the whole ``train`` split in classification)."""
+    selects = [deep_merge(cfg.get("train") or {}, (cfg.get(role) or {}).get("train") or {}).get("select")
+               for role in ("teacher", "student")]
+    return {"dataset": cfg["dataset"], "threads": cfg.get("threads"), "select": selects}
+
+
 def suite_data(suite, cfg: dict, cache_dir: Path, log=print) -> dict:
-    """``suite.prepare_data`` once per process and dataset config (each pool worker builds its own;
-    the jobs build it silently, the main process has said what it holds)."""
-    key = (suite.name, config_hash({"dataset": cfg["dataset"], "threads": cfg.get("threads")}), str(cache_dir))
+    """``suite.prepare_data`` once per process and data (each pool worker builds its own; the jobs
+    build it silently, the main process has said what it holds)."""
+    key = (suite.name, config_hash(_data_key(cfg)), str(cache_dir))
     if key not in _PREPARED:
         _PREPARED.clear()
         _PREPARED[key] = suite.prepare_data(cfg, cache_dir, log)
