@@ -169,6 +169,12 @@ def reporting_progress(callback):
         _PROGRESS_CALLBACK.reset(token)
 
 
+def current_progress_callback():
+    """The callback installed by the innermost ``reporting_progress`` (None: none), so that a caller
+    can install one that wraps it (e.g. a run tracker that sees every event and forwards them)."""
+    return _PROGRESS_CALLBACK.get()
+
+
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -193,11 +199,15 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
 
     ``progress_callback(event)`` (default: the one installed by ``reporting_progress``, if any)
     is called on rank 0 with dicts carrying ``event`` and ``run`` (``name``): ``epoch_start``
-    (``epoch``, ``epochs``, ``steps``: batches in the epoch), ``step`` (``epoch``, ``epochs``,
-    ``step``: 1-based within the epoch, ``steps``, ``loss``: the batch's total loss), ``eval``
-    (``epoch``, ``epochs``, ``split``: "val") before each validation, ``epoch`` (``epoch``,
-    ``epochs``, ``loss``: the epoch's mean total loss, ``metric`` and ``value``: the selection
-    metric on val, or None) after each epoch, and ``end`` (``seconds``) when training is done."""
+    (``epoch``, ``epochs``, ``steps``: batches in the epoch, ``global_step``: steps done before it),
+    ``step`` (``epoch``, ``epochs``, ``step``: 1-based within the epoch, ``steps``, ``loss``: the
+    batch's total loss, ``global_step``: 1-based over the whole run, ``terms``: ``{term: value}`` as
+    logged, ``lr``: the first parameter group's), ``eval`` (``epoch``, ``epochs``, ``split``: "val")
+    before each validation, ``epoch`` (``epoch``, ``epochs``, ``loss``: the epoch's mean total loss,
+    ``metric`` and ``value``: the selection metric on val, or None, ``global_step``, ``terms``: the
+    epoch's mean of each term, ``val``: every validation metric of the epoch, or None) after each
+    epoch, and ``end`` (``seconds``) when training is done. A resumed run sends the events of the
+    epochs it trains, from the first one not saved; a finished one (``complete``) sends none."""
     report = progress_callback or _PROGRESS_CALLBACK.get()
     if not distributed.is_main():
         report = None
@@ -245,7 +255,8 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
         steps = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
         if report:
             report({"event": "epoch_start", "run": name, "epoch": epoch, "epochs": cfg.epochs, "steps": steps,
-                    "epoch_steps": len(loader)})  # steps: this epoch's (max_steps); epoch_steps: a whole epoch's
+                    "epoch_steps": len(loader), "global_step": step})  # steps: this epoch's (max_steps); epoch_steps:
+            # a whole epoch's; global_step: the steps done before this epoch (a resumed run's earlier ones too)
         for batch_index, batch in enumerate(bar if cfg.max_steps is None else itertools.islice(bar, steps), 1):
             batch = {k: _to_device(v, cfg) for k, v in batch.items()}
             batch["epoch"] = epoch  # 1-based, for methods whose terms ramp up (dkd's warm-up)
@@ -270,7 +281,9 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
             bar.set_postfix(loss=f"{batch_loss:.4f}")
             if report:
                 report({"event": "step", "run": name, "epoch": epoch, "epochs": cfg.epochs, "step": batch_index,
-                        "steps": steps, "loss": batch_loss})
+                        "steps": steps, "loss": batch_loss, "global_step": step,
+                        "terms": {term: float(value.detach()) for term, value in logged.items()},
+                        "lr": optimizer.param_groups[0]["lr"]})
         scheduler.step()
         record = {"epoch": epoch, **{f"loss/{k}": v / max(1, steps) for k, v in sums.items()}}
         if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
@@ -288,7 +301,9 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
             val_value = record.get(f"val/{cfg.select_metric}")
             report({"event": "epoch", "run": name, "epoch": epoch, "epochs": cfg.epochs,
                     "loss": sum(v for k, v in record.items() if k.startswith("loss/")),
-                    "metric": cfg.select_metric if val_value is not None else None, "value": val_value})
+                    "metric": cfg.select_metric if val_value is not None else None, "value": val_value,
+                    "global_step": step, "terms": {k[5:]: v for k, v in record.items() if k.startswith("loss/")},
+                    "val": {k[4:]: v for k, v in record.items() if k.startswith("val/")} or None})
         extra = ({"ranks_rng": distributed.all_gather_object(capture_rng())}
                  if state_path and distributed.is_distributed() else {})
         if state_path and distributed.is_main():
