@@ -346,7 +346,11 @@ def _launcher(args, cfg: dict):
         if (args.launcher or (cfg.get("launcher") or {}).get("name")) != "ray":
             raise UserError(f"--ray-address {args.ray_address}: it is the cluster of --launcher ray; add --launcher ray")
         given["ray"] = {"address": args.ray_address}
-    return make_launcher(deep_merge(cfg.get("launcher") or {}, given), folder=Path(args.cache_dir) / "slurm")
+    launcher = make_launcher(deep_merge(cfg.get("launcher") or {}, given), folder=Path(args.cache_dir) / "slurm",
+                             cfg=cfg)
+    if launcher.name != "local":  # the jobs run in other processes and nodes: where they write, spelt in full
+        args.cache_dir, args.out = str(Path(args.cache_dir).resolve()), str(Path(args.out).resolve())
+    return launcher
 
 
 def _reproduce(args, chosen: dict, workers: int, command: str, launcher=None) -> int:

@@ -93,6 +93,7 @@ def reproduce(run_id: str, results: Path, cache_dir: Path, progress: bool = Fals
     cfg["seeds"] = [seed]
     cfg["run"] = [] if method == "teacher" else [method]
     cfg["_command"] = f"python -m benchmarks.run --reproduce {run_id}"
+    cfg.pop("tracking", None)  # the rerun goes to a temporary folder: no MLflow store of the saved run gets it
     commit = git_commit()
     log(f"reproducing {run_id} ({cfg['suite']}, {cfg['dataset']['name']}, method {method}, seed {seed}) "
         f"from {path}")

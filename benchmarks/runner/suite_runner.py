@@ -277,7 +277,8 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     if launcher is None:  # under torchrun the processes of this command are the job's: always local
         launcher = (LocalLauncher() if distributed.is_distributed()
                     else make_launcher(cfg.get("launcher"), folder=cache_dir / "slurm", cfg=cfg))
-    if launcher.name != "local":
+    if launcher.name != "local":  # its jobs run in other processes and nodes: the folders spelt in full
+        out_dir, cache_dir = Path(out_dir).resolve(), cache_dir.resolve()
         log(f"launcher {launcher.name}: up to {workers} job(s) at once as {launcher.describe()}")
     data = suite_data(suite, cfg, cache_dir, log)
     dest = Path(out_dir) / cfg["suite"] / cfg["dataset"]["name"]

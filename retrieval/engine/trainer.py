@@ -243,77 +243,79 @@ def train(method, train_set, val_set, cfg: TrainConfig, name: str = "run", evalu
     # with workers, one loader for the whole call (persistent workers; each epoch's batches and item seeds
     # are drawn at its start from the random state the saved state restores: see engine.loaders)
     worker_loader = make_train_loader(train_set, cfg) if cfg.num_workers > 0 and first_epoch <= cfg.epochs else None
-    for epoch in range(first_epoch, cfg.epochs + 1):
-        method.train()
-        # without workers, a fresh loader each epoch: its batches depend only on the random state at the
-        # epoch's start (MPerClassSampler shuffles its own label list in place), which the saved state restores
-        loader = worker_loader if worker_loader is not None else make_train_loader(train_set, cfg)
-        sums: dict[str, float] = {}
-        bar = tqdm(loader if worker_loader is None else loaders.Lazy(loader),
-                   desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=not cfg.progress or not distributed.is_main())
-        steps = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
-        if report:
-            report({"event": "epoch_start", "run": name, "epoch": epoch, "epochs": cfg.epochs, "steps": steps,
-                    "epoch_steps": len(loader), "global_step": step})  # steps: this epoch's (max_steps); epoch_steps:
-            # a whole epoch's; global_step: the steps done before this epoch (a resumed run's earlier ones too)
-        for batch_index, batch in enumerate(bar if cfg.max_steps is None else itertools.islice(bar, steps), 1):
-            batch = {k: _to_device(v, cfg) for k, v in batch.items()}
-            batch["epoch"] = epoch  # 1-based, for methods whose terms ramp up (dkd's warm-up)
-            with precision.autocast():
-                _, losses = training_step(batch)
-            step += 1
-            logged = losses
-            if distributed.is_distributed():  # the mean over ranks: every rank logs and checks the same values
-                mean = distributed.average(torch.stack([v.detach().float() for v in losses.values()]))
-                logged = dict(zip(losses, mean))
-            for term, value in logged.items():
-                if not torch.isfinite(value).all():
-                    kept = f"the last good state is kept in {state_path}" if state_path else "no state file was kept"
-                    raise NonFiniteLossError(f"{name}: loss term {term!r} is {value.item()} at epoch {epoch}, "
-                                             f"step {step}; {kept}")
-            total = sum(losses.values())
-            optimizer.zero_grad(set_to_none=True)
-            precision.backward_and_step(total, optimizer)
-            for term, value in logged.items():
-                sums[term] = sums.get(term, 0.0) + float(value.detach())
-            batch_loss = float(total.detach())
-            bar.set_postfix(loss=f"{batch_loss:.4f}")
+    try:  # the loader's workers end with the call, also when it stops early (a non-finite loss, a pruned trial)
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            method.train()
+            # without workers, a fresh loader each epoch: its batches depend only on the random state at the
+            # epoch's start (MPerClassSampler shuffles its own label list in place), which the saved state restores
+            loader = worker_loader if worker_loader is not None else make_train_loader(train_set, cfg)
+            sums: dict[str, float] = {}
+            bar = tqdm(loader if worker_loader is None else loaders.Lazy(loader),
+                       desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
+                       disable=not cfg.progress or not distributed.is_main())
+            steps = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
             if report:
-                report({"event": "step", "run": name, "epoch": epoch, "epochs": cfg.epochs, "step": batch_index,
-                        "steps": steps, "loss": batch_loss, "global_step": step,
-                        "terms": {term: float(value.detach()) for term, value in logged.items()},
-                        "lr": optimizer.param_groups[0]["lr"]})
-        scheduler.step()
-        record = {"epoch": epoch, **{f"loss/{k}": v / max(1, steps) for k, v in sums.items()}}
-        if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                report({"event": "epoch_start", "run": name, "epoch": epoch, "epochs": cfg.epochs, "steps": steps,
+                        "epoch_steps": len(loader), "global_step": step})  # steps: this epoch's (max_steps); epoch_steps:
+                # a whole epoch's; global_step: the steps done before this epoch (a resumed run's earlier ones too)
+            for batch_index, batch in enumerate(bar if cfg.max_steps is None else itertools.islice(bar, steps), 1):
+                batch = {k: _to_device(v, cfg) for k, v in batch.items()}
+                batch["epoch"] = epoch  # 1-based, for methods whose terms ramp up (dkd's warm-up)
+                with precision.autocast():
+                    _, losses = training_step(batch)
+                step += 1
+                logged = losses
+                if distributed.is_distributed():  # the mean over ranks: every rank logs and checks the same values
+                    mean = distributed.average(torch.stack([v.detach().float() for v in losses.values()]))
+                    logged = dict(zip(losses, mean))
+                for term, value in logged.items():
+                    if not torch.isfinite(value).all():
+                        kept = f"the last good state is kept in {state_path}" if state_path else "no state file was kept"
+                        raise NonFiniteLossError(f"{name}: loss term {term!r} is {value.item()} at epoch {epoch}, "
+                                                 f"step {step}; {kept}")
+                total = sum(losses.values())
+                optimizer.zero_grad(set_to_none=True)
+                precision.backward_and_step(total, optimizer)
+                for term, value in logged.items():
+                    sums[term] = sums.get(term, 0.0) + float(value.detach())
+                batch_loss = float(total.detach())
+                bar.set_postfix(loss=f"{batch_loss:.4f}")
+                if report:
+                    report({"event": "step", "run": name, "epoch": epoch, "epochs": cfg.epochs, "step": batch_index,
+                            "steps": steps, "loss": batch_loss, "global_step": step,
+                            "terms": {term: float(value.detach()) for term, value in logged.items()},
+                            "lr": optimizer.param_groups[0]["lr"]})
+            scheduler.step()
+            record = {"epoch": epoch, **{f"loss/{k}": v / max(1, steps) for k, v in sums.items()}}
+            if val_set is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                if report:
+                    report({"event": "eval", "run": name, "epoch": epoch, "epochs": cfg.epochs, "split": "val"})
+                # under torchrun rank 0 evaluates alone (the weights are the same on every rank)
+                val = evaluator(method.student, val_set, cfg, desc=f"{name} val") if distributed.is_main() else None
+                val = distributed.broadcast_object(val)
+                record.update({f"val/{k}": v for k, v in val.items()})
+                if cfg.select == "best" and val[cfg.select_metric] > best:
+                    best, best_epoch = val[cfg.select_metric], epoch
+                    best_state = copy.deepcopy(trainable_state(method))
+            history.append(record)
             if report:
-                report({"event": "eval", "run": name, "epoch": epoch, "epochs": cfg.epochs, "split": "val"})
-            # under torchrun rank 0 evaluates alone (the weights are the same on every rank)
-            val = evaluator(method.student, val_set, cfg, desc=f"{name} val") if distributed.is_main() else None
-            val = distributed.broadcast_object(val)
-            record.update({f"val/{k}": v for k, v in val.items()})
-            if cfg.select == "best" and val[cfg.select_metric] > best:
-                best, best_epoch = val[cfg.select_metric], epoch
-                best_state = copy.deepcopy(trainable_state(method))
-        history.append(record)
-        if report:
-            val_value = record.get(f"val/{cfg.select_metric}")
-            report({"event": "epoch", "run": name, "epoch": epoch, "epochs": cfg.epochs,
-                    "loss": sum(v for k, v in record.items() if k.startswith("loss/")),
-                    "metric": cfg.select_metric if val_value is not None else None, "value": val_value,
-                    "global_step": step, "terms": {k[5:]: v for k, v in record.items() if k.startswith("loss/")},
-                    "val": {k[4:]: v for k, v in record.items() if k.startswith("val/")} or None})
-        extra = ({"ranks_rng": distributed.all_gather_object(capture_rng())}
-                 if state_path and distributed.is_distributed() else {})
-        if state_path and distributed.is_main():
-            save_train_state(state_path, tag=state_tag, method=trainable_state(method),
-                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                             scaler=precision.state_dict(), rng=capture_rng(), history=history, best=best,
-                             best_epoch=best_epoch, best_state=best_state, step=step, epoch=epoch,
-                             seconds=time.perf_counter() - start, **extra)
-    if worker_loader is not None:
-        loaders.close_loader(worker_loader)
+                val_value = record.get(f"val/{cfg.select_metric}")
+                report({"event": "epoch", "run": name, "epoch": epoch, "epochs": cfg.epochs,
+                        "loss": sum(v for k, v in record.items() if k.startswith("loss/")),
+                        "metric": cfg.select_metric if val_value is not None else None, "value": val_value,
+                        "global_step": step, "terms": {k[5:]: v for k, v in record.items() if k.startswith("loss/")},
+                        "val": {k[4:]: v for k, v in record.items() if k.startswith("val/")} or None})
+            extra = ({"ranks_rng": distributed.all_gather_object(capture_rng())}
+                     if state_path and distributed.is_distributed() else {})
+            if state_path and distributed.is_main():
+                save_train_state(state_path, tag=state_tag, method=trainable_state(method),
+                                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                 scaler=precision.state_dict(), rng=capture_rng(), history=history, best=best,
+                                 best_epoch=best_epoch, best_state=best_state, step=step, epoch=epoch,
+                                 seconds=time.perf_counter() - start, **extra)
+    finally:
+        if worker_loader is not None:
+            loaders.close_loader(worker_loader)
     seconds = time.perf_counter() - start
     if cfg.select == "last":
         best_epoch = cfg.epochs
