@@ -161,6 +161,17 @@ def _exit_fd(pid: int) -> int | None:
         return None
 
 
+def deliver(events, event: dict) -> None:
+    """Give a job's progress ``event`` to the pool's ``events`` callback (if any): a display problem
+    is printed, never raised, so that it cannot stop the run."""
+    if events is None:
+        return
+    try:
+        events(event)
+    except Exception as exc:
+        print(f"progress: could not show {event.get('event')!r} ({exc})")
+
+
 # ---------------------------------------------------------------------- the job process's side
 
 class _EventChannel:
@@ -333,12 +344,7 @@ class JobPool:
             worker.open = False
 
     def _event(self, event: dict) -> None:
-        if self.events is None:
-            return
-        try:
-            self.events(event)
-        except Exception as exc:  # a display problem must not stop the run
-            print(f"progress: could not show {event.get('event')!r} ({exc})")
+        deliver(self.events, event)
 
     @staticmethod
     def _rebuild(blob, text: str) -> BaseException:

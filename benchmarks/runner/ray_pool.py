@@ -20,7 +20,7 @@ import os
 import sys
 from collections import deque
 
-from benchmarks.runner.job_pool import Job, JobDied, JobTraceback
+from benchmarks.runner.job_pool import Job, JobDied, JobTraceback, deliver
 
 POLL = 0.2
 """Seconds between two looks at the running tasks and the event queue."""
@@ -124,12 +124,7 @@ class RayPool:
                 self._event(event)
 
     def _event(self, event: dict) -> None:
-        if self.events is None:
-            return
-        try:
-            self.events(event)
-        except Exception as exc:  # a display problem must not stop the run
-            print(f"progress: could not show {event.get('event')!r} ({exc})")
+        deliver(self.events, event)
 
     def kill(self) -> None:
         """Cancel every running task (its worker process is killed) and forget the queued ones."""

@@ -24,7 +24,7 @@ import traceback
 from collections import deque
 from pathlib import Path
 
-from benchmarks.runner.job_pool import Job, JobDied, JobTraceback
+from benchmarks.runner.job_pool import Job, JobDied, JobTraceback, deliver
 
 POLL = 1.0
 """Seconds between two looks at the submitted jobs (submitit caches SLURM's answers itself)."""
@@ -118,12 +118,7 @@ class SlurmPool:
         return value
 
     def _event(self, event: dict) -> None:
-        if self.events is None:
-            return
-        try:
-            self.events(event)
-        except Exception as exc:  # a display problem must not stop the run
-            print(f"progress: could not show {event.get('event')!r} ({exc})")
+        deliver(self.events, event)
 
     def kill(self) -> None:
         """Cancel every job still queued or running (``scancel``; the local executor kills the process)."""

@@ -14,13 +14,28 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 
+HOOKS = ("prepare_data", "teacher_checkpoint", "load_or_train_teacher", "run_id_of", "train_student",
+         "evaluate_student", "make_row", "cost_networks", "table_notes", "check_methods", "setup_names", "setup")
+"""The methods a suite may take from the functions of its module (``class X(Suite, hooks_from=module)``)."""
+
+
 class Suite(ABC):
     """A task's hooks. ``PRIMARY`` is the leaderboard's metric; ``TORCHRUN`` whether ``benchmarks.run``
-    accepts the suite under torchrun (each job trained by all the processes together)."""
+    accepts the suite under torchrun (each job trained by all the processes together).
+
+    ``class RetrievalSuite(Suite, hooks_from=sys.modules[__name__])`` makes each function of that module
+    named in ``HOOKS`` a method of the class (unless the class defines it itself); whatever abstract
+    method is still missing then makes the class impossible to instantiate."""
 
     name: str = ""
     PRIMARY: str = ""
     TORCHRUN: bool = False
+
+    def __init_subclass__(cls, hooks_from=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for hook in HOOKS if hooks_from is not None else ():
+            if hook not in vars(cls) and callable(vars(hooks_from).get(hook)):
+                setattr(cls, hook, staticmethod(vars(hooks_from)[hook]))
 
     @abstractmethod
     def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:

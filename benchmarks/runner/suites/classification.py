@@ -15,6 +15,7 @@ writes (see docs/distributed.md).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -225,21 +226,10 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
             f"(method - none) / (teacher - none) on top-1."]
 
 
-class ClassificationSuite(Suite):
+class ClassificationSuite(Suite, hooks_from=sys.modules[__name__]):
     """The classification suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
 
     name, PRIMARY, TORCHRUN = "classification", PRIMARY, TORCHRUN
-    prepare_data = staticmethod(prepare_data)
-    teacher_checkpoint = staticmethod(teacher_checkpoint)
-    load_or_train_teacher = staticmethod(load_or_train_teacher)
-    run_id_of = staticmethod(run_id_of)
-    train_student = staticmethod(train_student)
-    evaluate_student = staticmethod(evaluate_student)
-    make_row = staticmethod(make_row)
-    cost_networks = staticmethod(cost_networks)
-    table_notes = staticmethod(table_notes)
-    setup_names = staticmethod(setup_names)
-    setup = staticmethod(setup)
 
     def check_methods(self, cfg: dict, data: dict) -> None:
         from benchmarks.runner.preflight import build_methods

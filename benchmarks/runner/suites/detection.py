@@ -13,6 +13,7 @@ docs/distributed.md).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -226,21 +227,10 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
     return _notes(cfg, data, commit, *_names(cfg))
 
 
-class DetectionSuite(Suite):
+class DetectionSuite(Suite, hooks_from=sys.modules[__name__]):
     """The detection suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
 
     name, PRIMARY, TORCHRUN = "detection", PRIMARY, TORCHRUN
-    prepare_data = staticmethod(prepare_data)
-    teacher_checkpoint = staticmethod(teacher_checkpoint)
-    load_or_train_teacher = staticmethod(load_or_train_teacher)
-    run_id_of = staticmethod(run_id_of)
-    train_student = staticmethod(train_student)
-    evaluate_student = staticmethod(evaluate_student)
-    make_row = staticmethod(make_row)
-    cost_networks = staticmethod(cost_networks)
-    table_notes = staticmethod(table_notes)
-    setup_names = staticmethod(setup_names)
-    setup = staticmethod(setup)
 
     def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
             launcher=None) -> Path:

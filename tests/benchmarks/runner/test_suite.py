@@ -29,3 +29,28 @@ def test_a_class_missing_a_hook_cannot_be_a_suite():
 def test_an_unknown_suite_is_named():
     with pytest.raises(ValueError, match="unknown suite 'segmentation'; expected one of"):
         get_suite("segmentation")
+
+
+def test_hooks_come_from_the_module_unless_the_class_defines_its_own():
+    import types
+
+    from benchmarks.runner.suite import HOOKS
+
+    module = types.ModuleType("a_suite")
+    for hook in HOOKS:
+        setattr(module, hook, lambda *args, hook=hook: hook)
+
+    class FromModule(Suite, hooks_from=module):
+        name, PRIMARY = "a_suite", "top1"
+
+        def table_notes(self, cfg, data, commit):
+            return ["its own"]
+
+        def run(self, *args, **kwargs):
+            return "ran"
+
+    suite = FromModule()
+    assert suite.prepare_data({}, None) == "prepare_data" and suite.train_student() == "train_student"
+    assert suite.table_notes({}, {}, "c") == ["its own"]
+    del module.setup_names  # an optional hook the module lacks keeps the interface's default
+    assert type("Lean", (Suite,), {"run": FromModule.run}, hooks_from=module)().setup_names({}) == []
