@@ -29,6 +29,10 @@ written are they scored on the test split, into ``tuning_test.csv`` with the Spe
 rank correlation between the validation and test scores over the grid. The test
 scores play no part in the choice.
 
+Every cell's student run is tracked like a benchmark run (``benchmarks.runner.tracking``), into
+``<out>/<suite>/<dataset>/tuning/tensorboard/<method>-<options hash>[-f<fold>]-s<seed>/``, with its
+final validation metrics in place of test ones.
+
 ``--folds K`` tunes on class-disjoint cross-validation of the training classes (as
 Musgrave et al.'s powerful-benchmarker does): fold k holds out the k-th block of
 1/K of the training classes as ``val`` and trains its own teacher and students on
@@ -68,6 +72,7 @@ from benchmarks.runner.launch import make_launcher
 from benchmarks.runner.suite_runner import suite_data, teacher_seed_of
 from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, git_commit
 from benchmarks.runner.suites import get_suite
+from benchmarks.runner.tracking import check_tracking, tracking
 from benchmarks.runner.suites import retrieval as suite  # --test-after and --folds (retrieval only)
 from retrieval.engine.trainer import NonFiniteLossError
 
@@ -153,8 +158,11 @@ def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
     where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
     said = f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}"
     cell_id = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed}
-    try:
-        student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+    try:  # tracked like a benchmark run, its final validation metrics in place of test ones
+        with tracking({**job, "cfg": cfg}, tuning_run_id(method, merged, fold, seed), "student", method,
+                      seed) as tracked:
+            student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+            tracked.finish(result.best_val, split="val")
     except NonFiniteLossError as exc:  # a diverged cell is a result of the search, not the end of it
         print(f"{said}: diverged ({exc})", flush=True)
         return {**cell_id, **{f"val_{m}": float("nan") for m in metrics}, "best_epoch": None,
@@ -168,6 +176,11 @@ def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
         weights = student.state_dict()
         atomic_write_via(path, lambda tmp: torch.save(weights, tmp))
     return row
+
+
+def tuning_run_id(method: str, options: dict, fold: int | None, seed: int) -> str:
+    """The name of a tuning run's event files: ``<method>-<options hash>[-f<fold>]-s<seed>``."""
+    return f"{method}-{config_hash(options)}" + (f"-f{fold}" if fold is not None else "") + f"-s{seed}"
 
 
 def kept_student(cfg: dict, cache_dir: Path, method: str, options_hash: str, seed: int) -> Path:
@@ -277,6 +290,7 @@ def main(argv=None) -> int:
                              f"({exc}); cross-validation folds need a dataset with a val_fold option (synthetic)")
     workers = args.workers or int(cfg.get("workers") or 1)
     check_config(cfg)  # the config and every cell's options, before any job
+    check_tracking(cfg)  # every cell's and trial's curves go to <out>/<suite>/<dataset>/tuning|search/tensorboard
     launcher = _launcher(args, cfg)
     command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
     header = f"# command: {command}\n# commit: {git_commit()}\n# date: {time.strftime('%Y-%m-%d')}\n"
@@ -294,7 +308,8 @@ def main(argv=None) -> int:
         if problems:
             raise UserError(f"{args.grid}: grid cell {i} ({method} {options}): "
                             + "; ".join(f"{path}: {message}" for path, message in problems))
-    job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir),
+    dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
+    job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir), "dest": dest / "tuning", "commit": git_commit(),
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
     setup = [partial(_setup_job, job, name) for name in suite_of(cfg).setup_names(cfg)]  # pretrained backbones
@@ -313,7 +328,6 @@ def main(argv=None) -> int:
     table = per_seed.groupby(keys, dropna=False, sort=False).agg(**columns).reset_index().rename(columns=names)
     table.loc[table["diverged"] > 0, [f"val_{m}" for m in metrics] + [f"{first}_std"]] = float("nan")  # no score
     table = table.sort_values(["method", ranked], ascending=[True, False], na_position="last")
-    dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
     atomic_write_text(dest / "tuning.csv", header + table.to_csv(index=False, float_format="%.4f"))
     print(table.to_string(index=False))
     over = f"seeds {seeds}" if not args.folds else f"{args.folds} folds x seeds {seeds}"

@@ -53,6 +53,7 @@ from benchmarks.runner.errors import UserError
 from benchmarks.runner.job_pool import Job
 from benchmarks.runner.launch import LocalLauncher
 from benchmarks.runner.results_io import atomic_write_text, git_commit
+from benchmarks.runner.tracking import tracking
 
 EXTRA = 'pip install -e ".[cluster]"'
 RANGE_KEYS = {"low", "high", "log", "step", "type"}
@@ -214,12 +215,14 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
         teacher, _, _ = module.load_or_train_teacher(cfg, data, tune.teacher_seed_of(cfg, seed), job["cache_dir"],
                                                      job["progress"], lambda *a: None)
         where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
-        hook = PruningCallback(optuna, trial, _installed_callback(), watch=index == 0)
-        try:
-            with reporting_progress(hook):
-                _, run = module.train_student(cfg, data, teacher, method,
-                                              deep_merge(cfg["methods"].get(method) or {}, options), seed,
-                                              job["progress"])
+        merged = deep_merge(cfg["methods"].get(method) or {}, options)
+        try:  # tracked like a grid cell (tune.tuning_run_id), the pruning hook in front of the trackers
+            with tracking({**job, "cfg": cfg}, tune.tuning_run_id(method, merged, fold, seed), "student", method,
+                          seed) as tracked:
+                hook = PruningCallback(optuna, trial, _installed_callback(), watch=index == 0)
+                with reporting_progress(hook):
+                    _, run = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+                tracked.finish(run.best_val, split="val")
         except optuna.TrialPruned:
             print(f"{said} {where}: pruned at epoch {hook.pruned_at}", flush=True)
             return result("pruned", pruned_at_epoch=hook.pruned_at)
@@ -488,9 +491,9 @@ def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: in
     folds = list(range(args.folds)) if args.folds else [None]
     units = [(fold, seed) for fold in folds for seed in seeds]
     ranked = tune._select_metric(cfg)
-    job = {"cfg": cfg, "cache_dir": Path(args.cache_dir), "progress": not args.no_progress and workers == 1,
-           "folds": args.folds, "units": units, "ranked": ranked}
     dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
+    job = {"cfg": cfg, "cache_dir": Path(args.cache_dir), "progress": not args.no_progress and workers == 1,
+           "folds": args.folds, "units": units, "ranked": ranked, "dest": dest / "search", "commit": git_commit()}
     url = storage_url(args.study_db or dest / "optuna.db")
     identities = {m: identity(cfg, space, seeds, args.folds) for m, space in spaces.items()}
     names = {m: f"{args.study_name}-{m}" if args.study_name else f"{m}-{identities[m]}" for m in spaces}

@@ -158,8 +158,9 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def final_scalars(test: dict | None) -> dict:
-    return {f"test/{k}": float(v) for k, v in (test or {}).items() if _number(v)}
+def final_scalars(test: dict | None, split: str = "test") -> dict:
+    """``{"<split>/<metric>": value}`` of a run's final metrics (``val`` for a tuning run, which never tests)."""
+    return {f"{split}/{k}": float(v) for k, v in (test or {}).items() if _number(v)}
 
 
 # ------------------------------------------------------------------------------------------------ trackers
@@ -195,14 +196,14 @@ class TensorBoardTracker:
                 self.writer.add_scalar(tag, value, self.last_step)
             self.writer.flush()  # a killed run keeps its finished epochs
 
-    def finish(self, test: dict | None) -> None:
+    def finish(self, test: dict | None, split: str = "test") -> None:
         if self.writer is None:
             if any(self.folder.glob("events.out.tfevents.*")):
                 return  # written when it was trained
             self._open(purge_step=None)
         from torch.utils.tensorboard.summary import hparams
 
-        metrics = final_scalars(test)
+        metrics = final_scalars(test, split)
         step = self.last_step
         for summary in hparams(self.params, metrics):
             self.writer.file_writer.add_summary(summary, step)
@@ -299,12 +300,12 @@ class MLflowTracker:
             self._send()
             self.last_step = int(event["global_step"])
 
-    def finish(self, test: dict | None) -> None:
+    def finish(self, test: dict | None, split: str = "test") -> None:
         if self.mlflow_run is None:
             if self._latest(self._experiment_id()) is not None:
                 return  # logged when it was trained
             self._start(resume=False)
-        self._add(final_scalars(test), self.last_step)
+        self._add(final_scalars(test, split), self.last_step)
         self._send()
         self.client.set_terminated(self.mlflow_run, status="FINISHED")
         self.mlflow_run = None
@@ -329,9 +330,10 @@ class Tracking:
         if self.forward is not None:
             self.forward(event)
 
-    def finish(self, test: dict | None) -> None:
+    def finish(self, test: dict | None, split: str = "test") -> None:
+        """The run's final metrics (``split``: ``test``, or ``val`` for a tuning run) with its hyperparameters."""
         for tracker in self.trackers:
-            tracker.finish(test)
+            tracker.finish(test, split)
 
     def close(self, failed: bool = False) -> None:
         for tracker in self.trackers:

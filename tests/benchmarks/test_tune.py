@@ -27,6 +27,21 @@ def test_grid_cells_times_seeds(tmp_path, capsys):
     assert sorted(at["opt.beta"]) == [1, 2] and at["val_map@r"].is_monotonic_decreasing  # the select_metric
     assert "python -m benchmarks.tune" in read_header(path)["command"]
     assert "best on validation" in capsys.readouterr().out
+    # every cell's run is tracked (a folder per cell and seed), its final validation metrics in place of test ones
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = sorted((tmp_path / "r" / "retrieval" / "synthetic" / "tuning" / "tensorboard").iterdir())
+    assert sorted(r.name.split("-")[0] + r.name[-3:] for r in runs) == ["at-s0", "at-s0", "at-s1", "at-s1",
+                                                                       "none-s0", "none-s1"]
+    last = {}
+    for run in runs:
+        events = EventAccumulator(str(run)).Reload()
+        tags = set(events.Tags()["scalars"])
+        assert {"loss/task", "train/lr", "val/recall@1", "val/map@r"} <= tags
+        assert not any(tag.startswith("test/") for tag in tags)
+        last[run.name] = events.Scalars("val/map@r")[-1].value
+    none = [value for name, value in last.items() if name.startswith("none-")]
+    assert sum(none) / 2 == pytest.approx(table.loc[table["method"] == "none", "val_map@r"].item(), abs=1e-4)
 
 
 def test_a_metric_the_tuner_cannot_rank_by_fails_before_any_training(tmp_path, capsys):

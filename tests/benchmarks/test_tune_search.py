@@ -54,6 +54,8 @@ def test_an_interrupted_search_resumes(tmp_path, capsys):
     assert again["opt.beta"].nunique() == 4 and again["opt.beta"].between(0.1, 100).all()
     assert tune.main(args + ["--trials", "4"]) == 0  # nothing left to run
     assert "4 trial(s) finished, 0 to run" in capsys.readouterr().out and len(_table(tmp_path)) == 4
+    tracked = sorted((tmp_path / "r" / "retrieval" / "synthetic" / "search" / "tensorboard").iterdir())
+    assert len(tracked) == 4 and len({run.name for run in tracked}) == 4  # one run per trial (one seed, 4 betas)
 
 
 def test_a_trial_left_running_by_a_killed_search_is_run_again(tmp_path, capsys):
