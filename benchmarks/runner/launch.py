@@ -30,6 +30,7 @@ from benchmarks.runner.errors import UserError
 
 LAUNCHERS = ("local", "ray", "slurm")
 EXTRA = 'pip install -e ".[cluster]"'
+"""How to install the optional packages (Ray, submitit, Optuna, TensorBoard, MLflow): every message names it."""
 
 
 def require(module: str, what: str):

@@ -51,22 +51,17 @@ import pandas as pd
 from benchmarks.runner.config import config_hash, deep_merge, resolve_config
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.job_pool import Job
-from benchmarks.runner.launch import LocalLauncher
+from benchmarks.runner.launch import LocalLauncher, require
 from benchmarks.runner.results_io import atomic_write_text, git_commit
 from benchmarks.runner.tracking import tracking
 
-EXTRA = 'pip install -e ".[cluster]"'
 RANGE_KEYS = {"low", "high", "log", "step", "type"}
 PRIMITIVE = (type(None), bool, int, float, str)
 
 
 def require_optuna():
     """The ``optuna`` module, or a one-line ``UserError`` naming the extra that installs it."""
-    try:
-        import optuna
-    except ImportError as exc:
-        raise UserError(f"--search optuna needs the package 'optuna', which is not installed ({exc}); install the "
-                        f"extra with: {EXTRA}") from None
+    optuna = require("optuna", "--search optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 

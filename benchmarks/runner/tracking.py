@@ -54,10 +54,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.launch import EXTRA
 
 TRACKERS = ("tensorboard", "mlflow", "none")
 DEFAULT = "tensorboard"
-EXTRA = 'pip install -e ".[cluster]"'
 PACKAGES = {"tensorboard": ("tensorboard",), "mlflow": ("tensorboard", "mlflow"), "none": ()}
 FOLDER = "tensorboard"  # under <out>/<suite>/<dataset>/
 MLFLOW_FOLDER = "mlruns"  # under <out>/
