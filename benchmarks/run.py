@@ -12,6 +12,7 @@ from pathlib import Path
 from benchmarks.runner import dry_run
 from benchmarks.runner.config import deep_merge, default_config, key_origin, load_yaml, merge_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.results_io import git_commit
 
 from benchmarks.runner.suites import SUITES, get_suite
@@ -69,10 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
     p.add_argument("--workers", type=_positive,
                    help="jobs (teachers, students) run at once, each in its own process (default: from the config)")
-    p.add_argument("--launcher", choices=("local", "ray", "slurm"),
-                   help="where the jobs run: local processes (default), Ray tasks or SLURM jobs (submitit; options "
-                        "in the config's launcher section); ray and slurm need the cluster extra")
-    p.add_argument("--ray-address", help="the Ray cluster of --launcher ray (e.g. auto); default: a local instance")
+    add_launcher_flags(p)
     p.add_argument("--index", type=_csv,
                    help="also report Recall@K from approximate faiss indexes beside the exact one: ivf, hnsw or both")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -151,12 +149,8 @@ def build_config(args) -> tuple[dict, object]:
     if args.workers is not None:
         cfg["workers"] = args.workers
         flags["--workers"] = {"workers": args.workers}
-    if args.ray_address and (args.launcher or (cfg.get("launcher") or {}).get("name")) != "ray":
-        raise UserError(f"--ray-address {args.ray_address}: it is the cluster of --launcher ray; add --launcher ray")
-    if args.launcher or args.ray_address:
-        given = {"name": args.launcher} if args.launcher else {}
-        if args.ray_address:
-            given["ray"] = {"address": args.ray_address}
+    given = launcher_flags(cfg.get("launcher"), args.launcher, args.ray_address)
+    if given:
         cfg["launcher"] = deep_merge(cfg.get("launcher") or {}, given)
         flags["--launcher"] = {"launcher": given}
     if args.index:
@@ -223,8 +217,6 @@ def main(argv=None) -> int:
         raise UserError(f"--launcher {launcher}: {'a dry run' if args.dry_run else 'torchrun'} runs its jobs in "
                         f"processes of its own; drop the launcher (or its config section)")
     if launcher != "local":
-        from benchmarks.runner.launch import make_launcher
-
         make_launcher(cfg.get("launcher"))  # a missing extra stops the run here, before any data is read
     from benchmarks.runner.preflight import preflight
 

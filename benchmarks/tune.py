@@ -68,7 +68,7 @@ from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, 
 from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.runner.jobs import run_jobs
-from benchmarks.runner.launch import make_launcher
+from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.suite_runner import suite_data, teacher_seed_of
 from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, git_commit
 from benchmarks.runner.suites import get_suite
@@ -242,10 +242,7 @@ def main(argv=None) -> int:
     p.add_argument("--test-after", action="store_true",
                    help="after the choice is written, score every cell on test and report the validation-test "
                         "rank correlation (tuning_test.csv)")
-    p.add_argument("--launcher", choices=("local", "ray", "slurm"),
-                   help="where the jobs run: local processes (default: the config's launcher section, else local), "
-                        "Ray tasks or SLURM jobs (submitit); ray and slurm need the cluster extra")
-    p.add_argument("--ray-address", help="the Ray cluster of --launcher ray (e.g. auto); default: a local instance")
+    add_launcher_flags(p)
     p.add_argument("--search", choices=("grid", "optuna"), default="grid",
                    help="grid: every combination (default); optuna: a sampled search (TPE, median pruning), "
                         "resumable (needs the extra: pip install -e \".[cluster]\")")
@@ -293,7 +290,8 @@ def main(argv=None) -> int:
     check_tracking(cfg)  # every cell's and trial's curves go to <out>/<suite>/<dataset>/tuning|search/tensorboard
     launcher = _launcher(args, cfg)
     command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
-    header = f"# command: {command}\n# commit: {git_commit()}\n# date: {time.strftime('%Y-%m-%d')}\n"
+    commit = git_commit()
+    header = f"# command: {command}\n# commit: {commit}\n# date: {time.strftime('%Y-%m-%d')}\n"
     if args.search == "optuna":
         chosen = sampled.search_command(optuna, args, cfg, grid, seeds, workers, header, launcher)
         return _reproduce(args, chosen, workers, command, launcher)
@@ -309,7 +307,7 @@ def main(argv=None) -> int:
             raise UserError(f"{args.grid}: grid cell {i} ({method} {options}): "
                             + "; ".join(f"{path}: {message}" for path, message in problems))
     dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
-    job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir), "dest": dest / "tuning", "commit": git_commit(),
+    job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir), "dest": dest / "tuning", "commit": commit,
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
     setup = [partial(_setup_job, job, name) for name in suite_of(cfg).setup_names(cfg)]  # pretrained backbones
@@ -355,11 +353,7 @@ def main(argv=None) -> int:
 def _launcher(args, cfg: dict):
     """The launcher of the config's ``launcher`` section with ``--launcher`` and ``--ray-address`` over it
     (a missing extra stops here, before any job)."""
-    given = {"name": args.launcher} if args.launcher else {}
-    if args.ray_address:
-        if (args.launcher or (cfg.get("launcher") or {}).get("name")) != "ray":
-            raise UserError(f"--ray-address {args.ray_address}: it is the cluster of --launcher ray; add --launcher ray")
-        given["ray"] = {"address": args.ray_address}
+    given = launcher_flags(cfg.get("launcher"), args.launcher, args.ray_address)
     launcher = make_launcher(deep_merge(cfg.get("launcher") or {}, given), folder=Path(args.cache_dir) / "slurm",
                              cfg=cfg)
     if launcher.name != "local":  # the jobs run in other processes and nodes: where they write, spelt in full

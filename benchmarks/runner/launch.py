@@ -102,6 +102,26 @@ class SlurmLauncher:
         return f"SLURM jobs (submitit, {cluster} executor)" if cluster != "slurm" else "SLURM jobs (submitit)"
 
 
+def add_launcher_flags(parser) -> None:
+    """``--launcher`` and ``--ray-address``, as every command that runs jobs takes them."""
+    parser.add_argument("--launcher", choices=LAUNCHERS,
+                        help="where the jobs run: local processes (default: the config's launcher section, else "
+                             "local), Ray tasks or SLURM jobs (submitit; options in the config's launcher section); "
+                             "ray and slurm need the cluster extra")
+    parser.add_argument("--ray-address", help="the Ray cluster of --launcher ray (e.g. auto); default: a local instance")
+
+
+def launcher_flags(section: dict | None, name: str | None, ray_address: str | None) -> dict:
+    """What ``--launcher name`` and ``--ray-address`` put over a config's ``launcher`` section (``{}``: nothing);
+    an address for any launcher but ray is refused in one line."""
+    if ray_address and (name or (section or {}).get("name")) != "ray":
+        raise UserError(f"--ray-address {ray_address}: it is the cluster of --launcher ray; add --launcher ray")
+    given = {"name": name} if name else {}
+    if ray_address:
+        given["ray"] = {"address": ray_address}
+    return given
+
+
 def job_resources(cfg: dict | None) -> tuple[int, int]:
     """(CPUs, GPUs) one job of ``cfg`` uses: its ``threads`` (1 when unset) and one GPU on ``device: cuda``."""
     cfg = cfg or {}

@@ -12,7 +12,7 @@ seconds before the first training step.
 4. each split has enough classes and images for the sampler and batch size
    (``benchmarks.runner.sampler_fit``): the config is adapted with a printed note per change, or the
    run stops saying what to change;
-5. (retrieval) every method of the run builds with its options on untrained networks.
+5. every method of the run builds with its options on untrained networks (``Suite.check_methods``).
 
 Returns the (possibly adapted) config and the notes. Any problem raises ``UserError``. The data
 built here is the run's own (``suite_runner.suite_data`` keeps it for the run in this process).
