@@ -66,6 +66,7 @@ class RayLauncher:
     def __init__(self, options: dict | None = None):
         self.options = dict(options or {})
         require("ray", "the ray launcher")
+        check_reachable(self.options.get("address"))
 
     def pool(self, workers: int, events=None, steps: bool = False, run=None):
         from benchmarks.runner.ray_pool import RayPool
@@ -75,6 +76,23 @@ class RayLauncher:
     def describe(self) -> str:
         where = self.options.get("address") or "a local Ray instance"
         return f"Ray tasks on {where}"
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A Ray address given as ``[ray://]host:port`` answers a TCP connection within ``timeout`` seconds,
+    else one line says so (Ray itself would retry for minutes). ``auto`` and None are left to Ray."""
+    if not address or address == "auto":
+        return
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address}: expected auto or host:port (ray://host:port for Ray Client)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"--ray-address {address}: no Ray cluster answers there ({exc}); expected the address of a "
+                        f"running head node (ray start --head) or auto") from None
 
 
 class SlurmLauncher:

@@ -186,6 +186,9 @@ def test_launcher_flags_and_sections_are_checked(tmp_path, capsys):
     assert "a dry run runs its jobs in processes of its own" in capsys.readouterr().err
     with pytest.raises(UserError, match="unknown launcher 'k8s'"):
         make_launcher({"name": "k8s"})
+    for address, said in (("127.0.0.1:1", "no Ray cluster answers there"), ("nowhere", "expected auto or host:port")):
+        with pytest.raises(UserError, match=said):  # at once, not after Ray's minutes of retries
+            make_launcher({"name": "ray", "ray": {"address": address}})
 
 
 def test_a_job_declares_the_threads_and_gpu_of_its_config_unless_the_section_says():
