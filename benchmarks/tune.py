@@ -69,7 +69,8 @@ from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.runner.jobs import run_jobs
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
-from benchmarks.runner.suite_runner import suite_data, teacher_seed_of
+from benchmarks.runner.replicates import replicate_config
+from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, suite_data, teacher_seed_of
 from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, git_commit
 from benchmarks.runner.suites import get_suite
 from benchmarks.runner.tracking import check_tracking, tracking
@@ -129,18 +130,28 @@ def fold_config(cfg: dict, fold: int | None, folds: int) -> dict:
     return deep_merge(cfg, {"dataset": {"options": {"val_fold": fold, "val_fraction": 1 / folds}}})
 
 
+def unit_config(job: dict, unit: tuple) -> dict:
+    """The config a tuning unit (fold, seed) trains with: the fold's validation classes, and under full
+    replicates the data, pretraining and initial weights of replicate ``seed``
+    (``benchmarks.runner.replicates``)."""
+    fold, seed = unit
+    return replicate_config(fold_config(job["cfg"], fold, job["folds"]), seed)
+
+
 def _tune_data(cfg: dict, cache_dir: Path) -> dict:
     data = suite_data(suite_of(cfg), cfg, cache_dir, log=lambda *a: None)
     return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test split
 
 
-def _setup_job(job: dict, name: str) -> None:
-    suite_of(job["cfg"]).setup(job["cfg"], _tune_data(job["cfg"], job["cache_dir"]), name, job["progress"])
+def setup_jobs(job: dict, seeds) -> list:
+    """(name, job) of the pretraining jobs of the tuning units' replicates (``suite_runner.setup_jobs``)."""
+    cfg = job["cfg"]
+    return runner_setup_jobs(suite_of(cfg), cfg, {**job, "suite": cfg["suite"], "log": print}, seeds)
 
 
 def _teacher_job(job: dict, unit: tuple) -> dict:
     fold, seed = unit
-    cfg = fold_config(job["cfg"], fold, job["folds"])
+    cfg = unit_config(job, unit)
     suite_of(cfg).load_or_train_teacher(cfg, _tune_data(cfg, job["cache_dir"]), seed, job["cache_dir"],
                                         job["progress"])
     return {}
@@ -148,7 +159,7 @@ def _teacher_job(job: dict, unit: tuple) -> dict:
 
 def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
     fold, seed = unit
-    cfg = fold_config(job["cfg"], fold, job["folds"])
+    cfg = unit_config(job, unit)
     module, metrics = suite_of(cfg), METRICS[cfg["suite"]]
     method, options = job["cells"][cell]
     data = _tune_data(cfg, job["cache_dir"])
@@ -193,15 +204,16 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
                        ranked: str, folds: int = 0) -> tuple[pd.DataFrame, dict]:
     """Score every kept student on the test split (after the choice was written) and set the test
     scores beside the validation ones: (per-cell table, Spearman correlations)."""
-    data = suite_data(get_suite("retrieval"), cfg, cache_dir, log=lambda *a: None)  # the Suite, not its module
     tcfg = suite._train_config(cfg, "student", progress=False)
     scores = []
     for _, r in per_seed[per_seed["diverged"] == 0].iterrows():  # a diverged run kept no weights
         model = suite._model(cfg["student"])
         fold = None if pd.isna(r["fold"]) else int(r["fold"])
-        path = kept_student(fold_config(cfg, fold, folds), cache_dir, r["method"], r["options_hash"], int(r["seed"]))
+        unit = unit_config({"cfg": cfg, "folds": folds}, (fold, int(r["seed"])))  # its replicate's test split
+        data = suite_data(get_suite("retrieval"), unit, cache_dir, log=lambda *a: None)  # the Suite, not its module
+        path = kept_student(unit, cache_dir, r["method"], r["options_hash"], int(r["seed"]))
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        test = suite.evaluate_test(model, data["test"], cfg, tcfg, desc="tuning test")
+        test = suite.evaluate_test(model, data["test"], unit, tcfg, desc="tuning test")
         scores.append({"options_hash": r["options_hash"], "method": r["method"], "seed": r["seed"],
                        "test_recall@1": test["recall@1"], "test_map@r": test["map@r"]})
     test = pd.DataFrame(scores).groupby(["method", "options_hash"], sort=False)[["test_recall@1", "test_map@r"]].mean()
@@ -310,7 +322,7 @@ def main(argv=None) -> int:
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir), "dest": dest / "tuning", "commit": commit,
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
-    setup = [partial(_setup_job, job, name) for name in suite_of(cfg).setup_names(cfg)]  # pretrained backbones
+    setup = setup_jobs(job, seeds)  # pretrained backbones
     units = [(fold, seed) for fold in folds for seed in seeds]
     rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), units, range(len(cells)),
                                 workers, setup=setup, teacher_of=lambda unit: (unit[0], teacher_seed_of(cfg, unit[1])),

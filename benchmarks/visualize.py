@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors  # noqa: E402
 from benchmarks.runner.config import resolve_config  # noqa: E402
+from benchmarks.runner.replicates import replicate_config  # noqa: E402
 from benchmarks.runner.suite_runner import teacher_seed_of  # noqa: E402
 from benchmarks.runner.suites import retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--out")
     add_debug_flag(p)
     args = p.parse_args(argv)
-    cfg = resolve_config(args.suite, args.config)
+    cfg = replicate_config(resolve_config(args.suite, args.config), args.seed)  # the networks of that replicate
     missing = [str(path) for path in _checkpoints(cfg, args.seed, Path(args.cache_dir)) if not path.exists()]
     if missing:  # before building any data: nothing is trained here
         raise UserError(f"no cached network(s) {missing} for seed {args.seed}; run `python -m benchmarks.run "

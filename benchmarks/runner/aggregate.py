@@ -56,6 +56,7 @@ def tables(runs: pd.DataFrame, primary: str = "recall@1", metrics=None) -> tuple
     for key, group in runs.groupby(GROUP, sort=False, dropna=False):
         row = dict(zip(GROUP, key))
         row["seeds"] = int(group["seed"].nunique())
+        row["replicates"] = design_of_rows(group)
         for m in metric_cols:
             row[f"{m}_mean"] = 100 * group[m].mean()
             row[f"{m}_std"] = 100 * group[m].std(ddof=1) if len(group) > 1 else 0.0
@@ -112,6 +113,27 @@ def tables(runs: pd.DataFrame, primary: str = "recall@1", metrics=None) -> tuple
     for c in ("gain_seeds", "rank_low", "rank_high"):
         table[c] = table[c].astype("Int64")
     return table.drop(columns="_order").reset_index(drop=True), pair_table
+
+
+def design_of_rows(rows: pd.DataFrame) -> str:
+    """What the replicates (seeds) of ``rows`` drew: ``full`` or ``conditional`` (rows written before
+    the ``replicates`` column existed were conditional), ``mixed`` when they disagree."""
+    if "replicates" not in rows.columns:
+        return "conditional"
+    designs = set(rows["replicates"].fillna("conditional"))
+    return designs.pop() if len(designs) == 1 else "mixed"
+
+
+COVERS = {
+    "full": "Student t over the replicates; each replicate (seed) draws anew everything a rerun would draw, as the "
+            "Replicates line above says, so the interval covers what varies between reruns of this config",
+    "conditional": "Student t on the per-seed differences; conditional design: the data, the pretraining and what the "
+                   "Replicates line above names as fixed are one draw, so the interval covers the noise of the "
+                   "redrawn parts only, not a rerun on another draw",
+    "mixed": "Student t on the per-seed differences; the rows mix full and conditional replicates, so what the "
+             "interval covers is not one thing: rerun under one design",
+}
+"""What a gain's interval covers, by the design of the rows' replicates (``benchmarks.runner.replicates``)."""
 
 
 def _seed_scores(parts: list, entries: list, metric: str) -> pd.DataFrame:
@@ -216,9 +238,11 @@ def statistics_notes(table: pd.DataFrame, primary: str | None = None) -> list[st
     students = table[table["method"] != "teacher"]
     if students.empty:
         return []
-    lines = [f"Gain vs none: mean over seeds of the paired difference method - none (same seed), in points of "
-             f"{metric}, with its 95% interval [low, high] (Student t on the per-seed differences: training-seed noise "
-             f"only, the test set is fixed); (n=k): only k seeds paired. Rank: the ranks the pairwise 95% "
+    designs = set(students["replicates"].dropna()) if "replicates" in students.columns else {"conditional"}
+    design = designs.pop() if len(designs) == 1 else "mixed"
+    lines = [f"Gain vs none: mean over replicates of the paired difference method - none (same replicate), in points "
+             f"of {metric}, with its 95% interval [low, high] ({COVERS[design]}); (n=k): only k replicates "
+             f"paired. Rank: the ranks the pairwise 95% "
              f"intervals allow, from 1 + the number of students significantly better to K - the number significantly "
              f"worse (K students of the pair; '2-4' = a tie); every pair is in the folder's pairwise.csv."]
     groups = list(students.groupby(PAIR_KEY, sort=False, dropna=False))
@@ -235,8 +259,8 @@ def statistics_notes(table: pd.DataFrame, primary: str | None = None) -> list[st
         if len(half):
             lines.append(f"{prefix}Resolving power: median 95% half-width of the gains over none "
                          f"{half.median():.2f} points of {metric} (Student t over "
-                         f"{_seed_span(methods.loc[half.index, 'gain_seeds'])} paired seeds)."
-                         + (f" {len(methods) - len(half)} method(s) with fewer than {MIN_SEEDS} paired seeds have no "
+                         f"{_seed_span(methods.loc[half.index, 'gain_seeds'])} paired replicates)."
+                         + (f" {len(methods) - len(half)} method(s) with fewer than {MIN_SEEDS} paired replicates have no "
                             f"interval." if len(half) < len(methods) else ""))
         else:
             has = int(seeds.max()) if len(seeds) else 0

@@ -42,6 +42,7 @@ import numpy as np
 
 from benchmarks.runner.config import deep_merge
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suites import get_suite
 
 DEFAULT_OUT = "dry-run"
@@ -318,8 +319,8 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
     from benchmarks.runner.results_io import atomic_write_via
 
     suite = get_suite(suite_name)
-    cfg = dry_config(recipe, steps)
     seed = list(recipe.get("seeds") or [0])[0]
+    cfg = replicate_config(dry_config(recipe, steps), seed)  # that seed's replicate (its data, weights, teacher)
     jobs = jobs_of(suite, cfg)
     device = cfg.get("device", "cpu")
     log(f"dry run: {len(jobs)} job(s) of seed {seed}, {steps} step(s) each, evaluation on at most "

@@ -105,7 +105,9 @@ def preflight(suite, cfg: dict, out_dir, cache_dir, check_data: str | None = Non
     check_config(cfg, origin)
     check_writable(out_dir, "results folder (--out)")
     check_writable(cache_dir, "cache folder (--cache-dir)")
-    data = _prepare(suite, cfg, Path(cache_dir), log)
+    from benchmarks.runner.replicates import replicate_config
+
+    data = _prepare(suite, replicate_config(cfg, cfg["seeds"][0]), Path(cache_dir), log)  # the run's first replicate
     check_images_of(data, check_data)
     notes = []
     if cfg["suite"] in RETRIEVAL_SUITES:

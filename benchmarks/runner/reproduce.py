@@ -21,6 +21,7 @@ import pandas as pd
 
 from benchmarks.runner.aggregate import metric_columns
 from benchmarks.runner.results_io import git_commit
+from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import teacher_seed_of
 from benchmarks.runner.suites import SUITES, get_suite
 
@@ -90,6 +91,8 @@ def reproduce(run_id: str, results: Path, cache_dir: Path, progress: bool = Fals
     if cfg.get("suite") not in SUITES:
         raise SystemExit(f"{path}: suite {cfg.get('suite')!r} is not available here; known: {sorted(SUITES)}")
     suite = get_suite(cfg["suite"])
+    # the design the row was made under (rows written before replicates were a choice were conditional)
+    cfg["replicates"] = (saved.get("replicate") or {}).get("design", "conditional")
     cfg["seeds"] = [seed]
     cfg["run"] = [] if method == "teacher" else [method]
     cfg["_command"] = f"python -m benchmarks.run --reproduce {run_id}"
@@ -106,9 +109,10 @@ def reproduce(run_id: str, results: Path, cache_dir: Path, progress: bool = Fals
         cache = Path(tmp) / "cache"
         if method != "teacher":
             teacher_seed = teacher_seed_of(cfg, seed)  # the config's shared teacher, or the seed's own
-            cached = suite.teacher_checkpoint(cfg, Path(cache_dir), teacher_seed)
+            replicate = replicate_config(cfg, seed)  # its data, pretraining and weights (full replicates)
+            cached = suite.teacher_checkpoint(replicate, Path(cache_dir), teacher_seed)
             if cached.exists():  # the teacher the row was trained against; a link, so the cache is never written
-                target = suite.teacher_checkpoint(cfg, cache, teacher_seed)
+                target = suite.teacher_checkpoint(replicate, cache, teacher_seed)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(cached.resolve(), target)
                 log(f"teacher: the cached one the row was trained against, {cached}")

@@ -71,6 +71,7 @@ class PretrainDataset(Section):
 class PretrainSection(Section):
     dataset: PretrainDataset | None = None
     train: TrainSection | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None  # initial weights and batch order (full replicates draw it)
 
 
 class EmbeddingModel(Section):
@@ -159,9 +160,10 @@ class RunConfig(Section):
     train: TrainSection | None = None
     methods: dict[str, dict[str, Any] | None]
     run: Annotated[list[str], Field(min_length=1)]
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-    init_seed: Annotated[int, Field(ge=0)] | None = None
-    teacher_seed: Annotated[int, Field(ge=0)] | None = None  # one teacher (of this seed) for every seed
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]  # the replicates
+    replicates: Literal["full", "conditional"] | None = None  # what a replicate draws (benchmarks.runner.replicates)
+    init_seed: Annotated[int, Field(ge=0)] | None = None  # conditional only: one draw of the initial weights
+    teacher_seed: Annotated[int, Field(ge=0)] | None = None  # conditional only: one teacher (of this seed) for every seed
     threads: PositiveInt | None = None
     workers: PositiveInt | None = None
     launcher: LauncherSection | None = None
@@ -423,7 +425,9 @@ def config_problems(cfg: dict) -> list[tuple[str, str]]:
         schema.model_validate(cfg)
     except ValidationError as exc:
         return pydantic_problems(exc, schema)  # the names and rules below assume the structure
-    out = name_problems(cfg) + method_problems(cfg)
+    from benchmarks.runner.replicates import design_problems
+
+    out = design_problems(cfg) + name_problems(cfg) + method_problems(cfg)
     ks = (cfg.get("eval") or {}).get("ks")
     for role in ("teacher", "student"):
         own = (cfg[role].get("train") or {})

@@ -205,7 +205,7 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
         return {"state": state, "value": means[f"val_{ranked}"] if state == "complete" else None, "attrs": attrs}
 
     for index, (fold, seed) in enumerate(job["units"]):
-        cfg = tune.fold_config(job["cfg"], fold, job["folds"])
+        cfg = tune.unit_config(job, (fold, seed))
         module, data = tune.suite_of(cfg), tune._tune_data(cfg, job["cache_dir"])
         teacher, _, _ = module.load_or_train_teacher(cfg, data, tune.teacher_seed_of(cfg, seed), job["cache_dir"],
                                                      job["progress"], lambda *a: None)
@@ -492,7 +492,7 @@ def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: in
     url = storage_url(args.study_db or dest / "optuna.db")
     identities = {m: identity(cfg, space, seeds, args.folds) for m, space in spaces.items()}
     names = {m: f"{args.study_name}-{m}" if args.study_name else f"{m}-{identities[m]}" for m in spaces}
-    setup = [(f"setup {name}", partial(tune._setup_job, job, name)) for name in tune.suite_of(cfg).setup_names(cfg)]
+    setup = tune.setup_jobs(job, seeds)
     options = {"url": url, "names": names, "identities": identities, "trials": args.trials, "workers": workers,
                "sampler_seed": args.sampler_seed, "pruner": {"name": args.pruner, "startup": args.pruner_startup}}
     studies = run_search(optuna, job, spaces, options, setup, teacher_jobs(tune, job, units), launcher)

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 
-HOOKS = ("prepare_data", "teacher_checkpoint", "load_or_train_teacher", "run_id_of", "train_student",
+HOOKS = ("prepare_data", "teacher_checkpoint", "teacher_hash", "load_or_train_teacher", "run_id_of", "train_student",
          "evaluate_student", "make_row", "cost_networks", "table_notes", "check_methods", "setup_names", "setup")
 """The methods a suite may take from the functions of its module (``class X(Suite, hooks_from=module)``)."""
 
@@ -44,6 +44,10 @@ class Suite(ABC):
     @abstractmethod
     def teacher_checkpoint(self, cfg: dict, cache_dir: Path, seed: int) -> Path:
         """Where the teacher of ``seed`` is cached."""
+
+    @abstractmethod
+    def teacher_hash(self, cfg: dict) -> str:
+        """The hash of what decides the teacher's weights (its row's config hash; its cache file's name)."""
 
     @abstractmethod
     def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):

@@ -41,6 +41,7 @@ from benchmarks.runner import progress as live
 from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.jobs import job_count, run_jobs
 from benchmarks.runner.launch import LocalLauncher, make_launcher
+from benchmarks.runner.replicates import design_note, design_of, replicate_config, replicate_draws
 from benchmarks.leaderboard import write_suite_tables
 from benchmarks.pareto import write_pareto
 from benchmarks.runner.suites import get_suite
@@ -72,11 +73,36 @@ def suite_data(suite, cfg: dict, cache_dir: Path, log=print) -> dict:
     return _PREPARED[key]
 
 
-def setup_job(job: dict, name: str) -> None:
-    """One of the suite's setup jobs (``suite.setup``), run before any teacher."""
+def setup_job(job: dict, name: str, seed: int | None = None) -> None:
+    """One of the suite's setup jobs (``suite.setup``), run before any teacher: that of replicate ``seed``
+    (None: the one setup every seed shares, under conditional replicates). A setup job reads no split of
+    the run's data, only the cache folder."""
     suite = get_suite(job["suite"])
     cfg, log = job["cfg"], job.get("log", print)
-    suite.setup(cfg, suite_data(suite, cfg, job["cache_dir"], _silent), name, job["progress"], log)
+    if seed is not None:
+        cfg = replicate_config(cfg, seed)
+    if cfg.get("threads"):  # as the suites' prepare_data sets them for the other jobs
+        torch.set_num_threads(int(cfg["threads"]))
+    suite.setup(cfg, {"cache_dir": Path(job["cache_dir"])}, name, job["progress"], log)
+
+
+def setup_jobs(suite, cfg: dict, job: dict, seeds) -> list[tuple[str, object]]:
+    """(name, job) of every setup job of a run: the suite's setup names once, or under full replicates
+    once per replicate (``setup <name> s<seed>``: each replicate pretrains its own backbones)."""
+    if design_of(cfg) != "full":
+        return [(f"setup {name}", partial(setup_job, job, name)) for name in suite.setup_names(cfg)]
+    return [(f"setup {name} s{seed}", partial(setup_job, job, name, seed))
+            for seed in seeds for name in suite.setup_names(replicate_config(cfg, seed))]
+
+
+def design_hash(cfg: dict, replicate_hash: str, of_design) -> str:
+    """The ``config_hash`` of a row: the hash of the run's config, the same for every replicate of it
+    (the leaderboard groups rows by it). Under conditional replicates that is the suite's own hash of
+    the run (``replicate_hash``); under full replicates, where each replicate's config holds its drawn
+    seeds, the hash of ``of_design()`` (the suite's hash of the config before the draws) and the design."""
+    if design_of(cfg) != "full":
+        return replicate_hash
+    return config_hash({"replicates": "full", "config": of_design()})
 
 
 def teacher_job(job: dict, seed: int) -> dict | None:
@@ -84,20 +110,24 @@ def teacher_job(job: dict, seed: int) -> dict | None:
     test metrics go to ``<dest>/tensorboard/teacher-<hash>-s<seed>/`` (``benchmarks.runner.tracking``; a
     teacher loaded from the cache only adds its test metrics, to a folder that has none)."""
     suite = get_suite(job["suite"])
-    cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
+    design, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
+    cfg = replicate_config(design, seed)
     data = suite_data(suite, cfg, cache_dir, _silent)
     cached = suite.teacher_checkpoint(cfg, cache_dir, seed).exists()
-    with tracking(job, teacher_run_id(suite, cfg, cache_dir, seed), "teacher", seed=seed) as tracked:
+    with tracking({**job, "cfg": cfg}, teacher_run_id(suite, cfg, cache_dir, seed), "teacher", seed=seed) as tracked:
         _, record, thash = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], log)
         if not distributed.is_main():  # under torchrun only rank 0 scores and writes
             return None
         tracked.finish(record["test"])
     epoch = record.get("best_epoch", record.get("epoch"))
-    row = suite.make_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}", thash, record["test"], record["seconds"],
-                         epoch, job["commit"])
+    row = suite.make_row(cfg, "teacher", seed, f"teacher-{thash}-s{seed}",
+                         design_hash(design, thash, lambda: suite.teacher_hash(design)), record["test"],
+                         record["seconds"], epoch, job["commit"])
+    row["replicates"] = design_of(design)
     # the teacher row is reproducible like a student row (its history comes from the cache record
     # when the teacher was loaded rather than trained by this run)
-    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": record.get("history", []),
+    return {"row": row, "record": {"config": design, "replicate": replicate_draws(design, seed),
+                                   "environment": job["env"], "history": record.get("history", []),
                                    "teacher_loaded_from_cache": cached}}
 
 
@@ -106,7 +136,8 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
     (also upserted into runs.csv at once, without cost columns) and the rest of its run JSON. Its curves and
     test metrics go to ``<dest>/tensorboard/<run_id>/`` (``benchmarks.runner.tracking``)."""
     suite = get_suite(job["suite"])
-    cfg, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
+    design, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
+    cfg = replicate_config(design, seed)  # the data, pretraining, initial weights and teacher of replicate seed
     data = suite_data(suite, cfg, cache_dir, _silent)
     teacher = None  # a method that reads no teacher (none) runs without one, beside the teachers' training
     if method_needs_teacher(cfg, method):
@@ -114,7 +145,8 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
         teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), cache_dir,
                                                     job["progress"], _silent)
     run_id, chash = suite.run_id_of(cfg, method, seed)
-    with tracking(job, run_id, "student", method, seed) as tracked:
+    chash = design_hash(design, chash, lambda: suite.run_id_of(design, method, seed)[1])
+    with tracking({**job, "cfg": cfg}, run_id, "student", method, seed) as tracked:
         student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
                                               job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
                                               resume_tag=job["commit"])
@@ -126,8 +158,10 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
     log(f"{method:>8} seed {seed}: test {suite.PRIMARY} {100 * test[suite.PRIMARY]:.2f} "
         f"(epoch {result.best_epoch}, {result.seconds:.0f}s)")
     row = suite.make_row(cfg, method, seed, run_id, chash, test, result.seconds, result.best_epoch, job["commit"])
+    row["replicates"] = design_of(design)
     upsert_rows(job["dest"] / "runs.csv", [row])
-    return {"row": row, "record": {"config": cfg, "environment": job["env"], "history": result.history}}
+    return {"row": row, "record": {"config": design, "replicate": replicate_draws(design, seed),
+                                   "environment": job["env"], "history": result.history}}
 
 
 def _silent(*args, **kwargs) -> None:
@@ -280,13 +314,12 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     if launcher.name != "local":  # its jobs run in other processes and nodes: the folders spelt in full
         out_dir, cache_dir = Path(out_dir).resolve(), cache_dir.resolve()
         log(f"launcher {launcher.name}: up to {workers} job(s) at once as {launcher.describe()}")
-    data = suite_data(suite, cfg, cache_dir, log)
+    data = suite_data(suite, replicate_config(cfg, cfg["seeds"][0]), cache_dir, log)  # the first replicate's
     dest = Path(out_dir) / cfg["suite"] / cfg["dataset"]["name"]
     # the suite's own tqdm bars stay off: the reporter shows every job's progress (and prints its messages)
     job = {"suite": suite.name, "cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit,
            "env": environment or {}, "progress": False, "log": live.job_log}
-    setup = [(f"setup {name}", partial(setup_job, job, name))
-             for name in suite.setup_names(cfg)]
+    setup = setup_jobs(suite, cfg, job, cfg["seeds"])
     teacher_of = partial(teacher_seed_of, cfg)
     with live.Reporter(job_count(cfg["seeds"], methods, setup, teacher_of), progress, log) as reporter:
         results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
@@ -298,7 +331,7 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     hashes = {r["config_hash"] for r in rows}
     table = read_runs(dest / "runs.csv")
     title = f"{cfg['suite']}: {cfg['dataset']['name']}"
-    notes = suite.table_notes(cfg, data, commit) + teacher_notes(cfg)
+    notes = suite.table_notes(cfg, data, commit) + teacher_notes(cfg) + [design_note(cfg)]
     write_suite_tables(dest, table[table["config_hash"].isin(hashes)], suite.PRIMARY, title,
                        notes)  # leaderboard.csv, leaderboard.md, pairwise.csv
     write_pareto(dest)

@@ -3,8 +3,8 @@ embedded data that needs no download. Entry point: ``build_dataset(name, root, s
 
 from retrieval.data.base import (CorruptImageError, DatasetNotFoundError, ImageFileDataset, ImageReadError,
                                  RetrievalDataset, TensorImageDataset, check_images, class_split_mask)
-from retrieval.data.registry import SPLITS, build_dataset, list_datasets, register_dataset
+from retrieval.data.registry import SPLITS, build_dataset, is_generated, list_datasets, register_dataset
 
-__all__ = ["build_dataset", "list_datasets", "register_dataset", "SPLITS", "RetrievalDataset",
+__all__ = ["build_dataset", "is_generated", "list_datasets", "register_dataset", "SPLITS", "RetrievalDataset",
            "ImageFileDataset", "TensorImageDataset", "DatasetNotFoundError", "ImageReadError",
            "class_split_mask", "check_images", "CorruptImageError"]

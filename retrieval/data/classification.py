@@ -162,7 +162,7 @@ def _synthetic_cls(seed: int, classes: int, train_per_class: int, test_per_class
     return images, labels, official_train
 
 
-@register_dataset("synthetic-cls")
+@register_dataset("synthetic-cls", generated=True)
 def synthetic_cls(root=None, split="train", transform=None, val_fraction: float = 0.1, val_seed: int = 0,
                   seed: int = 0, classes: int = 100, train_per_class: int = 100, test_per_class: int = 100,
                   size: int = 32, augment: bool = True, flip: bool = False):

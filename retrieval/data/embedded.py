@@ -56,7 +56,7 @@ def mnist(root=None, split="train", transform=None, val_fraction: float = 0.4, *
     return _dataset(images, labels, labels < 5, split, transform, MNIST_MEAN, MNIST_STD, val_fraction)
 
 
-@register_dataset("synthetic")
+@register_dataset("synthetic", generated=True)
 def synthetic(root=None, split="train", transform=None, val_fraction: float = 0.2, seed: int = 0,
               classes: int = 200, per_class: int = 30, size: int = 32, test_per_class: int | None = None,
               val_fold: int | None = None):

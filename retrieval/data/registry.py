@@ -12,18 +12,30 @@ Classification sets (``cifar10``, ``cifar100``, ``*-cls``) hold every class in e
 split: ``val`` is a held-out share of the training images."""
 
 _DATASETS: dict[str, Callable] = {}
+_GENERATED: set[str] = set()
 
 
-def register_dataset(name: str):
-    """Decorator: register ``fn(root, split, transform=None, **kw) -> RetrievalDataset``."""
+def register_dataset(name: str, generated: bool = False):
+    """Decorator: register ``fn(root, split, transform=None, **kw) -> RetrievalDataset``.
+    ``generated``: the set is drawn from its ``seed`` option (classes and images), so another
+    seed is another draw of it (``is_generated``)."""
 
     def wrap(fn):
         if name in _DATASETS:
             raise ValueError(f"dataset {name!r} is registered twice")
         _DATASETS[name] = fn
+        if generated:
+            _GENERATED.add(name)
         return fn
 
     return wrap
+
+
+def is_generated(name: str) -> bool:
+    """Whether dataset ``name`` is generated from its ``seed`` option (False for sets read from disk
+    or shipped in a package, and for names that are not registered)."""
+    _import_builtin()
+    return name in _GENERATED
 
 
 def list_datasets() -> list[str]:

@@ -21,6 +21,8 @@ from retrieval.detection.dataset import CocoDetectionDataset
 from retrieval.detection.scenes import write_scenes
 
 SPLITS = ("train", "val", "test")
+GENERATED = ("mnist-scenes",)
+"""The detection sets generated from their ``seed`` option (another seed, another draw of the scenes)."""
 SCENE_DEFAULTS = {"seed": 0, "size": 96, "max_objects": 4, "min_height": 16, "max_height": 36,
                   "train_images": 600, "val_images": 100, "test_images": 200}
 

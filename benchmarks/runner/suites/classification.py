@@ -115,9 +115,14 @@ def _teacher_identity(cfg: dict) -> dict:
             **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
 
 
+def teacher_hash(cfg: dict) -> str:
+    """The hash of what decides the teacher's weights: its row's config hash and its cache file's name."""
+    return config_hash(_teacher_identity(cfg))
+
+
 def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
     """Where the teacher of ``seed`` is cached (named by the hash of what decides its weights)."""
-    chash = config_hash(_teacher_identity(cfg))
+    chash = teacher_hash(cfg)
     return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{cfg['teacher']['arch']}-{chash}-seed{seed}.pt"
 
 
@@ -129,7 +134,7 @@ def _train(method, data: dict, tcfg: TrainConfig, name: str, state_path=None, st
 
 def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
     """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""
-    chash = config_hash(_teacher_identity(cfg))
+    chash = teacher_hash(cfg)
     path = teacher_checkpoint(cfg, cache_dir, seed)
     seed_init(cfg, seed)
     model = _network(cfg, data, "teacher")

@@ -12,6 +12,9 @@ teacher and student then starts from that backbone with a new embedding layer.
       dataset: {options: {seed: 1, classes: 400}}   # the generated set; merged over the config's
                                                      # dataset section when that is synthetic too
       train: {epochs: 20, lr: 0.002}                 # merged over the config's train section
+      seed: 7                                        # optional: the run's initial weights and batch order
+                                                     # (full replicates draw it per replicate; without it the
+                                                     # weights come from init_seed, or 0, and batches from 0)
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 
-KEYS = ("dataset", "train")
+KEYS = ("dataset", "train", "seed")
 
 
 def pretrain_section(cfg: dict) -> dict | None:
@@ -70,8 +73,10 @@ VALIDATION_KEYS = ("eval_every", "select", "select_metric", "progress")  # pretr
 def _identity(cfg: dict, role: str) -> dict:
     spec = {k: v for k, v in cfg[role].items() if k != "train"}
     train_options = {k: v for k, v in _train_options(cfg).items() if k not in VALIDATION_KEYS}
+    seed = pretrain_section(cfg).get("seed")
     return {"network": spec, "dataset": pretrain_dataset_spec(cfg), "train": train_options,
-            "task_loss": cfg.get("task_loss"), "init_seed": cfg.get("init_seed")}
+            "task_loss": cfg.get("task_loss"), "init_seed": cfg.get("init_seed"),
+            **({"seed": seed} if seed is not None else {})}
 
 
 def _train_options(cfg: dict) -> dict:
@@ -92,7 +97,8 @@ def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progre
     (an embedding network, or a classifier with that set's classes); ``task_loss(**options)``
     builds the config's task loss (the metric losses by default). The run is resumable (its training
     state is saved after each epoch beside the file) and its weights depend only on the
-    config: the initial weights come from ``init_seed`` (0 when unset), batches from seed 0."""
+    config: the initial weights and batches come from the section's ``seed`` when it has one, else the
+    initial weights from ``init_seed`` (0 when unset) and batches from seed 0."""
     path = pretrained_path(cfg, role, cache_dir)
     if distributed.broadcast_object(path.exists()):
         return path
@@ -105,9 +111,10 @@ def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progre
 def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log, task_loss) -> Path:
     spec = pretrain_dataset_spec(cfg)
     data = build_dataset(spec["name"], spec.get("root"), "train", **dict(spec.get("options") or {}))
-    seed_everything(cfg.get("init_seed") or 0)
+    seed = pretrain_section(cfg).get("seed")
+    seed_everything((cfg.get("init_seed") or 0) if seed is None else seed)
     model = build_model(cfg[role], data)
-    seed_everything(0)
+    seed_everything(0 if seed is None else seed)
     opts = {**_train_options(cfg), "select": "last", "progress": progress, "device": cfg.get("device", "cpu"),
             "ks": tuple((cfg.get("eval") or {}).get("ks", (1,)))}
     # a suite without a task_loss section (detection: the detector's own losses) pretrains with the

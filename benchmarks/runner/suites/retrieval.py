@@ -85,15 +85,20 @@ def _model_name(spec: dict) -> str:
     return f"{spec['arch']}-{spec['embedding_dim']}"
 
 
+def teacher_hash(cfg: dict) -> str:
+    """The hash of what decides the teacher's weights: its row's config hash and its cache file's name."""
+    return config_hash(_teacher_identity(cfg))
+
+
 def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
     """Where the teacher of ``seed`` is cached (named by the hash of what decides its weights)."""
-    chash = config_hash(_teacher_identity(cfg))
+    chash = teacher_hash(cfg)
     return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{_model_name(cfg['teacher'])}-{chash}-seed{seed}.pt"
 
 
 def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=print):
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
-    chash = config_hash(_teacher_identity(cfg))
+    chash = teacher_hash(cfg)
     path = teacher_checkpoint(cfg, cache_dir, seed)
     cached = distributed.broadcast_object(path.exists())  # under torchrun every rank takes rank 0's branch
     seed_init(cfg, seed)

@@ -277,7 +277,7 @@ def test_a_suite_run_with_2_workers_says_each_thing_once(tmp_path):
     retrieval.SUITE.run(cfg, tmp_path / "out", tmp_path / "cache", "test", progress=True, log=lines.append)
     data = [ln for ln in lines if ln.startswith("data synthetic: ")]
     assert len(data) == 1, lines  # said by the main process only, not once more by each worker
-    for job, run in [("setup teacher", "pretrain teacher"), ("setup student", "pretrain student"),
+    for job, run in [("setup teacher s0", "pretrain teacher"), ("setup student s0", "pretrain student"),
                      ("teacher s0", "teacher s0"), ("none s0", "none s0")]:
         assert len([ln for ln in lines if ln.startswith(f"started {job} (")]) == 1, (job, lines)
         assert len([ln for ln in lines if ln.startswith(f"finished {job} in ")]) == 1, (job, lines)

@@ -84,7 +84,8 @@ def test_bad_run_id_is_a_clear_error(tiny_results, capsys):
 
 def test_a_row_of_a_shared_teacher_reuses_that_teacher(tmp_path, capsys):
     config = tmp_path / "shared.yaml"
-    config.write_text(yaml.safe_dump({**tiny_retrieval(run=["at"], seeds=[1]), "teacher_seed": 0}))
+    config.write_text(yaml.safe_dump({**tiny_retrieval(run=["at"], seeds=[1]), "teacher_seed": 0,
+                                      "replicates": "conditional"}))
     assert run.main(["--config", str(config), "--out", str(tmp_path / "results"), "--cache-dir",
                      str(tmp_path / "cache"), "--no-progress"]) == 0
     run_id = next(p.stem for p in (tmp_path / "results" / "retrieval" / "synthetic" / "runs").glob("at-*-s1.json"))

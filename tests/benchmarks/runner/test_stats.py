@@ -120,7 +120,7 @@ def test_leaderboard_gain_is_the_paired_interval():
     md = to_markdown(leaderboard(runs), "t", primary="recall@1")
     half = board.loc[["at", "hmat"], "gain_ci_halfwidth"].median()
     assert (f"Resolving power: median 95% half-width of the gains over none {half:.2f} points of recall@1 "
-            f"(Student t over 5 paired seeds)") in md
+            f"(Student t over 5 paired replicates)") in md
     low, high = board.loc["hmat", "gain_ci_low"], board.loc["hmat", "gain_ci_high"]
     assert f"{board.loc['hmat', 'gain_vs_none']:+.2f} [{low:+.2f}, {high:+.2f}] |" in md
 
@@ -138,7 +138,7 @@ def test_a_missing_seed_pairs_on_the_shared_seeds_and_shows_the_count():
     assert "(n=2)" in at_line  # fewer seeds paired than none ran
     hmat_line = next(line for line in md.splitlines() if line.startswith("| hmat |"))
     assert "(n=" not in hmat_line
-    assert "Student t over 2-3 paired seeds" in md
+    assert "Student t over 2-3 paired replicates" in md
     pairs = pairwise_table(runs, metrics=["recall@1"]).set_index(["method_a", "method_b"])
     assert pairs.loc[("none", "at"), "n_seeds"] == 2 and pairs.loc[("none", "hmat"), "n_seeds"] == 3
 
@@ -151,7 +151,7 @@ def test_fewer_than_two_seeds_gives_empty_intervals_and_a_note():
         assert board[col].isna().all(), col
     assert set(board.loc[["none", "at", "hmat"], "rank"]) == {"1-3"}  # nothing can be told apart
     md = to_markdown(leaderboard(runs), "t", primary="recall@1")
-    assert "intervals need at least 2 seeds; this run has 1" in md
+    assert "intervals need at least 2 replicates (seeds); this run has 1" in md
     assert "| +10.00 |" in md
     pairs = pairwise_table(runs)
     assert pairs["ci_low"].isna().all() and not pairs["significant"].any()

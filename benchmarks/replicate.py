@@ -1,0 +1,109 @@
+"""Replication check: run a suite's config twice, on disjoint replicates, and compare the gains.
+
+    python -m benchmarks.replicate --suite retrieval [--seeds 0,1,...] [--second-seeds 10,11,...]
+        [--out results] [--second-out results/replication] [any flag of benchmarks.run]
+
+The first run is an ordinary ``python -m benchmarks.run`` with the given flags (its tables go where
+that command writes them, ``<out>/<suite>/<dataset>/``; with a warm cache it trains nothing). The
+second is the same command on other replicates (``--second-seeds``; by default as many seeds as the
+first run has, numbered after its largest), written to ``<second-out>/<suite>/<dataset>/``. Per method
+and metric the check prints both gains over ``none``, their difference with its 95% interval and z,
+and every conclusion of one run that the other contradicts (``benchmarks.runner.replication``), and
+writes ``replication.md`` and ``replication.csv`` beside the second run's tables.
+
+If the intervals cover what varies between reruns, about 1 difference in 20 lies outside its
+interval and no conclusion is contradicted. Seeds shared by the two runs are an error: the runs
+would share replicates and not be independent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks import run as runner
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.replication import compare, summary, to_markdown
+from benchmarks.runner.results_io import atomic_write_text, git_commit
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from exc
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected one or more seeds >= 0, got {text!r}")
+    return seeds
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+    p = ArgumentParser(prog="python -m benchmarks.replicate", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", default="retrieval", help="the suite whose config runs twice")
+    p.add_argument("--seeds", type=_seeds, help="the first run's replicates (default: the config's seeds)")
+    p.add_argument("--second-seeds", type=_seeds,
+                   help="the second run's replicates (default: as many as the first, after its largest)")
+    p.add_argument("--out", default="results", help="the first run's results folder (default: results)")
+    p.add_argument("--second-out", help="the second run's results folder (default: <out>/replication)")
+    add_debug_flag(p)
+    args, rest = p.parse_known_args(argv)
+    for flag in ("--dry-run", "--reproduce"):
+        if any(a == flag or a.startswith(flag + "=") for a in rest):
+            raise UserError(f"{flag}: a replication check runs the config in full, twice; drop {flag}")
+    return args, rest
+
+
+def plan(args, rest: list[str]) -> tuple[dict, list[int], list[int]]:
+    """(config, first seeds, second seeds), checked before any training."""
+    cfg, _ = runner.build_config(runner.parse_args(["--suite", args.suite, *rest]))
+    first = list(args.seeds or cfg["seeds"])
+    second = list(args.second_seeds or range(max(first) + 1, max(first) + 1 + len(first)))
+    shared = sorted(set(first) & set(second))
+    if shared:
+        raise UserError(f"--seeds {','.join(map(str, first))} and --second-seeds {','.join(map(str, second))} share "
+                        f"{shared}: the two runs must use disjoint replicates (seeds) to be independent")
+    if len(set(first)) < len(first) or len(set(second)) < len(second):
+        raise UserError("a seed is listed twice: each replicate runs once")
+    return cfg, first, second
+
+
+@reports_user_errors
+def main(argv=None) -> int:
+    args, rest = parse_args(argv)
+    cfg, first, second = plan(args, rest)
+    second_out = Path(args.second_out or Path(args.out) / "replication")
+    if second_out.resolve() == Path(args.out).resolve():
+        raise UserError(f"--second-out {second_out}: the second run needs a folder of its own, not --out's")
+    runs = []
+    for seeds, out in ((first, Path(args.out)), (second, second_out)):
+        print(f"\n== replication: seeds {','.join(map(str, seeds))} -> {out}", flush=True)
+        code = runner.main(["--suite", args.suite, "--seeds", ",".join(map(str, seeds)), "--out", str(out), *rest])
+        if code:
+            return code
+        runs.append(out / cfg["suite"] / cfg["dataset"]["name"])
+    pairs = [pd.read_csv(dest / "pairwise.csv") for dest in runs]
+    table = compare(*pairs)
+    design = sorted({str(d) for dest in runs for d in pd.read_csv(dest / "leaderboard.csv").get(
+        "replicates", pd.Series(["conditional"])).dropna()})
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--debug"]
+    notes = [f"Command: `python -m benchmarks.replicate {' '.join(shlex.quote(a) for a in shown)}`",
+             f"Commit: `{git_commit()}`; replicates ({'/'.join(design)}): first run seeds {first} ({runs[0]}), "
+             f"second run seeds {second} ({runs[1]})."]
+    title = f"Replication check: {cfg['suite']}, {cfg['dataset']['name']}"
+    text = to_markdown(table, title, notes)
+    atomic_write_text(runs[1] / "replication.csv", table.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(runs[1] / "replication.md", text)
+    print("\n" + text)
+    s = summary(table)
+    print(f"wrote {runs[1]}/replication.md, replication.csv: {s['outside']} of {s['comparisons']} differences outside "
+          f"their 95% interval, {s['contradictions']} contradiction(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
