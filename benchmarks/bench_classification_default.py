@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     from benchmarks.runner.suites.classification import train_config
 
     cfg = resolve_config(SUITE, args.config)
-    seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config)
+    seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config, keep_cache=args.keep_cache)
     longer = None
     if args.convergence:
         epochs = 2 * train_config(cfg, "student", False).epochs

@@ -13,7 +13,9 @@ of its config:
 3. stage 1 maps are at least 16x16 and stage 4 maps at least 4x4, teacher and student,
    on the default data;
 4. the student costs at most 0.3x the teacher's MACs;
-5. the whole command, pretraining included, takes at most 15 minutes.
+5. the whole command, pretraining included, takes at most 15 minutes;
+6. its intervals come from full replicates (each seed draws the data, the pretraining, the initial
+   weights and the teacher anew: ``benchmarks.runner.replicates``), not from the conditional design.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ def gains(board: pd.DataFrame, primary: str, max_halfwidth: float, seconds: floa
                "gain_halfwidth_by_method": {m: round(float(v), 3) for m, v in halfwidths.items()},
                "gain_by_method": {m: round(float(v), 3) for m, v in students["gain_vs_none"].items()},
                f"teacher_minus_none_{primary}": round(gap, 2)}
+    design = str(board["replicates"].dropna().iloc[0]) if "replicates" in board.columns else "conditional"
+    numbers["replicates"] = design
     ok = {"halfwidth": bool(len(halfwidths) > 0 and halfwidths.notna().all() and halfwidths.max() <= max_halfwidth),
-          "gap": gap >= min_gap}
+          "gap": gap >= min_gap, "design": design == "full"}
     if seconds is not None:
         ok["time"] = seconds <= max_seconds
     return numbers, ok
@@ -87,7 +91,9 @@ def target_lines(numbers: dict, ok: dict, primary: str, label: str, unit: str, m
              f"{unit} (target <= {max_halfwidth}): {verdict['halfwidth']}  {numbers['gain_halfwidth_by_method']}",
              f"gains over none {numbers['gain_by_method']}",
              f"teacher - none {label} {numbers[f'teacher_minus_none_{primary}']:.2f} {unit} (target >= {min_gap}): "
-             f"{verdict['gap']}"]
+             f"{verdict['gap']}",
+             f"replicates {numbers['replicates']} (target: full, every source of randomness redrawn per replicate): "
+             f"{verdict['design']}"]
     if "time" in ok:
         lines.insert(0, f"wall time {numbers['wall_seconds']:.0f}s (target <= {max_seconds}s): {verdict['time']}")
     return lines
@@ -113,13 +119,18 @@ def report(numbers: dict, ok: dict) -> list[str]:
         f"student / teacher MACs {numbers['macs_ratio']:.3f} (target <= {MAX_MACS_RATIO}): {verdict['macs']}"]
 
 
-def timed_default_run(suite: str, out: str, config: str | None = None, extra: tuple = ()) -> float:
+def timed_default_run(suite: str, out: str, config: str | None = None, extra: tuple = (),
+                      keep_cache: str | None = None) -> float:
     """Run ``python -m benchmarks.run --suite SUITE`` in a subprocess with an empty cache (named
     relative to the working folder, so the command recorded in the tables stays portable); the
-    wall seconds of the whole command."""
-    with tempfile.TemporaryDirectory(dir=".", prefix=".bench-cache-") as cache:
+    wall seconds of the whole command. ``keep_cache``: a folder that does not exist yet, used as the
+    cache and kept (a replication check then finds the first run's networks there)."""
+    if keep_cache is not None and Path(keep_cache).exists():
+        raise SystemExit(f"--keep-cache {keep_cache}: the folder exists; the timed run needs an empty cache")
+    with tempfile.TemporaryDirectory(dir=".", prefix=".bench-cache-") as scratch:
+        cache = keep_cache or Path(scratch).name
         cmd = [sys.executable, "-m", "benchmarks.run", "--suite", suite, "--out", out, "--cache-dir",
-               Path(cache).name, "--no-progress", *(["--config", config] if config else []), *extra]
+               str(cache), "--no-progress", *(["--config", config] if config else []), *extra]
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         return time.perf_counter() - start
@@ -138,6 +149,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--config", help="a config merged over the default (the targets are those of the default)")
     p.add_argument("--check-only", action="store_true",
                    help="check the leaderboard already in --out, without running (no wall-time target)")
+    p.add_argument("--keep-cache", metavar="DIR",
+                   help="use DIR (which must not exist yet) as the run's cache and keep it, e.g. for "
+                        "python -m benchmarks.replicate --cache-dir DIR")
     return p
 
 
@@ -154,7 +168,8 @@ def main(argv=None) -> int:
     from benchmarks.runner.config import resolve_config
 
     cfg = resolve_config("retrieval", args.config)
-    seconds = None if args.check_only else timed_default_run("retrieval", args.out, args.config)
+    seconds = None if args.check_only else timed_default_run("retrieval", args.out, args.config,
+                                                             keep_cache=args.keep_cache)
     numbers, ok = check(read_board(args.out, "retrieval", cfg), stage_sizes(cfg), seconds)
     return finish(numbers, ok, report(numbers, ok), args.json)
 

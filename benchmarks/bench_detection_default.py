@@ -43,7 +43,7 @@ def main(argv=None) -> int:
 
     cfg = resolve_config(SUITE, args.config)
     # an empty cache: the scenes are generated into it
-    seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config)
+    seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config, keep_cache=args.keep_cache)
     numbers, ok = check(read_board(args.out, SUITE, cfg), seconds)
     return finish(numbers, ok, report(numbers, ok), args.json)
 

@@ -1,17 +1,19 @@
-"""Statistics of a comparison over seeds (DESIGN.md section 8), shared by the leaderboards and the gate.
+"""Statistics of a comparison over replicates, shared by the leaderboards, the replication check and the gate.
 
-Every student of a seed shares that seed's teacher, initial weights and batch order, so two
-methods are compared **paired by seed**: d_s = score(A, s) - score(B, s) on the seeds both
-ran. The 95% interval of the mean gain is mean(d) +- t(0.975, n-1) * sd(d) / sqrt(n)
-(Student t over the n paired seeds). The test set is fixed, so the interval covers the
-training noise of new seeds, not the noise of drawing new test classes.
+The methods of one replicate (one seed) share everything random that is not the method itself
+(``benchmarks.runner.replicates``), so two methods are compared **paired by replicate**:
+d_r = score(A, r) - score(B, r) on the replicates both ran. The 95% interval of the mean gain is
+mean(d) +- t(0.975, n-1) * sd(d) / sqrt(n) (Student t over the n paired replicates). What it covers
+is what a replicate redraws: under full replicates (the defaults) the data, pretraining, initial
+weights, teacher and batch order, so what varies between reruns of the config; under the
+conditional design only the parts it does not fix.
 
 - ``paired_interval(d)``: mean, sd, n and the two-sided interval of paired differences;
 - ``upper_bound(d)`` / ``lower_bound(d)``: one-sided bounds (the regression gate);
 - ``pairwise(scores)``: the interval of every pair of columns of a seed x entry table;
 - ``rank_ranges(entries, pairs)``: the range of ranks the pairwise intervals allow.
 
-Fewer than ``MIN_SEEDS`` (2) paired seeds give no interval (NaN), never an error.
+Fewer than ``MIN_SEEDS`` (2) paired replicates give no interval (NaN), never an error.
 """
 
 from __future__ import annotations
@@ -82,9 +84,9 @@ def is_significant(low: float, high: float) -> bool:
 
 
 def pairwise(scores: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """Every pair of columns of ``scores`` (index: seed, one column per entry, NaN where an entry
-    lacks a seed), in column order: a = the earlier column, b = the later one, d = a - b on the
-    seeds both have. Columns ``PAIR_COLUMNS``; ``significant`` = the interval excludes 0."""
+    """Every pair of columns of ``scores`` (index: seed, i.e. replicate, one column per entry, NaN where
+    an entry lacks a replicate), in column order: a = the earlier column, b = the later one, d = a - b on
+    the replicates both have. Columns ``PAIR_COLUMNS``; ``significant`` = the interval excludes 0."""
     entries = list(scores.columns)
     rows = []
     for i, a in enumerate(entries):

@@ -15,6 +15,7 @@ writes (see docs/distributed.md).
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.replicates import design_of
 from benchmarks.runner.suite import Suite
 from benchmarks.runner.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
 from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
@@ -222,10 +224,19 @@ def cost_networks(cfg: dict, data: dict) -> dict:
     return {role: _classifier(cfg[role], num_classes(data)) for role in ("teacher", "student")}
 
 
+def data_source(cfg: dict, data: dict) -> str:
+    """What the test split is, as its loader says; under full replicates a generated set's seed is
+    that of the first replicate only, so the note says each replicate draws its own."""
+    source = getattr(data["test"], "source", cfg["dataset"]["name"])
+    if design_of(cfg) == "full":
+        source = re.sub(r"generator seed \d+", "generator seed drawn per replicate", source)
+    return source
+
+
 def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
     return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite classification')}`",
             f"Commit: `{commit}`; seeds {list(cfg['seeds'])}.",
-            f"Data: {getattr(data['test'], 'source', cfg['dataset']['name'])}.",
+            f"Data: {data_source(cfg, data)}.",
             accuracy_note(cfg),
             f"Teacher {cfg['teacher']['arch']}, student {cfg['student']['arch']}; gap closed = "
             f"(method - none) / (teacher - none) on top-1."]
