@@ -1,19 +1,22 @@
 """Benchmark: the resolving power a suite's default can buy per minute, under full replicates.
 
-    python -m benchmarks.bench_frontier --suite retrieval --design NAME=CONFIG [--design ...]
+    python -m benchmarks.bench_frontier --suite retrieval --design NAME=SOURCE [--design ...]
         [--run] [--target 0.5] [--budget 900] [--out results/frontier]
 
-Each design is a config merged over the suite's default (its own schedule, pretraining budget,
-replicates). With ``--run`` each design runs once as ``python -m benchmarks.run --suite SUITE --config
-CONFIG`` from an empty cache, timed (``<out>/<suite>/<NAME>/``, its tables and ``timing.json``). Then,
-for every design that has run, from its rows:
+A design's SOURCE is either a config (a YAML file merged over the suite's default: its own schedule,
+pretraining budget, replicates), which ``--run`` runs once as ``python -m benchmarks.run --suite SUITE
+--config CONFIG`` from an empty cache, timed, into ``<out>/<suite>/<NAME>/`` (its tables, ``timing.json``
+and the run's log ``<NAME>.log``); or the result folders of runs already made (``FOLDER[+FOLDER...]``,
+each with its ``runs.csv`` and a ``timing.json`` or ``bench_default_run.json`` that holds its
+``wall_seconds``: a default run of ``bench_default_run --keep-cache``, the second run of
+``benchmarks.replicate``), pooled over their replicates. Then, for every design, from its rows:
 
 - measured: the replicates n, the wall time, the largest and median 95% half-width of a gain over
   ``none`` on the suite's primary metric (full replicates: the interval covers a rerun);
 - projected: with the SD of each method's per-replicate gain as measured, the half-width at m
-  replicates is t(0.975, m - 1) * sd / sqrt(m), and the wall time is about (wall - fixed) * m / n + fixed
-  (``fixed``: the work that does not grow with the replicates, measured from the run's log when it has
-  one, else 0); the smallest m whose largest half-width meets ``--target``, and its minutes.
+  replicates is t(0.975, m - 1) * sd / sqrt(m), and the wall time is wall * m / n (a replicate's work
+  dominates; the few seconds of set-up are counted as if they grew too, a slight overestimate).
+  The smallest m whose largest half-width meets ``--target``, and its minutes.
 
 It writes ``<out>/<suite>/frontier.md`` and ``frontier.csv`` (one row per design and m) and prints the
 table. Projections rest on SDs estimated from n replicates, so they are themselves uncertain: the
@@ -74,35 +77,46 @@ def halfwidth(sd: float, m: int) -> float:
     return t_quantile(0.975, m - 1) * sd / math.sqrt(m) if m >= 2 else float("nan")
 
 
-def fixed_seconds(log: Path) -> float:
-    """Seconds of the run that do not scale with the replicates: from the start to the first job, read
-    from its log (``started ... 0:00:03 elapsed``); 0 without a log."""
-    if not log.is_file():
-        return 0.0
-    for line in log.read_text().splitlines():
-        if line.startswith("started ") and "elapsed)" in line:
-            h, m, s = line.rsplit(", ", 1)[1].split(" ")[0].split(":")
-            return 3600 * int(h) + 60 * int(m) + int(s)
-    return 0.0
+def read_design(source: str, out: Path, suite: str, name: str) -> tuple[pd.DataFrame, float, str]:
+    """(rows, wall seconds, what they are) of a design: its ``--run`` folder, or the result folders of
+    ``source`` (``FOLDER[+FOLDER...]``, each holding ``runs.csv`` and a timing file)."""
+    from benchmarks.leaderboard import current_rows
+
+    if source.endswith((".yaml", ".yml")):
+        dest = out / suite / name
+        folders, label = [Path(p).parent for p in sorted(dest.glob("*/*/runs.csv"))], source
+    else:
+        folders, label = [Path(p) for p in source.split("+")], source
+    if not folders:
+        raise UserError(f"--design {name}: no run of {source} under {out / suite / name}; add --run")
+    rows, wall = [], 0.0
+    for folder in folders:
+        timing = next((folder / f for f in ("timing.json", "bench_default_run.json") if (folder / f).is_file()), None)
+        timing = timing or (folder.parent.parent / "timing.json")  # a --run folder keeps it above suite/dataset
+        if not (folder / "runs.csv").is_file() or not timing.is_file():
+            raise UserError(f"--design {name}: {folder} lacks runs.csv or a timing file (timing.json or "
+                            f"bench_default_run.json with wall_seconds)")
+        rows.append(current_rows(folder))
+        wall += float(json.loads(timing.read_text())["wall_seconds"])
+    runs = pd.concat(rows, ignore_index=True)
+    if runs.groupby(["method", "seed"]).size().max() > 1:
+        raise UserError(f"--design {name}: the folders {source} share replicates (seeds); pool disjoint runs only")
+    return runs, wall, label
 
 
-def frontier(suite: str, name: str, dest: Path, primary: str, target: float, budget: float,
-             max_m: int = 24) -> pd.DataFrame:
+def frontier(suite: str, name: str, runs: pd.DataFrame, wall: float, label: str, primary: str, target: float,
+             budget: float, max_m: int = 24) -> pd.DataFrame:
     """The design's measured point and projected curve (one row per m = 2..max_m)."""
-    runs = pd.read_csv(next(dest.glob("*/*/runs.csv")))
-    timing = json.loads((dest / "timing.json").read_text())
     n = int(runs["seed"].nunique())
-    wall = float(timing["wall_seconds"])
-    fixed = fixed_seconds(dest.parent / f"{name}.log")
     sds = gain_sds(runs, primary)
-    board = pd.read_csv(next(dest.glob("*/*/leaderboard.csv"))).set_index("method")
-    gap = float(board.loc["teacher", f"{primary}_mean"] - board.loc["none", f"{primary}_mean"])
+    means = runs.groupby("method")[primary].mean() * 100
+    gap = float(means["teacher"] - means["none"])
     rows = []
     for m in range(2, max_m + 1):
         widths = {k: halfwidth(sd, m) for k, sd in sds.items()}
-        seconds = fixed + (wall - fixed) * m / n
-        rows.append({"suite": suite, "design": name, "config": timing.get("config"), "replicates": m,
-                     "measured": m == n, "minutes": seconds / 60, "max_halfwidth": max(widths.values()),
+        seconds = wall * m / n
+        rows.append({"suite": suite, "design": name, "source": label, "replicates": m, "measured": m == n,
+                     "minutes": seconds / 60, "max_halfwidth": max(widths.values()),
                      "median_halfwidth": float(pd.Series(widths).median()),
                      "widest": max(widths, key=widths.get), "meets_target": max(widths.values()) <= target,
                      "within_budget": seconds <= budget, "teacher_minus_none": gap,
@@ -128,7 +142,7 @@ def to_markdown(table: pd.DataFrame, suite: str, target: float, budget: float, c
     sd_cols = [c for c in table.columns if c.startswith("sd_")]
     for design, part in table.groupby("design", sort=False):
         sds = ", ".join(f"{c[3:]} {part[c].iloc[0]:.2f}" for c in sd_cols if pd.notna(part[c].iloc[0]))
-        lines.append(f"- {design} ({part['config'].iloc[0]}): {sds}")
+        lines.append(f"- {design} ({part['source'].iloc[0]}): {sds}")
     return "\n".join(lines) + "\n"
 
 
@@ -150,17 +164,20 @@ def main(argv=None) -> int:
     target = args.target or TARGETS[args.suite]
     budget = args.budget or BUDGETS[args.suite]
     out = Path(args.out)
-    for name, config in args.design:
-        if not Path(config).is_file():
-            raise UserError(f"--design {name}={config}: no such config file; expected a YAML file")
-        if not args.run and not (out / args.suite / name / "timing.json").is_file():
-            raise UserError(f"--design {name}: no timed run in {out / args.suite / name}; add --run")
+    for name, source in args.design:
+        if source.endswith((".yaml", ".yml")) and not Path(source).is_file():
+            raise UserError(f"--design {name}={source}: no such config file; expected a YAML file")
+        if args.run and not source.endswith((".yaml", ".yml")):
+            raise UserError(f"--design {name}={source}: --run runs configs; result folders are read as they are")
     if args.run:
         for name, config in args.design:
             print(f"running design {name} ({config}) ...", flush=True)
             print(f"  {run_design(args.suite, name, config, out):.0f}s", flush=True)
-    table = pd.concat([frontier(args.suite, name, out / args.suite / name, primary, target, budget)
-                       for name, _ in args.design], ignore_index=True)
+    parts = []
+    for name, source in args.design:
+        runs, wall, label = read_design(source, out, args.suite, name)
+        parts.append(frontier(args.suite, name, runs, wall, label, primary, target, budget))
+    table = pd.concat(parts, ignore_index=True)
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--debug"]
     command = "python -m benchmarks.bench_frontier " + " ".join(shown)
     kept = table[table["measured"] | table["replicates"].isin([3, 5, 8, 10, 12, 16, 20])]

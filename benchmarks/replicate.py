@@ -1,15 +1,16 @@
 """Replication check: run a suite's config twice, on disjoint replicates, and compare the gains.
 
     python -m benchmarks.replicate --suite retrieval [--seeds 0,1,...] [--second-seeds 10,11,...]
-        [--out results] [--second-out results/replication] [any flag of benchmarks.run]
+        [--out results/replication] [any flag of benchmarks.run: --config, --cache-dir, --workers, ...]
 
-The first run is an ordinary ``python -m benchmarks.run`` with the given flags (its tables go where
-that command writes them, ``<out>/<suite>/<dataset>/``; with a warm cache it trains nothing). The
-second is the same command on other replicates (``--second-seeds``; by default as many seeds as the
-first run has, numbered after its largest), written to ``<second-out>/<suite>/<dataset>/``. Per method
-and metric the check prints both gains over ``none``, their difference with its 95% interval and z,
-and every conclusion of one run that the other contradicts (``benchmarks.runner.replication``), and
-writes ``replication.md`` and ``replication.csv`` beside the second run's tables.
+The first run is an ordinary ``python -m benchmarks.run`` with the given flags, on the config's seeds
+(or ``--seeds``), written to ``<out>/first/<suite>/<dataset>/``; with the cache of an earlier run of the
+same config (``--cache-dir``) it trains nothing and gives that run's rows. The second is the same
+command on other replicates (``--second-seeds``; by default as many seeds as the first run has,
+numbered after its largest), written to ``<out>/second/<suite>/<dataset>/``. Per method and metric the
+check prints both gains over ``none``, their difference with its 95% interval and z, and every
+conclusion of one run that the other contradicts (``benchmarks.runner.replication``), and writes
+``<out>/<suite>_<dataset>.md`` and ``.csv``.
 
 If the intervals cover what varies between reruns, about 1 difference in 20 lies outside its
 interval and no conclusion is contradicted. Seeds shared by the two runs are an error: the runs
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +30,7 @@ import pandas as pd
 from benchmarks import run as runner
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.replication import compare, summary, to_markdown
-from benchmarks.runner.results_io import atomic_write_text, git_commit
+from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
 
 
 def _seeds(text: str) -> list[int]:
@@ -48,8 +50,8 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--seeds", type=_seeds, help="the first run's replicates (default: the config's seeds)")
     p.add_argument("--second-seeds", type=_seeds,
                    help="the second run's replicates (default: as many as the first, after its largest)")
-    p.add_argument("--out", default="results", help="the first run's results folder (default: results)")
-    p.add_argument("--second-out", help="the second run's results folder (default: <out>/replication)")
+    p.add_argument("--out", default="results/replication",
+                   help="where both runs and the report go (default: results/replication)")
     add_debug_flag(p)
     args, rest = p.parse_known_args(argv)
     for flag in ("--dry-run", "--reproduce"):
@@ -76,16 +78,19 @@ def plan(args, rest: list[str]) -> tuple[dict, list[int], list[int]]:
 def main(argv=None) -> int:
     args, rest = parse_args(argv)
     cfg, first, second = plan(args, rest)
-    second_out = Path(args.second_out or Path(args.out) / "replication")
-    if second_out.resolve() == Path(args.out).resolve():
-        raise UserError(f"--second-out {second_out}: the second run needs a folder of its own, not --out's")
+    out = Path(args.out)
     runs = []
-    for seeds, out in ((first, Path(args.out)), (second, second_out)):
-        print(f"\n== replication: seeds {','.join(map(str, seeds))} -> {out}", flush=True)
-        code = runner.main(["--suite", args.suite, "--seeds", ",".join(map(str, seeds)), "--out", str(out), *rest])
+    for seeds, which in ((first, "first"), (second, "second")):
+        print(f"\n== replication, {which} run: seeds {','.join(map(str, seeds))} -> {out / which}", flush=True)
+        start = time.perf_counter()
+        code = runner.main(["--suite", args.suite, "--seeds", ",".join(map(str, seeds)), "--out", str(out / which),
+                            *rest])
         if code:
             return code
-        runs.append(out / cfg["suite"] / cfg["dataset"]["name"])
+        runs.append(out / which / cfg["suite"] / cfg["dataset"]["name"])
+    # the second run's wall time (its networks are new unless the cache already held them), for bench_frontier
+    atomic_write_json(runs[1] / "timing.json", {"wall_seconds": round(time.perf_counter() - start, 1),
+                                                "seeds": second, "commit": git_commit()})
     pairs = [pd.read_csv(dest / "pairwise.csv") for dest in runs]
     table = compare(*pairs)
     design = sorted({str(d) for dest in runs for d in pd.read_csv(dest / "leaderboard.csv").get(
@@ -96,11 +101,12 @@ def main(argv=None) -> int:
              f"second run seeds {second} ({runs[1]})."]
     title = f"Replication check: {cfg['suite']}, {cfg['dataset']['name']}"
     text = to_markdown(table, title, notes)
-    atomic_write_text(runs[1] / "replication.csv", table.to_csv(index=False, float_format="%.4f"))
-    atomic_write_text(runs[1] / "replication.md", text)
+    report = out / f"{cfg['suite']}_{cfg['dataset']['name']}"
+    atomic_write_text(report.with_suffix(".csv"), table.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(report.with_suffix(".md"), text)
     print("\n" + text)
     s = summary(table)
-    print(f"wrote {runs[1]}/replication.md, replication.csv: {s['outside']} of {s['comparisons']} differences outside "
+    print(f"wrote {report}.md and .csv: {s['outside']} of {s['comparisons']} differences outside "
           f"their 95% interval, {s['contradictions']} contradiction(s)")
     return 0
 

@@ -127,9 +127,9 @@ def design_of_rows(rows: pd.DataFrame) -> str:
 COVERS = {
     "full": "Student t over the replicates; each replicate (seed) draws anew everything a rerun would draw, as the "
             "Replicates line above says, so the interval covers what varies between reruns of this config",
-    "conditional": "Student t on the per-seed differences; conditional design: the data, the pretraining and what the "
-                   "Replicates line above names as fixed are one draw, so the interval covers the noise of the "
-                   "redrawn parts only, not a rerun on another draw",
+    "conditional": "Student t on the per-seed differences; conditional design: one draw of the data and the pretraining "
+                   "(and of the initial weights or teacher, where the config fixes them) serves every seed, so the "
+                   "interval covers the noise of the redrawn parts only, not a rerun on another draw",
     "mixed": "Student t on the per-seed differences; the rows mix full and conditional replicates, so what the "
              "interval covers is not one thing: rerun under one design",
 }
@@ -264,8 +264,8 @@ def statistics_notes(table: pd.DataFrame, primary: str | None = None) -> list[st
                             f"interval." if len(half) < len(methods) else ""))
         else:
             has = int(seeds.max()) if len(seeds) else 0
-            lines.append(f"{prefix}No intervals: intervals need at least {MIN_SEEDS} seeds; this run has {has} "
-                         f"(paired with none); every rank spans 1-{len(part)}.")
+            lines.append(f"{prefix}No intervals: intervals need at least {MIN_SEEDS} replicates (seeds); this run has "
+                         f"{has} (paired with none); every rank spans 1-{len(part)}.")
     return lines
 
 

@@ -122,11 +122,16 @@ def to_markdown(table: pd.DataFrame, title: str, notes: list[str], level: float 
     """The replication report: notes, the summary, then one line per (method, metric)."""
     s = summary(table, level)
     lines = [f"# {title}", "", *[f"{n}  " for n in notes], ""]
-    lines.append(f"**{s['outside']} of {s['comparisons']} differences** lie outside their {100 * level:.0f}% interval "
-                 f"(expected by chance: about {100 * s['expected_share']:.0f}%, i.e. {s['expected_share'] * s['comparisons']:.1f}; "
-                 f"largest |z| {s['max_abs_z']:.2f}). **Contradictions: {s['contradictions']}**"
-                 f" (a significant gain in one run, a significant loss in the other). Conclusions replicated: "
-                 f"{s['replicated']}; significant in one run only: {s['not_replicated']}.")
+    if not s["comparisons"]:
+        lines.append("No difference has an interval: each run needs at least 2 replicates (seeds) for its gains to "
+                     "have intervals.")
+    else:
+        lines.append(f"**{s['outside']} of {s['comparisons']} differences** lie outside their {100 * level:.0f}% interval "
+                     f"(expected by chance: about {100 * s['expected_share']:.0f}%, i.e. "
+                     f"{s['expected_share'] * s['comparisons']:.1f}; largest |z| {s['max_abs_z']:.2f}). "
+                     f"**Contradictions: {s['contradictions']}** (a significant gain in one run, a significant loss in "
+                     f"the other). Conclusions replicated: {s['replicated']}; significant in one run only: "
+                     f"{s['not_replicated']}.")
     lines += ["", "Gains over `none` in points, with their 95% intervals; diff = first - second, its 95% interval "
                   "(Welch), z = diff / its standard error.", "",
               "| method | metric | first run | second run | diff | z | outside | status |", "|---|---|---|---|---|---|---|---|"]

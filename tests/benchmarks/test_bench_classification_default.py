@@ -7,13 +7,13 @@ from benchmarks.runner.config import deep_merge, resolve_config
 from fake_board import fake_board
 
 
-def board(halfwidths=(0.4, 0.9), teacher=96.0, none=92.0):
-    return fake_board("top1", halfwidths, teacher, none)
+def board(halfwidths=(0.4, 0.9), teacher=96.0, none=92.0, replicates="full"):
+    return fake_board("top1", halfwidths, teacher, none, replicates=replicates)
 
 
 def test_all_targets_pass():
     numbers, ok = check(board(), True, seconds=500.0)
-    assert ok == {"halfwidth": True, "gap": True, "schedule": True, "time": True}
+    assert ok == {"halfwidth": True, "gap": True, "design": True, "schedule": True, "time": True}
     assert numbers["max_gain_halfwidth_top1"] == 0.9 and numbers["teacher_minus_none_top1"] == 4.0
     assert all("PASS" in line for line in report(numbers, ok) if "target" in line)
 
@@ -23,6 +23,7 @@ def test_all_targets_pass():
     ({"halfwidths": (0.4, float("nan"))}, "halfwidth"),  # one seed: no interval is no pass
     ({"halfwidths": ()}, "halfwidth"),
     ({"teacher": 94.9}, "gap"),
+    ({"replicates": "conditional"}, "design"),
 ])
 def test_each_target_fails_alone(change, target):
     _, ok = check(board(**change), True, seconds=500.0)

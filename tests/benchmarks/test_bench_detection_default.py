@@ -6,13 +6,13 @@ from benchmarks.bench_detection_default import check, main, report
 from fake_board import fake_board
 
 
-def board(halfwidths=(1.2, 1.9), teacher=55.0, none=47.0):
-    return fake_board("ap", halfwidths, teacher, none)
+def board(halfwidths=(1.2, 1.9), teacher=55.0, none=47.0, replicates="full"):
+    return fake_board("ap", halfwidths, teacher, none, replicates=replicates)
 
 
 def test_all_targets_pass():
     numbers, ok = check(board(), seconds=800.0)
-    assert ok == {"halfwidth": True, "gap": True, "time": True}
+    assert ok == {"halfwidth": True, "gap": True, "design": True, "time": True}
     assert numbers["max_gain_halfwidth_ap"] == 1.9 and numbers["teacher_minus_none_ap"] == 8.0
     assert numbers["gain_by_method"] == {"m0": 0.5, "m1": 0.5}
     assert all("PASS" in line for line in report(numbers, ok) if "target" in line)
@@ -23,6 +23,7 @@ def test_all_targets_pass():
     ({"halfwidths": (1.2, float("nan"))}, "halfwidth"),  # fewer than 2 seeds: no interval is no pass
     ({"halfwidths": ()}, "halfwidth"),                   # no method besides none: nothing measured
     ({"teacher": 51.9}, "gap"),
+    ({"replicates": "conditional"}, "design"),
 ])
 def test_each_target_fails_alone(change, target):
     _, ok = check(board(**change), seconds=800.0)

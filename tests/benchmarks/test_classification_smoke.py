@@ -143,7 +143,7 @@ def test_one_teacher_for_every_seed(tmp_path):
     """``teacher_seed``: the students of every seed distil from the one teacher of that seed, trained
     once; a student of the teacher's own seed is the same run as without the option, one of another
     seed is not (its teacher differs)."""
-    base = {"seeds": [0, 1], "run": ["kd"]}
+    base = {"seeds": [0, 1], "run": ["kd"], "replicates": "conditional"}  # one teacher: the conditional design
     shared = tmp_path / "results_shared"
     _run(tmp_path, _config(tmp_path, {**base, "teacher_seed": 0}, "shared.yaml"), "--out", str(shared))
     dest = shared / "classification" / "digits-cls"

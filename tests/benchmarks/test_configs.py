@@ -31,9 +31,18 @@ def test_full_scale_recipes_keep_their_own_protocol(name):
     suite._model({**cfg["student"], "pretrained": False})  # the spec builds: no stray keyword reaches torchvision
 
 
-def test_the_embedded_default_pretrains():
+def test_the_embedded_default_pretrains_on_its_own_draw_in_every_replicate():
+    from benchmarks.runner.replicates import replicate_config
+
     cfg = resolve_config("retrieval", None)
-    assert pretrain.pretrain_section(cfg)["dataset"]["options"]["seed"] != cfg["dataset"]["options"].get("seed", 0)
+    assert cfg["replicates"] == "full" and pretrain.pretrain_section(cfg)
+    seeds = set()
+    for seed in cfg["seeds"]:
+        rcfg = replicate_config(cfg, seed)
+        spec = pretrain.pretrain_dataset_spec(rcfg)
+        assert spec["options"]["seed"] != rcfg["dataset"]["options"]["seed"]  # other classes than the benchmark's
+        seeds |= {spec["options"]["seed"], rcfg["dataset"]["options"]["seed"]}
+    assert len(seeds) == 2 * len(cfg["seeds"])  # and other ones in every replicate
 
 
 def test_a_config_naming_another_dataset_does_not_inherit_the_generators_options(tmp_path):
@@ -64,7 +73,7 @@ def test_cifar100_recipe_does_not_inherit_the_embedded_classification_default():
     path = resources.files("benchmarks") / "configs" / "cifar100.yaml"
     cfg = resolve_config("classification", str(path))
     default = resolve_config("classification")
-    assert pretrain.pretrain_section(default) and default["init_seed"] == 0  # what could leak
+    assert pretrain.pretrain_section(default) and default["replicates"] == "full"  # what could leak
     assert cfg["dataset"] == {"name": "cifar100", "root": None, "options": {}}
     assert pretrain.pretrain_section(cfg) is None and cfg.get("init_seed") is None
     assert (cfg["teacher"]["arch"], cfg["student"]["arch"]) == ("resnet32x4", "resnet8x4")
@@ -87,5 +96,8 @@ def test_the_classification_default_stands_in_for_cifar100():
     assert classification.num_classes(data) >= 100 and tuple(data["test"][0]["image"].shape) == (3, 32, 32)
     teacher, student = (classification.train_config(cfg, role, progress=False) for role in ("teacher", "student"))
     assert teacher == student  # the gap is the networks', not the epochs'
-    spec = pretrain.pretrain_dataset_spec(cfg)
-    assert spec["name"] == "synthetic-cls" and spec["options"]["seed"] != cfg["dataset"]["options"].get("seed", 0)
+    from benchmarks.runner.replicates import replicate_config
+
+    rcfg = replicate_config(cfg, cfg["seeds"][0])  # a replicate's pretraining draws other classes than its data
+    spec = pretrain.pretrain_dataset_spec(rcfg)
+    assert spec["name"] == "synthetic-cls" and spec["options"]["seed"] != rcfg["dataset"]["options"]["seed"]

@@ -175,7 +175,7 @@ def test_test_after_and_folds_are_refused_outside_retrieval(tmp_path, capsys):
 
 def test_a_shared_teacher_is_trained_once_for_every_seed(tmp_path):
     config, grid = tmp_path / "tiny.yaml", tmp_path / "grid.yaml"
-    config.write_text(yaml.safe_dump({**TINY_CLASSIFICATION, "teacher_seed": 0}))
+    config.write_text(yaml.safe_dump({**TINY_CLASSIFICATION, "teacher_seed": 0, "replicates": "conditional"}))
     grid.write_text(yaml.safe_dump({"grid": {"none": {}}}))
     assert tune.main(["--suite", "classification", "--grid", str(grid), "--config", str(config), "--seeds", "0,1,2",
                       "--out", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--no-progress"]) == 0

@@ -77,26 +77,27 @@ def test_two_seeds_from_pretrained_backbones_report_gain_intervals(tmp_path, cap
     import torch
 
     from benchmarks.runner.config import resolve_config
+    from benchmarks.runner.replicates import replicate_config
     from benchmarks.runner.suites import detection
     from benchmarks.runner.suites.pretrain import pretrained_path
 
     tiny = {**TINY, "pretrain": {"dataset": {"name": "synthetic-cls", "options": {
         "seed": 1, "classes": 10, "train_per_class": 4, "test_per_class": 2}},
         "train": {"epochs": 1, "optimizer": "sgd", "lr": 0.05, "batch_size": 20}},
-        "seeds": [0, 1], "init_seed": 0}
+        "seeds": [0, 1]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny))
     argv = ["--suite", "detection", "--config", str(path), "--out", str(tmp_path / "results"),
             "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--methods", "none,at"]
     assert run.main(argv) == 0
-    out = capsys.readouterr().out  # one file per architecture and pretraining: the student (same arch) reuses it
-    assert out.count("pretrained the teacher backbone small_cnn_xs on 40 images of 10 classes") == 1
+    out = capsys.readouterr().out  # one file per architecture and replicate: the student (same arch) reuses it
+    assert out.count("pretrained the teacher backbone small_cnn_xs on 40 images of 10 classes") == 2
     assert "pretrained the student" not in out
     board = pd.read_csv(tmp_path / "results" / "detection" / "mnist-scenes" / "leaderboard.csv").set_index("method")
     at = board.loc["at"]
     assert at["gain_seeds"] == 2 and at["gain_ci_low"] <= at["gain_vs_none"] <= at["gain_ci_high"]
 
-    cfg = resolve_config("detection", str(path))
+    cfg = replicate_config(resolve_config("detection", str(path)), 1)  # replicate 1's backbone and data
     data = detection.prepare_data(cfg, tmp_path / "cache", log=lambda *a: None)
     saved = torch.load(pretrained_path(cfg, "student", tmp_path / "cache"), weights_only=True)
     body = detection._network(cfg, data, "student").detector.backbone.body.state_dict()

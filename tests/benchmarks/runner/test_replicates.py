@@ -129,3 +129,23 @@ def test_a_full_run_pairs_methods_within_replicates_and_groups_them(tmp_path):
     assert records["none", 0]["data_seed"] != records["none", 1]["data_seed"]
     board = (dest / "leaderboard.md").read_text()
     assert "Replicates: full" in board and "Student t over the replicates" in board
+
+
+@pytest.mark.parametrize("suite_name", ["classification", "detection"])
+def test_every_suite_default_draws_its_data_and_teacher_per_replicate(suite_name):
+    from benchmarks.runner.config import resolve_config
+
+    cfg = resolve_config(suite_name)
+    assert design_of(cfg) == "full" and not design_problems(cfg)
+    suite = get_suite(suite_name)
+    a, b = (replicate_config(cfg, s) for s in cfg["seeds"][:2])
+    assert a["dataset"]["options"]["seed"] != b["dataset"]["options"]["seed"]
+    assert a["init_seed"] != b["init_seed"]
+    assert suite.teacher_checkpoint(a, Path("c"), 0) != suite.teacher_checkpoint(b, Path("c"), 0)
+    if cfg.get("pretrain"):
+        for role in ("teacher", "student"):
+            assert pretrained_path(a, role, "c") != pretrained_path(b, role, "c")
+    if suite_name == "detection":  # the scenes are generated into a folder named by their options
+        from retrieval.detection.data import scenes_root
+
+        assert scenes_root("c", a["dataset"]["options"]) != scenes_root("c", b["dataset"]["options"])

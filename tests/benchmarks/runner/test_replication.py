@@ -98,15 +98,16 @@ def test_overlapping_or_repeated_seeds_are_one_line_errors(tmp_path, capsys):
 def test_replication_end_to_end_on_tiny_settings(tmp_path, capsys):
     out = tmp_path / "out"
     assert replicate.main(["--out", str(out), *_tiny(tmp_path)]) == 0
-    first, second = out / "retrieval" / "synthetic", out / "replication" / "retrieval" / "synthetic"
+    first, second = out / "first" / "retrieval" / "synthetic", out / "second" / "retrieval" / "synthetic"
     runs1, runs2 = pd.read_csv(first / "runs.csv"), pd.read_csv(second / "runs.csv")
     assert set(runs1["seed"]) == {0, 1} and set(runs2["seed"]) == {2, 3}  # the next seeds, disjoint
-    table = pd.read_csv(second / "replication.csv")
+    table = pd.read_csv(out / "retrieval_synthetic.csv")
     assert set(table["method"]) == {"at"} and "recall@1" in set(table["metric"])
     row = table.set_index("metric").loc["recall@1"]
     for dest, side in ((first, "1"), (second, "2")):
         board = pd.read_csv(dest / "leaderboard.csv").set_index("method")
         assert row[f"gain_{side}"] == pytest.approx(board.loc["at", "gain_vs_none"], abs=1e-4)
-    report = (second / "replication.md").read_text()
+    report = (out / "retrieval_synthetic.md").read_text()
     assert "differences** lie outside" in report and "Contradictions:" in report
     assert "python -m benchmarks.replicate" in report and "first run seeds [0, 1]" in report
+    assert (second / "timing.json").is_file()  # the second run's wall time, for bench_frontier

@@ -61,8 +61,8 @@ def test_unknown_names():
 def test_cross_field_rules():
     problems = _problems(train={"batch_size": 99})
     assert "not a multiple of m_per_class 5" in problems["train.batch_size"]
-    assert "not inside the 10 epochs" in _problems(student={"train": {"milestones": [4, 10]}})["student.train.milestones"]
-    assert "more than the 10 epochs" in _problems(teacher={"train": {"eval_every": 12,
+    assert "not inside the 6 epochs" in _problems(student={"train": {"milestones": [4, 6]}})["student.train.milestones"]
+    assert "more than the 6 epochs" in _problems(teacher={"train": {"eval_every": 12,
                                                                       "select": "best"}})["teacher.train.eval_every"]
     # select: last scores the last epoch whatever eval_every says: a larger one means the last epoch alone
     assert "student.train.eval_every" not in _problems(student={"train": {"eval_every": 12, "select": "last"}})
@@ -72,12 +72,12 @@ def test_cross_field_rules():
 
 
 def test_the_error_names_the_file_of_each_key(tmp_path):
-    user = {"student": {"train": {"eval_every": 11, "select": "best"}}}
+    user = {"student": {"train": {"eval_every": 7, "select": "best"}}}
     origin = lambda path: key_origin(path, [("my.yaml", user)], "benchmarks/configs/retrieval.yaml")  # noqa: E731
     with pytest.raises(UserError) as err:
         check_config(deep_merge(default_config("retrieval"), deep_merge(user, {"train": {"batch_size": 98}})), origin)
     message = str(err.value)
-    assert "my.yaml: student.train.eval_every: student: eval_every 11 is more than the 10 epochs" in message
+    assert "my.yaml: student.train.eval_every: student: eval_every 7 is more than the 6 epochs" in message
     assert "benchmarks/configs/retrieval.yaml: train.batch_size" in message  # not the user's key
     assert "\n" not in message
 

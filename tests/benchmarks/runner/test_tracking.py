@@ -94,7 +94,8 @@ def test_every_run_writes_each_term_per_step_lr_val_per_evaluation_and_test(trac
         totals = [v for _, v in scalars["train/loss"]]
         assert totals == pytest.approx([sum(scalars[f"loss/{t}"][i][1] for t in terms) for i in range(len(steps))],
                                        rel=1e-5)
-        assert [s for s, _ in scalars["train/lr"]] == steps and scalars["train/lr"][0][1] == pytest.approx(1e-3)
+        lr = 1e-3 if run_id.startswith("teacher") else 3e-3  # the default's teacher and student rates
+        assert [s for s, _ in scalars["train/lr"]] == steps and scalars["train/lr"][0][1] == pytest.approx(lr)
         evaluated = [(e + 1) * per_epoch for e, record in enumerate(history) if "val/recall@1" in record]
         assert len(evaluated) == (1 if run_id.startswith("teacher") else 2)
         for metric in ("recall@1", "map@r", "r_precision"):

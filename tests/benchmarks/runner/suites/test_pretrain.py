@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from benchmarks.runner.config import deep_merge, resolve_config
+from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import train_state_path
 from benchmarks.runner.suites import pretrain
 from benchmarks.runner.suites import retrieval as suite
@@ -15,7 +16,7 @@ from tiny_retrieval import tiny_retrieval
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    cfg = deep_merge(resolve_config("retrieval", None), tiny_retrieval())
+    cfg = replicate_config(deep_merge(resolve_config("retrieval", None), tiny_retrieval()), 0)  # as a run's job
     data = suite.prepare(cfg, log=lambda *a: None, cache_dir=cache)
     for role in suite.setup_names(cfg):
         suite.setup(cfg, data, role, progress=False, log=lambda *a: None)
@@ -60,7 +61,7 @@ def test_pretraining_data_share_no_image_with_the_benchmark(tiny):
 
     cfg, data, _ = tiny
     spec = pretrain.pretrain_dataset_spec(cfg)
-    assert spec["options"]["seed"] != cfg["dataset"]["options"].get("seed", 0)
+    assert spec["options"]["seed"] != cfg["dataset"]["options"]["seed"]
     pre = build_dataset(spec["name"], None, "train", **spec["options"]).images.reshape(-1, 16 * 16 * 3).numpy()
     ours = np.concatenate([data[s].images.reshape(-1, 16 * 16 * 3).numpy() for s in ("fit", "val", "test")])
     common = {row.tobytes() for row in pre} & {row.tobytes() for row in ours}
@@ -127,6 +128,9 @@ def test_processes_sharing_a_cache_pretrain_once(tmp_path):
 def test_another_dataset_pretrains_on_the_generated_set_alone():
     cfg = deep_merge(resolve_config("retrieval", None), {"dataset": {"name": "mnist", "options": {"val_fraction": 0.4}}})
     spec = pretrain.pretrain_dataset_spec(cfg)
-    assert spec["name"] == "synthetic" and spec["options"] == {"seed": 1, "classes": 400, "test_per_class": None}  # no mnist option
+    assert spec["name"] == "synthetic" and spec["options"] == {"classes": 400, "test_per_class": None}  # no mnist option
+    seed = replicate_config(cfg, 3)["pretrain"]["dataset"]["options"]["seed"]  # drawn per replicate
+    assert pretrain.pretrain_dataset_spec(replicate_config(cfg, 3))["options"] == {"classes": 400, "test_per_class": None,
+                                                                                  "seed": seed}
     same = pretrain.pretrain_dataset_spec(deep_merge(resolve_config("retrieval", None), tiny_retrieval()))
-    assert same["options"] == {"classes": 20, "per_class": 10, "size": 16, "seed": 1, "test_per_class": None}  # the run's generator options
+    assert same["options"] == {"classes": 20, "per_class": 10, "size": 16, "test_per_class": None}  # the run's generator options
