@@ -8,9 +8,20 @@ import torch.nn.functional as F
 from retrieval.methods.losses.spatial import check_pair, match_spatial
 
 
+def abs_pow(f: torch.Tensor, p: float) -> torch.Tensor:
+    """|f|^p for p > 0, with a zero gradient where f is 0. For p < 1 the derivative p·|f|^(p−1) is
+    infinite at 0 (and a ReLU's maps hold many exact zeros): ``abs().pow(p)`` would give inf · 0 = NaN
+    there. The values are those of ``f.abs().pow(p)``."""
+    a = f.abs()
+    if p >= 1:
+        return a.pow(p)
+    nonzero = a > 0
+    return torch.where(nonzero, torch.where(nonzero, a, torch.ones_like(a)).pow(p), torch.zeros_like(a))
+
+
 def activation_attention(f: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     """a(F) = normalize(flatten(mean_c |F_c|^p)): one unit vector of length H*W per sample."""
-    return F.normalize(f.abs().pow(p).mean(dim=1).flatten(1), dim=1)
+    return F.normalize(abs_pow(f, p).mean(dim=1).flatten(1), dim=1)
 
 
 def activation_attention_loss(fs: torch.Tensor, ft: torch.Tensor, p: float = 2.0) -> torch.Tensor:

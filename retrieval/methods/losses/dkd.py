@@ -43,7 +43,13 @@ def dkd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels
         target = (p * gt).sum(dim=1, keepdim=True)
         return torch.cat([target, (p * ~gt).sum(dim=1, keepdim=True)], dim=1)
 
-    tckd = _kl_sum(binary(zt), torch.log(binary(zs))) * temperature ** 2 / b
+    def log_binary(z):  # log(p_y, 1 − p_y) from log-sum-exps: log of a binary() that underflows to 0 is -inf
+        # (a low temperature or large logits), and its gradient NaN
+        target = torch.logsumexp(z.masked_fill(~gt, -torch.inf), dim=1, keepdim=True)
+        rest = torch.logsumexp(z.masked_fill(gt, -torch.inf), dim=1, keepdim=True)
+        return torch.cat([target, rest], dim=1) - torch.logsumexp(z, dim=1, keepdim=True)
+
+    tckd = _kl_sum(binary(zt), log_binary(zs)) * temperature ** 2 / b
     nckd = _kl_sum(torch.softmax(zt - 1000.0 * gt, dim=1),
                    F.log_softmax(zs - 1000.0 * gt, dim=1)) * temperature ** 2 / b
     return tckd, nckd

@@ -18,10 +18,18 @@ import torch
 EPS = 1e-7  # the authors' code
 
 
+def _norms(x: torch.Tensor) -> torch.Tensor:
+    """‖x_i‖ of each row (B x 1), as ``x.pow(2).sum(1).sqrt()``, with a zero gradient at a zero row (where
+    sqrt's derivative is infinite, and 0 · inf = NaN)."""
+    sq = x.pow(2).sum(dim=1, keepdim=True)
+    positive = sq > 0
+    return torch.where(positive, torch.where(positive, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))
+
+
 def cosine_probabilities(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """P (B x B): the rows of the [0, 1]-scaled cosine kernel of ``x`` (B x ...), each summing to 1."""
     x = x.flatten(1)
-    x = x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + eps)
+    x = x / (_norms(x) + eps)
     x = torch.where(torch.isnan(x), torch.zeros_like(x), x)  # as the authors' code: a NaN feature counts as 0
     k = (x @ x.t() + 1.0) / 2.0
     return k / k.sum(dim=1, keepdim=True)

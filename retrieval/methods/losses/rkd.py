@@ -7,11 +7,18 @@ import torch.nn.functional as F
 
 
 def pairwise_distances(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Euclidean distance matrix with an exact zero diagonal (safe gradient at 0)."""
+    """Euclidean distance matrix with an exact zero diagonal and no gradient through it.
+
+    The squared distances are clamped at ``eps`` (off the diagonal, duplicate rows get sqrt(eps), not 0,
+    so a power of them has a finite derivative). The diagonal is set to 0 with ``masked_fill``, whose
+    backward drops the diagonal's gradient: a function of the result whose derivative is infinite at 0
+    (``pow(beta)`` with beta < 1, as DarkRank's) would otherwise send inf there, and 0 · inf = NaN
+    (multiplying by 1 − I, as before, did that in float32, where the diagonal's rounding noise exceeds
+    ``eps``). The values are those of ``d * (1 − I)``."""
     sq = x.pow(2).sum(dim=1)
     d2 = (sq[:, None] + sq[None, :] - 2 * x @ x.t()).clamp(min=eps)
     d = d2.sqrt()
-    return d * (1 - torch.eye(len(x), device=x.device, dtype=x.dtype))
+    return d.masked_fill(torch.eye(len(x), device=x.device, dtype=torch.bool), 0.0)
 
 
 def _normalised_distances(x: torch.Tensor) -> torch.Tensor:
