@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.runner import dry_run
 from benchmarks.runner.config import deep_merge, default_config, key_origin, load_yaml, merge_config
-from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.results_io import git_commit
 
@@ -38,11 +38,7 @@ def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
     return methods_for_task(SUITE_TASKS.get(cfg.get("suite")))
 
 
-def _csv(text: str, cast=str) -> list:
-    try:
-        return [cast(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from exc
+_csv = comma_list  # an empty list (--methods ,) is a bad flag: one line, exit 2
 
 
 def _positive(text: str) -> int:

@@ -64,7 +64,8 @@ import pandas as pd
 import torch
 
 from benchmarks.runner import search as sampled
-from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
+from benchmarks.runner.preflight import check_device
 from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.runner.jobs import run_jobs
@@ -243,7 +244,8 @@ def main(argv=None) -> int:
     p.add_argument("--suite", choices=SUITES, default="retrieval",
                    help="the suite whose default the config is merged over (default: retrieval)")
     p.add_argument("--config", help="YAML merged over the suite's default")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds; the table ranks by their mean (default 0)")
+    p.add_argument("--seeds", type=partial(comma_list, cast=int), default=[0],
+                   help="comma-separated seeds; the table ranks by their mean (default 0)")
     p.add_argument("--workers", type=int, help="trainings at once, one process each (default: the config's)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--cache-dir", default="cache")
@@ -281,13 +283,14 @@ def main(argv=None) -> int:
     if args.search == "optuna" and (args.test_after or args.trials < 1):
         raise UserError("--search optuna: --trials must be at least 1, and --test-after is for the grid")
     cfg = tuning_config(resolve_config(args.suite, args.config))
+    check_device(cfg.get("device"), args.launcher or (cfg.get("launcher") or {}).get("name"))  # before any data
     if args.suite != "retrieval" and (args.test_after or args.folds):
         raise UserError(f"--suite {args.suite}: --test-after and --folds are for the retrieval suite only (its "
                         f"class-disjoint validation folds); tune {args.suite} on the config's val split")
     grid = load_yaml(args.grid).get("grid") or {}
     if not grid:
         raise SystemExit(f"{args.grid}: expected a top-level 'grid' mapping of method -> options")
-    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    seeds = args.seeds
     if args.folds == 1 or args.folds < 0:
         raise SystemExit(f"--folds {args.folds}: expected 0 (the config's val split) or K >= 2 folds")
     folds = list(range(args.folds)) if args.folds else [None]

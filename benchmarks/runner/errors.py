@@ -72,6 +72,18 @@ def add_debug_flag(parser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the traceback of a user error")
 
 
+def comma_list(text: str, cast=str) -> list:
+    """An argparse ``type``: the comma-separated values of ``text`` (blanks dropped), each through ``cast``;
+    a list with no value (``--methods ,``, ``--seeds ""``) is refused like any bad flag."""
+    try:
+        values = [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from exc
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of at least one value, got {text!r}")
+    return values
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with a bad flag reported like every other user error: one line, exit 2."""
 

@@ -5,7 +5,9 @@ seconds before the first training step.
 
 1. the config against its schema (``benchmarks.runner.schema``: keys, types, ranges, names, the
    cross-field rules of every training section, every method's options);
-2. the out and cache folders are writable (nothing is created here);
+2. the out and cache folders are writable (nothing is created here), and the config's ``device`` is one
+   this machine has (``check_device``: a GPU torch can use for ``cuda``/``cuda:N``, Apple's for ``mps``);
+   under the ray and slurm launchers the jobs run on other nodes, whose devices the scheduler finds;
 3. the dataset's files are present and its images decode: a fixed sample of each split
    (``check_data="sample"``, every image of a split up to ``SAMPLE`` images) or all of them
    (``"all"``; the default for a user's own ``folder``);
@@ -41,6 +43,32 @@ def check_writable(path, what: str) -> None:
         raise UserError(f"{what} {path}: {existing} is a file, not a folder; expected a folder to write to")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{what} {path}: {existing} is not writable; expected a folder you can write to")
+
+
+def check_device(device: str | None, launcher: str | None = None) -> None:
+    """``device`` (cpu, cuda, cuda:N, mps; None: cpu) exists on this machine, else one line says what it has.
+    Skipped for the ``ray`` and ``slurm`` launchers (``launcher``), whose jobs run on other nodes."""
+    if (launcher or "local") != "local":
+        return
+    import torch
+
+    text = str(device or "cpu")
+    try:
+        kind = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise UserError(f"device {text!r}: {exc}; expected cpu, cuda, cuda:N or mps") from None
+    if kind.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "torch finds no GPU or driver"
+            raise UserError(f"device {text}: this machine has no CUDA GPU ({why}); run with --device cpu")
+        if kind.index is not None and kind.index >= count:
+            raise UserError(f"device {text}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif kind.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"device {text}: this machine has no Apple GPU (MPS); run with --device cpu")
+    elif kind.type != "cpu":
+        raise UserError(f"device {text}: expected cpu, cuda, cuda:N or mps")
 
 
 def _prepare(suite, cfg: dict, cache_dir: Path, log):
@@ -105,6 +133,7 @@ def preflight(suite, cfg: dict, out_dir, cache_dir, check_data: str | None = Non
     check_config(cfg, origin)
     check_writable(out_dir, "results folder (--out)")
     check_writable(cache_dir, "cache folder (--cache-dir)")
+    check_device(cfg.get("device"), (cfg.get("launcher") or {}).get("name"))  # before any data is built
     from benchmarks.runner.replicates import replicate_config
 
     data = _prepare(suite, replicate_config(cfg, cfg["seeds"][0]), Path(cache_dir), log)  # the run's first replicate

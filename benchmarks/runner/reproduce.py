@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.runner.aggregate import metric_columns
+from benchmarks.runner.preflight import check_device
 from benchmarks.runner.results_io import git_commit
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import teacher_seed_of
@@ -91,6 +92,7 @@ def reproduce(run_id: str, results: Path, cache_dir: Path, progress: bool = Fals
     if cfg.get("suite") not in SUITES:
         raise SystemExit(f"{path}: suite {cfg.get('suite')!r} is not available here; known: {sorted(SUITES)}")
     suite = get_suite(cfg["suite"])
+    check_device(cfg.get("device"), (cfg.get("launcher") or {}).get("name"))  # the saved run's device, on this machine
     # the design the row was made under (rows written before replicates were a choice were conditional)
     cfg["replicates"] = (saved.get("replicate") or {}).get("design", "conditional")
     cfg["seeds"] = [seed]
