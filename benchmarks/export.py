@@ -43,6 +43,7 @@ from benchmarks.runner.errors import ArgumentParser, add_debug_flag, reports_use
 from benchmarks.runner.reproduce import find_run
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
 from benchmarks.runner.suite_runner import student_checkpoint
+from retrieval.utils.cache_files import load_torch
 
 ATOL, RTOL = 1e-4, 1e-3
 RETRIEVAL_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")
@@ -99,11 +100,13 @@ def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
     else:
         path = student_checkpoint(cfg, cache_dir, row["run_id"])
         loader = lambda blob: _strip(blob, STUDENT_PREFIX.get(cfg["suite"], "student."))  # noqa: E731
-    if not path.exists():
-        raise SystemExit(f"no weights for run {row['run_id']}: {path} does not exist. Checkpoints are kept in the "
-                         f"--cache-dir of the run that trained them (default: cache); pass that folder with "
-                         f"--cache-dir, or train the run again with python -m benchmarks.run and its config")
-    return loader(torch.load(path, map_location="cpu", weights_only=True)), path
+    blob = load_torch(path)  # None: absent, or damaged (then moved aside, with a line saying so)
+    if blob is None:
+        raise SystemExit(f"no weights for run {row['run_id']}: {path} does not exist or did not load. Checkpoints "
+                         f"are kept in the --cache-dir of the run that trained them (default: cache); pass that "
+                         f"folder with --cache-dir, or run python -m benchmarks.run with its config again (it "
+                         f"writes them anew)")
+    return loader(blob), path
 
 
 def _suite(name: str | None, run_id: str):

@@ -77,6 +77,7 @@ from benchmarks.runner.suites import get_suite
 from benchmarks.runner.tracking import check_tracking, tracking
 from benchmarks.runner.suites import retrieval as suite  # --test-after and --folds (retrieval only)
 from retrieval.engine.trainer import NonFiniteLossError
+from retrieval.utils.cache_files import load_torch
 
 SUITES = ("retrieval", "classification", "detection")
 METRICS = {"retrieval": ("recall@1", "map@r"), "classification": ("top1", "top5"), "detection": ("ap", "ap50")}
@@ -213,7 +214,11 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
         unit = unit_config({"cfg": cfg, "folds": folds}, (fold, int(r["seed"])))  # its replicate's test split
         data = suite_data(get_suite("retrieval"), unit, cache_dir, log=lambda *a: None)  # the Suite, not its module
         path = kept_student(unit, cache_dir, r["method"], r["options_hash"], int(r["seed"]))
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        weights = load_torch(path)  # None: damaged (moved aside, with a line saying so)
+        if weights is None:
+            raise UserError(f"the kept student {path} of {r['method']} seed {r['seed']} is missing or damaged; "
+                            f"rerun the same command (every cell is trained and kept again)")
+        model.load_state_dict(weights)
         test = suite.evaluate_test(model, data["test"], unit, tcfg, desc="tuning test")
         scores.append({"options_hash": r["options_hash"], "method": r["method"], "seed": r["seed"],
                        "test_recall@1": test["recall@1"], "test_map@r": test["map@r"]})

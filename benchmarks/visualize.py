@@ -28,6 +28,7 @@ from benchmarks.runner.replicates import replicate_config  # noqa: E402
 from benchmarks.runner.suite_runner import teacher_seed_of  # noqa: E402
 from benchmarks.runner.suites import retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
+from retrieval.utils.cache_files import load_torch  # noqa: E402
 
 
 def _checkpoints(cfg, seed, cache_dir) -> list:
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
     add_debug_flag(p)
     args = p.parse_args(argv)
     cfg = replicate_config(resolve_config(args.suite, args.config), args.seed)  # the networks of that replicate
-    missing = [str(path) for path in _checkpoints(cfg, args.seed, Path(args.cache_dir)) if not path.exists()]
+    # absent, or damaged (moved aside with a line saying so: the benchmark run writes them anew)
+    missing = [str(path) for path in _checkpoints(cfg, args.seed, Path(args.cache_dir)) if load_torch(path) is None]
     if missing:  # before building any data: nothing is trained here
         raise UserError(f"no cached network(s) {missing} for seed {args.seed}; run `python -m benchmarks.run "
                         f"--suite {args.suite} --methods none,hmat --seeds {args.seed} --cache-dir {args.cache_dir}` "

@@ -50,6 +50,7 @@ from benchmarks.runner.tracking import teacher_run_id, tracking
 from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed, seed_everything
 from retrieval.engine.train_state import trainable_state
+from retrieval.utils.cache_files import has_keys, intact, load_torch
 from retrieval.methods import list_methods, needs_teacher
 
 _PREPARED: dict = {}
@@ -113,7 +114,7 @@ def teacher_job(job: dict, seed: int) -> dict | None:
     design, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     cfg = replicate_config(design, seed)
     data = suite_data(suite, cfg, cache_dir, _silent)
-    cached = suite.teacher_checkpoint(cfg, cache_dir, seed).exists()
+    cached = intact(suite.teacher_checkpoint(cfg, cache_dir, seed))  # a damaged file is trained again
     with tracking({**job, "cfg": cfg}, teacher_run_id(suite, cfg, cache_dir, seed), "teacher", seed=seed) as tracked:
         _, record, thash = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], log)
         if not distributed.is_main():  # under torchrun only rank 0 scores and writes
@@ -185,8 +186,8 @@ def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str
     Returns the record: test metrics, seconds, epoch and history. Under torchrun every rank loads
     or trains (all take rank 0's branch); rank 0 alone scores and writes, and the others wait for
     it and return its record."""
-    if distributed.broadcast_object(path.exists()):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = load_teacher(path)
+    if blob is not None:
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
         return blob["record"]
@@ -201,6 +202,16 @@ def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str
         scored = f"test {primary} {100 * test[primary]:.2f}" if test else "no test split"
         log(f"teacher seed {seed}: {scored} (epoch {result.best_epoch}, trained in {result.seconds:.0f}s)")
     return distributed.broadcast_object(record)  # the other ranks wait here until the file is written
+
+
+def load_teacher(path: Path) -> dict | None:
+    """The cached teacher file ``{"state_dict", "record"}`` of ``path``, or None when there is none or it is
+    damaged (moved aside, with a line saying so: ``retrieval.utils.cache_files``); the caller trains it
+    then. Under torchrun rank 0 checks the file and every rank takes its branch."""
+    blob = load_torch(path, has_keys("state_dict", "record")) if distributed.is_main() else None
+    if not distributed.broadcast_object(blob is not None):
+        return None
+    return blob if blob is not None else torch.load(path, map_location="cpu", weights_only=True)
 
 
 def teacher_seed_of(cfg: dict, seed: int) -> int:

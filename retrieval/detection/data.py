@@ -16,9 +16,13 @@ import hashlib
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from retrieval.data.base import DatasetNotFoundError
+from retrieval.detection.coco_io import load_coco
 from retrieval.detection.dataset import CocoDetectionDataset
 from retrieval.detection.scenes import write_scenes
+from retrieval.utils.cache_files import load_checked, say
 
 SPLITS = ("train", "val", "test")
 GENERATED = ("mnist-scenes",)
@@ -49,15 +53,39 @@ def scenes_root(cache_dir, options: dict) -> Path:
     return Path(cache_dir) / "detection" / f"mnist-scenes-{digest}"
 
 
+def _verify_png(path) -> None:
+    with Image.open(path) as image:
+        image.verify()  # every chunk against the CRC-32 written with it; a cut file fails too
+
+
+def scenes_intact(root, ann_path) -> bool:
+    """Whether a generated split is whole: its json parses and is valid COCO, and every image it lists is
+    there and passes its PNG chunk CRCs (recorded when it was written). A damaged file is moved aside with a
+    line saying so (``retrieval.utils.cache_files``); the caller then generates the split again."""
+    coco = load_checked(ann_path, load_coco)
+    if coco is None:
+        return False
+    whole = True
+    for image in coco.dataset["images"]:
+        path = Path(root) / "images" / image["file_name"]
+        if not path.is_file():
+            say(f"cache: {path} is missing; generating its split again")
+            whole = False
+        elif load_checked(path, _verify_png) is None:
+            whole = False
+    return whole
+
+
 def mnist_scenes(cache_dir, split: str, **options) -> CocoDetectionDataset:
-    """The embedded scenes (see ``retrieval.detection.scenes``), generated on first use."""
+    """The embedded scenes (see ``retrieval.detection.scenes``), generated on first use, and again when a
+    file of the split is damaged or missing (``scenes_intact``)."""
     unknown = set(options) - set(SCENE_DEFAULTS)
     if unknown:
         raise ValueError(f"mnist-scenes: unknown option(s) {sorted(unknown)}; expected some of {sorted(SCENE_DEFAULTS)}")
     opts = {**SCENE_DEFAULTS, **options}
     root = scenes_root(cache_dir, opts)
     ann_path = root / "annotations" / f"instances_{split}.json"
-    if not ann_path.is_file():
+    if not ann_path.is_file() or not scenes_intact(root, ann_path):
         scene = {k: opts[k] for k in ("seed", "size", "max_objects", "min_height", "max_height")}
         write_scenes(root, split, opts[f"{split}_images"], **scene)
     return coco_dataset(root, split, name="mnist-scenes")

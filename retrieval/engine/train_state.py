@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from retrieval.utils.atomic import atomic_write_via
+from retrieval.utils.cache_files import has_keys, load_torch
 
 FORMAT = 1
 
@@ -52,11 +53,12 @@ def save_train_state(path: Path, **state) -> None:
 
 
 def load_train_state(path: Path) -> dict | None:
-    """The saved state, or None when there is none; a file from another format version is an error."""
-    path = Path(path)
-    if not path.exists():
+    """The saved state, or None when there is none or it is damaged (cut short, garbage: it is then moved
+    aside with a line saying so, ``retrieval.utils.cache_files``, and the run starts afresh); a file from
+    another format version is an error."""
+    state = load_torch(path, has_keys("format"))
+    if state is None:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("format") != FORMAT:
         raise ValueError(f"{path}: training state format {state.get('format')!r}, expected {FORMAT}; "
                          f"delete the file to start the run afresh")

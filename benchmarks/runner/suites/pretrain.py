@@ -30,6 +30,7 @@ from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
+from retrieval.utils.cache_files import load_torch
 
 KEYS = ("dataset", "train", "seed")
 
@@ -98,9 +99,11 @@ def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progre
     builds the config's task loss (the metric losses by default). The run is resumable (its training
     state is saved after each epoch beside the file) and its weights depend only on the
     config: the initial weights and batches come from the section's ``seed`` when it has one, else the
-    initial weights from ``init_seed`` (0 when unset) and batches from seed 0."""
+    initial weights from ``init_seed`` (0 when unset) and batches from seed 0. A cached file that does not
+    load is moved aside and pretrained again (``retrieval.utils.cache_files``)."""
     path = pretrained_path(cfg, role, cache_dir)
-    if distributed.broadcast_object(path.exists()):
+    # a cached file is checked (rank 0 under torchrun): a damaged one is moved aside and pretrained again
+    if distributed.broadcast_object(load_torch(path) is not None if distributed.is_main() else None):
         return path
     if distributed.is_distributed():  # the ranks train it together (a lock held by one rank would deadlock)
         return _pretrain(cfg, role, path, build_model, progress, log, task_loss)

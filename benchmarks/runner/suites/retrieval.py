@@ -15,7 +15,7 @@ from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.results_io import atomic_write_via, package_versions
 from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from benchmarks.runner.suite import Suite
-from benchmarks.runner.suite_runner import (method_options, run_suite, seed_init, teacher_key,  # noqa: F401 (re-exported)
+from benchmarks.runner.suite_runner import (load_teacher, method_options, run_suite, seed_init, teacher_key,  # noqa: F401,E501
                                      student_checkpoint, train_seeded_student, train_state_path)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
@@ -100,13 +100,13 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
     chash = teacher_hash(cfg)
     path = teacher_checkpoint(cfg, cache_dir, seed)
-    cached = distributed.broadcast_object(path.exists())  # under torchrun every rank takes rank 0's branch
+    blob = load_teacher(path)  # None: not cached, or damaged (moved aside); under torchrun rank 0's answer
+    cached = blob is not None
     seed_init(cfg, seed)
     model = _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
     seed_everything(seed)
     tcfg = _train_config(cfg, "teacher", progress)
     if cached:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
         record = blob["record"]
