@@ -12,6 +12,7 @@ from pathlib import Path
 from benchmarks.runner import dry_run
 from benchmarks.runner.config import deep_merge, default_config, key_origin, load_yaml, merge_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
+from benchmarks.runner.interrupt import reports_interrupts
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.results_io import git_commit
 
@@ -179,6 +180,7 @@ def dataset_recipe(name: str) -> tuple[str, dict] | None:
     return f"benchmarks/configs/{name}.yaml", overlay
 
 
+@reports_interrupts("python -m benchmarks.run")  # SIGINT, SIGTERM: one line, exit 130 or 143
 @reports_user_errors
 def main(argv=None) -> int:
     args = parse_args(argv)

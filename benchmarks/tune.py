@@ -69,6 +69,7 @@ from benchmarks.runner.preflight import check_device
 from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.config import config_hash, deep_merge, load_yaml, resolve_config
 from benchmarks.runner.jobs import run_jobs
+from benchmarks.runner.interrupt import reports_interrupts
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, suite_data, teacher_seed_of
@@ -241,6 +242,7 @@ def rank_correlations(table: pd.DataFrame, ranked: str) -> dict:
     return out
 
 
+@reports_interrupts("python -m benchmarks.tune")  # SIGINT, SIGTERM: one line, exit 130 or 143
 @reports_user_errors
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.tune", description=__doc__,

@@ -266,6 +266,8 @@ class JobPool:
         self.waiting: deque[Job] = deque()
         self.finished: deque[tuple[Job, object]] = deque()
         self.next_sample = 0.0
+        self.stopped: list[str] = []  # the jobs running when the pool was stopped, and how (for an interrupt)
+        self.how = ""
 
     # ------------------------------------------------------------------ jobs
 
@@ -386,6 +388,9 @@ class JobPool:
         also a process started but not yet registered as a worker (interrupted in between: else the
         interpreter's exit would wait for it, and it for a job, forever)."""
         alive = [w for w in self.workers if not w.reaped]
+        self.stopped = [w.job.name for w in alive if w.job is not None]  # what an interrupt stopped
+        if alive:
+            self.how = f"ended {len(alive)} job process{'es' if len(alive) != 1 else ''} and their loader workers"
         for worker in alive:  # the groups first, while their leaders are not yet reaped
             worker.kill_group()
         known = {id(w.process) for w in self.workers}

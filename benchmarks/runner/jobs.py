@@ -26,13 +26,16 @@ shows them all, the same way with one worker or several. Jobs are named ``teache
 A job that raises stops the run with its own error. A job whose process dies (the OOM
 killer, a signal, a crash in native code) stops it with ``benchmarks.runner.job_pool.JobDied``, one
 line naming the job (suite, method, seed), the signal and the memory it had reached. Either
-way, and on Ctrl-C, every other job and every DataLoader worker is killed at once; the
+way, and on Ctrl-C or SIGTERM (``benchmarks.runner.interrupt``: the interrupt is noted with the jobs
+done and stopped), every other job and every DataLoader worker is killed at once; the
 training states saved after each epoch let the same command resume.
 """
 
 from __future__ import annotations
 
-from benchmarks.runner import progress as live
+import contextlib
+
+from benchmarks.runner import interrupt, progress as live
 from benchmarks.runner.job_pool import Job
 from benchmarks.runner.launch import LocalLauncher
 
@@ -70,11 +73,22 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
         raise ValueError(f"workers must be at least 1, got {workers}")
     say = reporter.write if reporter is not None else log
     launcher = launcher or LocalLauncher()
+    total = len(setup) + len(teachers) + len(seeds) * len(methods)
     if workers == 1 and launcher.in_process:
-        if reporter is None:
-            return _in_order(teacher_job, student_job, seeds, methods, setup, teacher_of, lambda name, fn, *a: fn(*a))
-        with live.reporting_to(reporter):
-            return _in_order(teacher_job, student_job, seeds, methods, setup, teacher_of, live.run_job)
+        run, done = (live.run_job if reporter is not None else (lambda name, fn, *a: fn(*a))), []
+
+        def tracked(name, fn, *args):  # which job an interrupt stops, how many had finished
+            try:
+                value = run(name, fn, *args)
+            except KeyboardInterrupt as exc:
+                interrupt.note(exc, done=len(done), total=total, stopped=[name],
+                               how="stopped the job running in this process and its loader workers")
+                raise
+            done.append(name)
+            return value
+
+        with live.reporting_to(reporter) if reporter is not None else contextlib.nullcontext():
+            return _in_order(teacher_job, student_job, seeds, methods, setup, teacher_of, tracked)
     where = [f"suite {suite}"] if suite else []
 
     def about(method, seed):
@@ -85,27 +99,35 @@ def run_jobs(teacher_job, student_job, seeds, methods, workers: int = 1, log=pri
 
     results: dict[tuple, dict] = {}
     events = dict(events=reporter.handle, steps=reporter.wants_steps, run=live.run_job) if reporter else {}
-    with launcher.pool(workers, **events) as pool:
-        for name, job in setup:
-            pool.submit(Job(name, job, about=", ".join(where)))
-        for _ in setup:
-            pool.result()  # a failed setup job stops the run with its own error
-        for seed in teachers:
-            pool.submit(Job(f"teacher s{seed}", teacher_job, (seed,), about("teacher", seed), (seed, None)))
-        for s in seeds:  # students that read no teacher queue behind the teachers, not after them
-            for m in methods:
-                if m not in waits:
-                    pool.submit(student(s, m))
-        while len(results) < len(teachers) + len(seeds) * len(methods):
-            job, row = pool.result()  # a failed job stops the run with its own error, a dead one with JobDied
-            results[job.key] = row
-            seed, method = job.key
-            if method is None:
-                users = [s for s in seeds if teacher_of(s) == seed]
-                say(f"seed {seed}: teacher done; {len(waits) * len(users)} student job(s) queued")
-                for s in users:
-                    for m in waits:
+    pool, setup_done = None, 0
+    try:
+        pool = launcher.pool(workers, **events)
+        with pool:
+            for name, job in setup:
+                pool.submit(Job(name, job, about=", ".join(where)))
+            for _ in setup:
+                pool.result()  # a failed setup job stops the run with its own error
+                setup_done += 1
+            for seed in teachers:
+                pool.submit(Job(f"teacher s{seed}", teacher_job, (seed,), about("teacher", seed), (seed, None)))
+            for s in seeds:  # students that read no teacher queue behind the teachers, not after them
+                for m in methods:
+                    if m not in waits:
                         pool.submit(student(s, m))
+            while len(results) < len(teachers) + len(seeds) * len(methods):
+                job, row = pool.result()  # a failed job stops the run with its own error, a dead one with JobDied
+                results[job.key] = row
+                seed, method = job.key
+                if method is None:
+                    users = [s for s in seeds if teacher_of(s) == seed]
+                    say(f"seed {seed}: teacher done; {len(waits) * len(users)} student job(s) queued")
+                    for s in users:
+                        for m in waits:
+                            pool.submit(student(s, m))
+    except KeyboardInterrupt as exc:  # the pool has stopped every job on its way out: say which, and how
+        interrupt.note(exc, done=setup_done + len(results), total=total, stopped=getattr(pool, "stopped", []),
+                       how=getattr(pool, "how", ""))
+        raise
     return _ordered(seeds, methods, teacher_of, results)
 
 

@@ -20,6 +20,7 @@ import os
 import sys
 from collections import deque
 
+from benchmarks.runner import interrupt
 from benchmarks.runner.job_pool import Job, JobDied, JobTraceback, deliver
 
 POLL = 0.2
@@ -65,10 +66,13 @@ class RayPool:
             kwargs = dict(address=address) if address else dict(num_cpus=num_cpus)
             ray.init(include_dashboard=False, log_to_driver=True, configure_logging=False, **kwargs)
             self.started = True
+            interrupt.reinstall()  # ray.init makes SIGTERM a SystemExit; the command's handler stops the run
         self.queue = Queue(actor_options={"num_cpus": 0}) if events is not None else None
         self.remote = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0)(_task)
         self.waiting: deque[Job] = deque()
         self.running: dict = {}  # ObjectRef -> Job
+        self.stopped: list[str] = []  # the jobs running when the pool was stopped, and how (for an interrupt)
+        self.how = ""
 
     def submit(self, job: Job) -> None:
         self.waiting.append(job)
@@ -128,11 +132,16 @@ class RayPool:
 
     def kill(self) -> None:
         """Cancel every running task (its worker process is killed) and forget the queued ones."""
+        cancelled = 0
         for ref in list(self.running):
             try:
                 self.ray.cancel(ref, force=True)
+                cancelled += 1
             except Exception:
                 pass
+        if self.running:
+            self.stopped = [job.name for job in self.running.values()]
+            self.how = f"cancelled {cancelled} Ray task{'s' if cancelled != 1 else ''} (their worker processes killed)"
         self.running.clear()
         self.waiting.clear()
 
@@ -140,6 +149,9 @@ class RayPool:
         self.kill()
         if self.started:
             self.ray.shutdown()
+            self.started = False
+            if self.how:
+                self.how += " and shut down the Ray instance started for the run"
 
     def __enter__(self) -> "RayPool":
         return self

@@ -68,6 +68,8 @@ class SlurmPool:
         self.executor.update_parameters(**params)
         self.waiting: deque[Job] = deque()
         self.running: list[tuple[object, Job, float]] = []  # (submitit job, Job, when submitted)
+        self.stopped: list[str] = []  # the jobs running when the pool was stopped, and how (for an interrupt)
+        self.how = ""
 
     def submit(self, job: Job) -> None:
         self.waiting.append(job)
@@ -122,11 +124,17 @@ class SlurmPool:
 
     def kill(self) -> None:
         """Cancel every job still queued or running (``scancel``; the local executor kills the process)."""
+        cancelled = []
         for handle, _, _ in self.running:
             try:
                 handle.cancel(check=False)
+                cancelled.append(str(handle.job_id))
             except Exception:
                 pass
+        if self.running:
+            self.stopped = [job.name for _, job, _ in self.running]
+            self.how = (f"cancelled {len(cancelled)} SLURM job{'s' if len(cancelled) != 1 else ''}"
+                        + (f" ({', '.join(cancelled)})" if cancelled else ""))
         self.running.clear()
         self.waiting.clear()
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.runner import progress as live
+from benchmarks.runner import interrupt, progress as live
 from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.jobs import job_count, run_jobs
 from benchmarks.runner.launch import LocalLauncher, make_launcher
@@ -333,9 +333,13 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     setup = setup_jobs(suite, cfg, job, cfg["seeds"])
     teacher_of = partial(teacher_seed_of, cfg)
     with live.Reporter(job_count(cfg["seeds"], methods, setup, teacher_of), progress, log) as reporter:
-        results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
-                           log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of,
-                           needs_teacher=partial(method_needs_teacher, cfg), launcher=launcher)
+        try:
+            results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
+                               log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of,
+                               needs_teacher=partial(method_needs_teacher, cfg), launcher=launcher)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (benchmarks.runner.interrupt): where the rows are
+            interrupt.note(exc, rows=dest / "runs.csv")
+            raise
     if not distributed.is_main():  # rank 0 writes the run files and tables
         return dest
     rows = write_runs(suite, cfg, data, dest, results)

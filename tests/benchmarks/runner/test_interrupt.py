@@ -1,0 +1,79 @@
+"""SIGINT and SIGTERM in a command: an ``Interrupted`` in the main thread, once; one line saying what stopped
+and how to resume; exit 130 or 143. (The whole runs, under each launcher: test_interrupt_run.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from benchmarks.runner import interrupt
+from benchmarks.runner.interrupt import Interrupted, describe, handling_signals, reports_interrupts
+
+
+def _wait_for_signal():
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        time.sleep(0.01)
+    raise AssertionError("no signal arrived")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_raises_once_and_the_handlers_come_back(sig, code):
+    before = {s: signal.getsignal(s) for s in interrupt.SIGNALS}
+    with pytest.raises(Interrupted) as raised:
+        with handling_signals():
+            os.kill(os.getpid(), sig)
+            _wait_for_signal()
+    assert raised.value.signum == sig and isinstance(raised.value, KeyboardInterrupt)
+    assert interrupt.exit_code(raised.value) == code
+    assert {s: signal.getsignal(s) for s in interrupt.SIGNALS} == before
+
+
+def test_a_second_signal_does_not_cut_the_stopping_short():
+    stopped = []
+    with pytest.raises(Interrupted):
+        with handling_signals():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                _wait_for_signal()
+            finally:  # the pool stopping its jobs: a second Ctrl-C arrives meanwhile
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+                stopped.append(True)
+    assert stopped == [True]
+
+
+def test_a_library_handler_is_replaced_again():
+    with handling_signals():
+        signal.signal(signal.SIGTERM, lambda *a: None)  # as ray.init does
+        interrupt.reinstall()
+        assert signal.getsignal(signal.SIGTERM) is interrupt._raise
+
+
+def test_the_line_says_what_stopped_and_how_to_resume():
+    exc = Interrupted(signal.SIGTERM)
+    interrupt.note(exc, done=4, total=9, stopped=["rkd s0", "hmat s0"], how="ended 2 job processes and their "
+                   "loader workers")
+    interrupt.note(exc, rows="results/retrieval/synthetic/runs.csv", done=0)  # the innermost note wins
+    line = describe(exc, "python -m benchmarks.run --seeds 0")
+    assert line == ("interrupted by SIGTERM; 4 of 9 jobs had finished, 'rkd s0', 'hmat s0' stopped; ended 2 job "
+                    "processes and their loader workers; finished jobs are kept (rows in "
+                    "results/retrieval/synthetic/runs.csv); rerun the same command to resume, each stopped training "
+                    "from its last finished epoch: python -m benchmarks.run --seeds 0")
+    assert describe(KeyboardInterrupt(), "x").startswith("interrupted by SIGINT (Ctrl-C); before any job started; ")
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_command_prints_one_line_and_exits_with_128_plus_the_signal(capsys, sig, code):
+    @reports_interrupts("python -m demo")
+    def main(argv=None):
+        os.kill(os.getpid(), sig)
+        _wait_for_signal()
+
+    assert main(["--out", "my results"]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"python -m demo: interrupted by {signal.Signals(sig).name}"), err
+    assert err[0].endswith("python -m demo --out 'my results'")
