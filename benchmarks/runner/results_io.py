@@ -24,7 +24,11 @@ def atomic_write_json(path, obj) -> None:
 
 @contextlib.contextmanager
 def file_lock(path):
-    """An exclusive advisory lock on ``<path>.lock`` (fcntl), held for the with-block."""
+    """An exclusive advisory lock on ``<path>.lock`` (fcntl), held for the with-block.
+
+    The kernel drops an fcntl lock when the process holding it ends, however it ends (``kill -9``, the OOM
+    killer): the ``.lock`` file a killed process leaves holds nothing, and the next process takes the lock
+    at once whatever the file contains (it is truncated, never read)."""
     lock_path = Path(str(path) + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
