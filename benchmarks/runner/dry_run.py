@@ -331,8 +331,14 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
         for kind, name, method in jobs:
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:  # a fresh process per job
-                    m = pool.submit(run_job, suite_name, cfg, str(data_cache), dry_cache, kind,
-                                    None if kind == "setup" else seed, method, eval_images).result()
+                    future = pool.submit(run_job, suite_name, cfg, str(data_cache), dry_cache, kind,
+                                         None if kind == "setup" else seed, method, eval_images)
+                    try:
+                        m = future.result()
+                    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: end the job now (leaving the block waits for it)
+                        for process in list(getattr(pool, "_processes", {}).values()):
+                            process.kill()
+                        raise
             except BrokenProcessPool as exc:
                 raise UserError(f"dry run: the process of job '{name}' ended abruptly (killed by a signal: possibly "
                                 f"out of memory, or a crash in native code); the jobs before it are in the log "

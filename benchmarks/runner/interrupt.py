@@ -98,8 +98,8 @@ def describe(exc: BaseException, command: str) -> str:
         running = notes.get("stopped") or []
         parts.append(f"{notes.get('done', 0)} of {notes['total']} jobs had finished"
                      + (f", {_jobs(running)} stopped" if running else ""))
-    else:
-        parts.append("before any job started")
+    else:  # before the jobs (preflight, data), or a loop of its own (the Optuna search)
+        parts.append("every job it had started was stopped")
     if notes.get("how"):
         parts.append(notes["how"])
     kept = "finished jobs are kept" + (f" (rows in {notes['rows']})" if notes.get("rows") else "")

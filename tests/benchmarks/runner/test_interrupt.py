@@ -4,12 +4,16 @@ and how to resume; exit 130 or 143. (The whole runs, under each launcher: test_i
 from __future__ import annotations
 
 import os
+import re
 import signal
+import threading
 import time
 
 import pytest
 
 from benchmarks.runner import interrupt
+from benchmarks.runner.jobs import run_jobs
+from benchmarks.runner.launch import SlurmLauncher
 from benchmarks.runner.interrupt import Interrupted, describe, handling_signals, reports_interrupts
 
 
@@ -63,7 +67,7 @@ def test_the_line_says_what_stopped_and_how_to_resume():
                     "processes and their loader workers; finished jobs are kept (rows in "
                     "results/retrieval/synthetic/runs.csv); rerun the same command to resume, each stopped training "
                     "from its last finished epoch: python -m benchmarks.run --seeds 0")
-    assert describe(KeyboardInterrupt(), "x").startswith("interrupted by SIGINT (Ctrl-C); before any job started; ")
+    assert describe(KeyboardInterrupt(), "x").startswith("interrupted by SIGINT (Ctrl-C); every job it had started was stopped; ")
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -77,3 +81,55 @@ def test_a_command_prints_one_line_and_exits_with_128_plus_the_signal(capsys, si
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"python -m demo: interrupted by {signal.Signals(sig).name}"), err
     assert err[0].endswith("python -m demo --out 'my results'")
+
+
+# ---------------------------------------------------------------------------- the pools stop their jobs
+
+def _signal_when_started(folder, count: int, sig) -> threading.Thread:
+    """SIGTERM (or ``sig``) to this process once ``count`` sleeper jobs have begun (a file each in ``folder``)."""
+    def send():
+        deadline = time.time() + 120
+        while len(list(folder.iterdir())) < count and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(os.getpid(), sig)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_the_local_pool_ends_every_job_process(tmp_path, monkeypatch, sig):
+    from test_job_death import Descendants, alive, student_job, teacher_job
+
+    monkeypatch.setenv("SLEEPERS_STARTED", str(tmp_path))  # the pool's processes inherit it
+    with Descendants() as seen:
+        _signal_when_started(tmp_path, 2, sig)
+        with pytest.raises(Interrupted) as raised, handling_signals():
+            run_jobs(teacher_job, student_job, [0, 1], ["sleeper"], workers=2, log=lambda *a: None)
+        stopped = time.perf_counter()
+    assert len(seen.pids) >= 2 and alive(seen.pids, within=10) == []
+    assert time.perf_counter() - stopped < 10
+    notes = raised.value.notes
+    assert notes["done"] == 2 and notes["total"] == 4  # the two teachers
+    assert sorted(notes["stopped"]) == ["sleeper s0", "sleeper s1"]
+    assert notes["how"] == "ended 2 job processes and their loader workers"
+
+
+def test_the_slurm_pool_cancels_its_jobs(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    from test_job_death import Descendants, alive, student_job, teacher_job
+
+    started = tmp_path / "started"
+    started.mkdir()
+    monkeypatch.setenv("SLEEPERS_STARTED", str(started))
+    launcher = SlurmLauncher({"cluster": "local", "time_min": 5, "cpus_per_task": 1}, folder=tmp_path / "slurm")
+    with Descendants() as seen:
+        _signal_when_started(started, 1, signal.SIGTERM)
+        with pytest.raises(Interrupted) as raised, handling_signals():
+            run_jobs(teacher_job, student_job, [0], ["sleeper"], workers=1, log=lambda *a: None, launcher=launcher)
+    assert alive(seen.pids, within=10) == []
+    notes = raised.value.notes
+    assert notes["stopped"] == ["sleeper s0"] and notes["done"] == 1 and notes["total"] == 2
+    assert re.fullmatch(r"cancelled 1 SLURM job \(\d+\)", notes["how"]), notes["how"]
