@@ -100,7 +100,7 @@ def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
     else:
         path = student_checkpoint(cfg, cache_dir, row["run_id"])
         loader = lambda blob: _strip(blob, STUDENT_PREFIX.get(cfg["suite"], "student."))  # noqa: E731
-    blob = load_torch(path)  # None: absent, or damaged (then moved aside, with a line saying so)
+    blob = load_torch(path, then="")  # None: absent, or damaged (then moved aside, with a line saying so)
     if blob is None:
         raise SystemExit(f"no weights for run {row['run_id']}: {path} does not exist or did not load. Checkpoints "
                          f"are kept in the --cache-dir of the run that trained them (default: cache); pass that "

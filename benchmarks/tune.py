@@ -215,7 +215,7 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
         unit = unit_config({"cfg": cfg, "folds": folds}, (fold, int(r["seed"])))  # its replicate's test split
         data = suite_data(get_suite("retrieval"), unit, cache_dir, log=lambda *a: None)  # the Suite, not its module
         path = kept_student(unit, cache_dir, r["method"], r["options_hash"], int(r["seed"]))
-        weights = load_torch(path)  # None: damaged (moved aside, with a line saying so)
+        weights = load_torch(path, then="")  # None: damaged (moved aside, with a line saying so)
         if weights is None:
             raise UserError(f"the kept student {path} of {r['method']} seed {r['seed']} is missing or damaged; "
                             f"rerun the same command (every cell is trained and kept again)")

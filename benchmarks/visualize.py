@@ -69,7 +69,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     cfg = replicate_config(resolve_config(args.suite, args.config), args.seed)  # the networks of that replicate
     # absent, or damaged (moved aside with a line saying so: the benchmark run writes them anew)
-    missing = [str(path) for path in _checkpoints(cfg, args.seed, Path(args.cache_dir)) if load_torch(path) is None]
+    missing = [str(path) for path in _checkpoints(cfg, args.seed, Path(args.cache_dir))
+               if load_torch(path, then="") is None]
     if missing:  # before building any data: nothing is trained here
         raise UserError(f"no cached network(s) {missing} for seed {args.seed}; run `python -m benchmarks.run "
                         f"--suite {args.suite} --methods none,hmat --seeds {args.seed} --cache-dir {args.cache_dir}` "

@@ -62,7 +62,7 @@ def scenes_intact(root, ann_path) -> bool:
     """Whether a generated split is whole: its json parses and is valid COCO, and every image it lists is
     there and passes its PNG chunk CRCs (recorded when it was written). A damaged file is moved aside with a
     line saying so (``retrieval.utils.cache_files``); the caller then generates the split again."""
-    coco = load_checked(ann_path, load_coco)
+    coco = load_checked(ann_path, load_coco, then="generating its split again")
     if coco is None:
         return False
     whole = True
@@ -71,7 +71,7 @@ def scenes_intact(root, ann_path) -> bool:
         if not path.is_file():
             say(f"cache: {path} is missing; generating its split again")
             whole = False
-        elif load_checked(path, _verify_png) is None:
+        elif load_checked(path, _verify_png, then="generating its split again") is None:
             whole = False
     return whole
 

@@ -56,7 +56,7 @@ def load_train_state(path: Path) -> dict | None:
     """The saved state, or None when there is none or it is damaged (cut short, garbage: it is then moved
     aside with a line saying so, ``retrieval.utils.cache_files``, and the run starts afresh); a file from
     another format version is an error."""
-    state = load_torch(path, has_keys("format"))
+    state = load_torch(path, has_keys("format"), then="the run starts from its first epoch")
     if state is None:
         return None
     if state.get("format") != FORMAT:

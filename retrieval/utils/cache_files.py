@@ -48,9 +48,13 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def move_aside(path, reason: str, log=say, was: os.stat_result | None = None) -> Path | None:
-    """Rename the damaged ``path`` to ``<name>.damaged-<UTC time>`` and say so in one line; return the new
-    path, or None when it is gone or is no longer the file ``was`` (another process moved or remade it)."""
+REDONE = "its work is redone"
+
+
+def move_aside(path, reason: str, log=say, was: os.stat_result | None = None, then: str = REDONE) -> Path | None:
+    """Rename the damaged ``path`` to ``<name>.damaged-<UTC time>`` and say so in one line (ending with
+    ``then``: what happens next); return the new path, or None when it is gone or is no longer the file
+    ``was`` (another process moved or remade it)."""
     path = Path(path)
     try:
         now = path.stat()
@@ -68,11 +72,11 @@ def move_aside(path, reason: str, log=say, was: os.stat_result | None = None) ->
         os.rename(path, target)
     except FileNotFoundError:
         return None
-    log(f"cache: {path} is damaged ({reason}); moved it aside to {target.name} and redoing its work")
+    log(f"cache: {path} is damaged ({reason}); moved it aside to {target.name}" + (f"; {then}" if then else ""))
     return target
 
 
-def load_checked(path, read, log=say):
+def load_checked(path, read, log=say, then: str = REDONE):
     """``read(path)``, or None when ``path`` does not exist or ``read`` raises (the file is then moved aside,
     see the module docstring). ``read`` raises on any damage it finds."""
     path = Path(path)
@@ -85,7 +89,7 @@ def load_checked(path, read, log=say):
     except FileNotFoundError:  # moved or removed meanwhile (another process found it damaged first)
         return None
     except Exception as exc:  # noqa: BLE001 (any failure to read a cache file means: remake it)
-        move_aside(path, _reason(exc), log, was)
+        move_aside(path, _reason(exc), log, was, then)
         return None
 
 
@@ -109,10 +113,10 @@ def read_torch(path, check=None):
     return obj
 
 
-def load_torch(path, check=None, log=say):
+def load_torch(path, check=None, log=say, then: str = REDONE):
     """The content of the cached ``torch.save`` file ``path``, or None when it is absent or damaged (then
     moved aside; see the module docstring). ``check(obj)`` raises on content the caller cannot use."""
-    return load_checked(path, lambda p: read_torch(p, check), log)
+    return load_checked(path, lambda p: read_torch(p, check), log, then)
 
 
 def intact(path) -> bool:

@@ -36,6 +36,7 @@ def _one_line(capsys, path) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith(f"cache: {path} is damaged (") and "moved it aside to t.pt.damaged-" in err[0]
+    assert err[0].endswith("; its work is redone")
     return err[0]
 
 

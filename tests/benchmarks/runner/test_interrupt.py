@@ -67,7 +67,8 @@ def test_the_line_says_what_stopped_and_how_to_resume():
                     "processes and their loader workers; finished jobs are kept (rows in "
                     "results/retrieval/synthetic/runs.csv); rerun the same command to resume, each stopped training "
                     "from its last finished epoch: python -m benchmarks.run --seeds 0")
-    assert describe(KeyboardInterrupt(), "x").startswith("interrupted by SIGINT (Ctrl-C); every job it had started was stopped; ")
+    line = describe(KeyboardInterrupt(), "x")
+    assert line.startswith("interrupted by SIGINT (Ctrl-C); every job it had started was stopped; ")
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
