@@ -1,0 +1,43 @@
+"""``suite_runner.cached_teacher`` (the classification and detection teachers): a cached teacher loads; one cut
+short or of the wrong content is moved aside with one line and trained again, its file then whole."""
+
+import torch
+from torch import nn
+
+from benchmarks.runner.suite_runner import cached_teacher
+from retrieval.engine.trainer import TrainResult
+from retrieval.utils.cache_files import DAMAGED, intact
+
+
+def _teacher(path, trained: list):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+
+    def train(state_path):
+        trained.append(state_path)
+        with torch.no_grad():
+            model.weight.fill_(0.5)
+        return TrainResult(best_epoch=2, best_val={}, seconds=1.0, history=[{"epoch": 1}, {"epoch": 2}])
+
+    record = cached_teacher(path, model, 0, train, lambda: {"acc": 0.75}, "acc", log=lambda *a: None)
+    return model, record
+
+
+def test_a_damaged_teacher_is_trained_again(tmp_path, capsys):
+    path = tmp_path / "teachers" / "t-seed0.pt"
+    trained = []
+    model, record = _teacher(path, trained)
+    assert len(trained) == 1 and record["test"] == {"acc": 0.75} and intact(path)
+    _, again = _teacher(path, trained)  # cached: loaded, not trained
+    assert len(trained) == 1 and again == record
+    for damage in (path.read_bytes()[:300], None):
+        if damage is None:  # a whole torch file without the teacher's keys
+            torch.save({"weights": torch.zeros(1)}, path)
+        else:
+            path.write_bytes(damage)
+        capsys.readouterr()
+        model, record = _teacher(path, trained)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"cache: {path} is damaged (") and "its work is redone" in err[0]
+        assert torch.all(model.weight == 0.5) and record["test"] == {"acc": 0.75} and intact(path)
+    assert len(trained) == 3 and len(list(path.parent.glob(f"t-seed0.pt{DAMAGED}*"))) == 2
