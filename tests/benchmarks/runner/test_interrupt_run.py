@@ -122,3 +122,30 @@ def test_sigterm_stops_a_ray_run_and_the_rerun_resumes(tmp_path, whole):
     pytest.importorskip("ray")
     line = _interrupt_and_resume(tmp_path, signal.SIGTERM, whole, "--launcher", "ray", processes=4)
     assert "cancelled 1 Ray task (their worker processes killed) and shut down the Ray instance" in line, line
+
+
+def test_sigterm_stops_a_dry_run_and_its_job_process(tmp_path):
+    """A dry run's job runs in a process of its own (forked from a server): it ends with the command."""
+    cfg = tiny_retrieval(pretrain=None, run=["at"], seeds=[0], threads=1,  # an epoch of 1000 steps: seconds
+                         dataset={"options": {"per_class": 1000}})
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    log = tmp_path / "dry.log"
+    proc = _start(_argv(tmp_path, "dry", "--dry-run", "--dry-steps", "100000"), log)
+    seen: set[int] = set()
+    try:
+        deadline = time.time() + 240
+        while proc.poll() is None and time.time() < deadline and len(seen) < 2:  # the server and a job process
+            seen |= _tree(proc.pid)
+            time.sleep(0.1)
+        time.sleep(0.5)
+        seen |= _tree(proc.pid)
+        assert proc.poll() is None and len(seen) >= 2, log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        sent = time.perf_counter()
+        code = proc.wait(timeout=60)
+        left = alive(seen, within=max(0.0, STOP_SECONDS - (time.perf_counter() - sent)))
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert code == 143 and left == [], (code, left, output)
+    assert "python -m benchmarks.run: interrupted by SIGTERM" in output and "Traceback" not in output, output
