@@ -141,7 +141,8 @@ class RayPool:
                 pass
         if self.running:
             self.stopped = [job.name for job in self.running.values()]
-            self.how = f"cancelled {cancelled} Ray task{'s' if cancelled != 1 else ''} (their worker processes killed)"
+            whose = "its worker process" if cancelled == 1 else "their worker processes"
+            self.how = f"cancelled {cancelled} Ray task{'s' if cancelled != 1 else ''} ({whose} killed)"
         self.running.clear()
         self.waiting.clear()
 
