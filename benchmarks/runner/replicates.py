@@ -117,7 +117,7 @@ def design_note(cfg: dict) -> str:
     if design_of(cfg) == "full":
         parts = ["the generated data (class set, training and test images)" if generated else None,
                  "the pretraining run (its data, initial weights and batch order)" if cfg.get("pretrain") else None,
-                 "the initial weights", "the teacher", "batch order and augmentation"]
+                 "the initial weights", "the teacher", "the batch order (with augmentation)"]
         fixed = [] if generated else [f"the data ({cfg['dataset']['name']}: one fixed set, so the intervals do not "
                                       f"cover drawing other test images)"]
         if any((cfg.get(role) or {}).get("pretrained") for role in ("teacher", "student")):
