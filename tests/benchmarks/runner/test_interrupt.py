@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import threading
 import time
 
@@ -128,6 +129,7 @@ def test_the_slurm_pool_cancels_its_jobs(tmp_path, monkeypatch):
     started = tmp_path / "started"
     started.mkdir()
     monkeypatch.setenv("SLEEPERS_STARTED", str(started))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in sys.path if p))  # the job imports test_job_death
     launcher = SlurmLauncher({"cluster": "local", "time_min": 5, "cpus_per_task": 1}, folder=tmp_path / "slurm")
     with Descendants() as seen:
         sent = _signal_when_started(started, 1, signal.SIGTERM)
