@@ -311,6 +311,19 @@ def job_context(suite_name: str):
     return context
 
 
+def _end_job_processes() -> None:
+    """SIGKILL every process this one started (the fork server, a job process, one being forked, their loader
+    workers) but multiprocessing's resource tracker, which then frees what the killed ones held."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                child.kill()
+        except psutil.Error:
+            pass
+
+
 def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, commit: str, steps: int = STEPS,
             eval_images: int = EVAL_IMAGES, log=print) -> Path:
     """Dry-run every job of ``recipe`` (one seed); write and print the table; return its folder."""
@@ -331,13 +344,11 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
         for kind, name, method in jobs:
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:  # a fresh process per job
-                    future = pool.submit(run_job, suite_name, cfg, str(data_cache), dry_cache, kind,
-                                         None if kind == "setup" else seed, method, eval_images)
                     try:
-                        m = future.result()
+                        m = pool.submit(run_job, suite_name, cfg, str(data_cache), dry_cache, kind,
+                                        None if kind == "setup" else seed, method, eval_images).result()
                     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: end the job now (leaving the block waits for it)
-                        for process in list(getattr(pool, "_processes", {}).values()):
-                            process.kill()
+                        _end_job_processes()
                         raise
             except BrokenProcessPool as exc:
                 raise UserError(f"dry run: the process of job '{name}' ended abruptly (killed by a signal: possibly "

@@ -29,6 +29,8 @@ import threading
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _active = False
+_received: int | None = None  # the signal that started the stopping (a library may turn it into a plain
+                              # KeyboardInterrupt: Ray re-raises one when a signal ends its wait)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -40,6 +42,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _raise(signum, frame):
+    global _received
+    _received = int(signum)
     for sig in SIGNALS:  # once: a second Ctrl-C must not cut the stopping of the jobs short
         signal.signal(sig, signal.SIG_IGN)
     raise Interrupted(signum)
@@ -56,10 +60,11 @@ def reinstall() -> None:
 @contextlib.contextmanager
 def handling_signals():
     """Within the block (main thread only), SIGINT and SIGTERM raise ``Interrupted``."""
-    global _active
+    global _active, _received
     if threading.current_thread() is not threading.main_thread() or _active:
         yield
         return
+    _received = None
     saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
     for sig in SIGNALS:
         signal.signal(sig, _raise)
@@ -67,7 +72,7 @@ def handling_signals():
     try:
         yield
     finally:
-        _active = False
+        _active, _received = False, None
         for sig, handler in saved.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
@@ -79,9 +84,15 @@ def note(exc: BaseException, **facts) -> None:
         notes.setdefault(key, value)
 
 
+def signal_of(exc: BaseException) -> int:
+    """The signal behind an interrupt: its own, else the one this module's handler received (while
+    ``handling_signals`` is on), else SIGINT (a plain KeyboardInterrupt is Ctrl-C)."""
+    return int(getattr(exc, "signum", None) or _received or signal.SIGINT)
+
+
 def exit_code(exc: BaseException) -> int:
     """128 + the signal: 130 for SIGINT (and a plain KeyboardInterrupt), 143 for SIGTERM."""
-    return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    return 128 + signal_of(exc)
 
 
 def _jobs(names) -> str:
@@ -91,7 +102,7 @@ def _jobs(names) -> str:
 
 def describe(exc: BaseException, command: str) -> str:
     """The one line printed for an interrupt: what was stopped, what was kept, how to resume."""
-    signum = int(getattr(exc, "signum", signal.SIGINT))
+    signum = signal_of(exc)
     notes = getattr(exc, "notes", {}) or {}
     parts = [f"interrupted by {signal.Signals(signum).name}" + (" (Ctrl-C)" if signum == signal.SIGINT else "")]
     if "total" in notes:

@@ -51,6 +51,21 @@ def test_a_second_signal_does_not_cut_the_stopping_short():
     assert stopped == [True]
 
 
+def test_a_library_that_raises_its_own_keyboard_interrupt_keeps_the_signal(capsys):
+    """Ray ends a wait on a signal with a KeyboardInterrupt of its own: the exit code is still SIGTERM's."""
+    @reports_interrupts("python -m demo")
+    def main(argv=None):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            _wait_for_signal()
+        except Interrupted:
+            raise KeyboardInterrupt from None
+
+    assert main([]) == 143
+    assert "interrupted by SIGTERM;" in capsys.readouterr().err
+    assert interrupt.exit_code(KeyboardInterrupt()) == 130  # outside: Ctrl-C
+
+
 def test_a_library_handler_is_replaced_again():
     with handling_signals():
         signal.signal(signal.SIGTERM, lambda *a: None)  # as ray.init does
