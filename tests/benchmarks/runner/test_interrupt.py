@@ -155,3 +155,17 @@ def test_the_slurm_pool_cancels_its_jobs(tmp_path, monkeypatch):
     notes = raised.value.notes
     assert notes["stopped"] == ["sleeper s0"] and notes["done"] == 1 and notes["total"] == 2
     assert re.fullmatch(r"cancelled 1 SLURM job \(\d+\)", notes["how"]), notes["how"]
+
+
+def test_one_worker_stops_the_job_it_runs_itself():
+    def teacher(seed):
+        return {"seed": seed, "method": "teacher"}
+
+    def student(seed, method):
+        os.kill(os.getpid(), signal.SIGTERM)  # mid-job
+        _wait_for_signal()
+
+    with pytest.raises(Interrupted) as raised, handling_signals():
+        run_jobs(teacher, student, [0], ["at", "rkd"], workers=1)
+    assert raised.value.notes == {"done": 1, "total": 3, "stopped": ["at s0"],
+                                  "how": "stopped the job running in this process and its loader workers"}
