@@ -90,7 +90,7 @@ def test_miniature_cifar10_end_to_end(tmp_path, cifar10_tree):
 def test_missing_cifar_names_the_expected_files(tmp_path, capsys):
     argv = ["--suite", "classification", "--config", str(_config(tmp_path)), "--out", str(tmp_path / "results"),
             "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--dataset", "cifar100",
-            "--data-root", str(tmp_path / "none")]
+            "--data-root", str(tmp_path / "none"), "--device", "cpu"]  # CIFAR's preset asks for a GPU
     err = user_error(capsys, run.main, argv)
     for name in ("cifar-100-python", "train", "test", "meta"):
         assert name in err

@@ -98,7 +98,9 @@ def _interrupt_and_resume(tmp_path, sig, whole, *flags, processes: int = 3):
     lines = [line for line in output.splitlines() if "interrupted by" in line]
     name = signal.Signals(sig).name
     assert len(lines) == 1 and lines[0].startswith(f"python -m benchmarks.run: interrupted by {name}"), output
-    assert "'at s0' stopped" in lines[0] and "rerun the same command to resume" in lines[0], lines[0]
+    stopped = re.search(r"finished, (.+?) stopped;", lines[0])  # 'at s0' alone, or with the next job just started
+    assert stopped and "'at s0'" in stopped.group(1).split(", "), lines[0]
+    assert "rerun the same command to resume" in lines[0], lines[0]
     assert "Traceback" not in output, output
 
     rerun_log = tmp_path / "rerun.log"

@@ -19,9 +19,9 @@ def stats(fit, val, test):
             for name, s in (("fit", fit), ("val", val), ("test", test))}
 
 
-DEFAULT_STATS = stats((2400, 80, 30), (600, 20, 30), (15000, 100, 150))
+DEFAULT_STATS = stats((2400, 80, 30), (600, 20, 30), (10000, 100, 100))
 """The embedded default: 200 generated classes x 30 images, halves, val 0.2 of the 100 training
-classes; test_per_class 150."""
+classes; test_per_class 100."""
 
 
 def packaged(name: str) -> dict:
