@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.runner.errors import ArgumentParser, add_debug_flag, reports_user_errors
-from benchmarks.runner.aggregate import leaderboard, metric_columns, tables, to_markdown
+from benchmarks.runner.aggregate import COVERS, design_of_rows, leaderboard, metric_columns, tables, to_markdown
 from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, read_runs
 
 PRIMARY = ("recall@1", "top1")  # retrieval-like suites, then classification
@@ -253,15 +253,16 @@ def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame
         notes = [f"From `{folder.relative_to(results)}/runs.csv`: {len(runs)} rows, "
                  f"config(s) {', '.join(f'`{h}`' for h in sorted(runs['config_hash'].astype(str).unique()))}; "
                  f"commit(s) {', '.join(f'`{c}`' for c in commits) or 'unknown'}.",
-                 f"Primary metric {primary}: rank range, gain vs none (points, paired by seed, 95% interval) and "
-                 f"gap closed = (method - none) / (teacher - none) are computed on it."]
+                 f"Primary metric {primary}: rank range, gain vs none (points, paired by replicate, 95% interval) "
+                 f"and gap closed = (method - none) / (teacher - none) are computed on it.",
+                 f"Replicates: {design_of_rows(runs)}. The intervals: {COVERS[design_of_rows(runs)]}."]
         if made:
             notes.append("Plots: " + ", ".join(f"[{n}](plots/{n})" for n in made))
         md = to_markdown(board, f"{suite}: {dataset}", notes, primary=primary)
         sections.append("#" + md)  # one level below the page title
     table = pd.concat(boards, ignore_index=True)
     head = ["# Leaderboard", "", f"Command: `{command}`  ",
-            "Metrics in % (mean ± std over seeds). Rows: for each results folder, the runs whose config hash "
+            "Metrics in % (mean ± std over replicates, a seed being a replicate). Rows: for each results folder, the runs whose config hash "
             "is in that folder's leaderboard.csv (its latest suite run).", ""]
     return table, "\n".join(head) + "\n" + "\n".join(sections)
 

@@ -9,7 +9,8 @@ from benchmarks import leaderboard
 from user_error import user_error
 
 
-def _folder(results, suite, dataset, metric_values, config_hash="c1", commit="abc1234", board=True, extra=None):
+def _folder(results, suite, dataset, metric_values, config_hash="c1", commit="abc1234", board=True, extra=None,
+            replicates=None):
     """A fake <results>/<suite>/<dataset>/ with runs.csv, leaderboard.csv and runs/<id>.json histories."""
     folder = results / suite / dataset
     (folder / "runs").mkdir(parents=True)
@@ -20,7 +21,8 @@ def _folder(results, suite, dataset, metric_values, config_hash="c1", commit="ab
             run_id = f"{method}-{config_hash}-s{seed}"
             row = {"run_id": run_id, "suite": suite, "dataset": dataset, "teacher": "T",
                    "student": "T" if method == "teacher" else "S", "method": method, "seed": seed, **v(seed),
-                   "train_seconds": 1.0, "commit": commit, "config_hash": config_hash}
+                   "train_seconds": 1.0, "commit": commit, "config_hash": config_hash,
+                   **({"replicates": replicates} if replicates else {})}
             rows.append(row)
             history = [{"epoch": e, "loss/task": 1.0 / e, **({"loss/kd": 0.5 / e} if method == "hmat" else {}),
                         **{f"val/{k}": x for k, x in v(seed).items()}} for e in (1, 2, 3)]
@@ -52,7 +54,7 @@ def test_merge_two_suites(tmp_path, capsys):
             extra=[stale])
     _folder(results, "classification", "cifar100",
             {"teacher": _classification([0.7, 0.7]), "none": _classification([0.5, 0.6]),
-             "kd": _classification([0.6, 0.6])}, config_hash="c2", commit="def5678")
+             "kd": _classification([0.6, 0.6])}, config_hash="c2", commit="def5678", replicates="full")
     assert leaderboard.main(["--results", str(results)]) == 0
 
     table = pd.read_csv(results / "leaderboard.csv")
@@ -77,6 +79,9 @@ def test_merge_two_suites(tmp_path, capsys):
     block = md.split("## retrieval: synthetic")[1]
     assert "Resolving power: median 95% half-width of the gains over none" in block and "points of recall@1" in block
     assert "points of top1" in md.split("## classification: cifar100")[1].split("## ")[0]
+    # each section says what its intervals cover: rows without a replicates column were conditional
+    assert "Replicates: conditional. The intervals: " in block.split("## ")[0]
+    assert "Replicates: full. The intervals: " in md.split("## classification: cifar100")[1].split("## ")[0]
     assert "## retrieval: synthetic" in md and "## classification: cifar100" in md
     assert "`abc1234`" in md and "`def5678`" in md and "old0000" not in md
     for name in ("retrieval_synthetic_recall.png", "retrieval_synthetic_curves.png",
