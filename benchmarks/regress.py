@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
-from benchmarks.runner.aggregate import metric_columns
+from benchmarks.runner.aggregate import design_of_rows, metric_columns
 from benchmarks.runner.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from benchmarks.runner.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
 from retrieval.numerics import cpu_numerics
@@ -207,6 +207,11 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, metrics, tolerance: f
         if lacking:
             raise ValueError(f"the {name} table lacks the column(s) {lacking}")
     current = select_current(current, baseline)
+    designs = {name: design_of_rows(table) for name, table in (("baseline", baseline), ("current", current))}
+    if len(current) and designs["baseline"] != designs["current"]:  # pairing by seed would pair different draws
+        raise UserError(f"the baseline's rows have {designs['baseline']} replicates and the current rows "
+                        f"{designs['current']}: a seed is not the same draw under both, so they cannot be paired; "
+                        f"write the baseline again under the current design (--write-baseline)")
     cur_groups = {key: part for key, part in current.groupby(KEY, sort=False, dropna=False)}
     rows = []
     for key, base in baseline.groupby(KEY, sort=False, dropna=False):

@@ -175,3 +175,16 @@ def test_fresh_run_in_parallel_processes_then_gate(tmp_path, capsys):
     assert regress.read_header(base)["command"].startswith("python -m benchmarks.run --suite retrieval --config")
     assert _gate(base, out / "retrieval" / "synthetic" / "runs.csv") == 0
     capsys.readouterr()
+
+
+def test_rows_of_another_replicate_design_are_not_paired(tmp_path, baseline, capsys):
+    """The fixture's baseline has no replicates column (written before it existed: conditional); rows of
+    full replicates draw other data, pretraining and teacher under the same seed, so pairing is refused."""
+    full = _runs().assign(replicates="full")
+    assert _gate(baseline, _write(tmp_path / "runs.csv", full)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the baseline's rows have conditional replicates and the current rows full")
+    assert "--write-baseline" in err and len(err.splitlines()) == 1
+    both = _write(tmp_path / "base_full.csv", full)
+    assert _gate(both, _write(tmp_path / "runs2.csv", full)) == 0  # the same design pairs as before
+    capsys.readouterr()
