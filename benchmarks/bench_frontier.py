@@ -77,12 +77,17 @@ def halfwidth(sd: float, m: int) -> float:
     return t_quantile(0.975, m - 1) * sd / math.sqrt(m) if m >= 2 else float("nan")
 
 
+def _is_config(source: str) -> bool:
+    """A design's SOURCE is a config file (to run) rather than result folders (to read)."""
+    return source.endswith((".yaml", ".yml"))
+
+
 def read_design(source: str, out: Path, suite: str, name: str) -> tuple[pd.DataFrame, float, str]:
     """(rows, wall seconds, what they are) of a design: its ``--run`` folder, or the result folders of
     ``source`` (``FOLDER[+FOLDER...]``, each holding ``runs.csv`` and a timing file)."""
     from benchmarks.leaderboard import current_rows
 
-    if source.endswith((".yaml", ".yml")):
+    if _is_config(source):
         dest = out / suite / name
         folders, label = [Path(p).parent for p in sorted(dest.glob("*/*/runs.csv"))], source
     else:
@@ -165,9 +170,9 @@ def main(argv=None) -> int:
     budget = args.budget or BUDGETS[args.suite]
     out = Path(args.out)
     for name, source in args.design:
-        if source.endswith((".yaml", ".yml")) and not Path(source).is_file():
+        if _is_config(source) and not Path(source).is_file():
             raise UserError(f"--design {name}={source}: no such config file; expected a YAML file")
-        if args.run and not source.endswith((".yaml", ".yml")):
+        if args.run and not _is_config(source):
             raise UserError(f"--design {name}={source}: --run runs configs; result folders are read as they are")
     if args.run:
         for name, config in args.design:

@@ -250,12 +250,13 @@ def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame
             name = f"{suite}_{dataset}_pareto.png"
             if plot_pareto(runs, results / "plots" / name, title):  # only when the rows carry cost columns
                 made.append(name)
+        design = design_of_rows(runs)
         notes = [f"From `{folder.relative_to(results)}/runs.csv`: {len(runs)} rows, "
                  f"config(s) {', '.join(f'`{h}`' for h in sorted(runs['config_hash'].astype(str).unique()))}; "
                  f"commit(s) {', '.join(f'`{c}`' for c in commits) or 'unknown'}.",
                  f"Primary metric {primary}: rank range, gain vs none (points, paired by replicate, 95% interval) "
                  f"and gap closed = (method - none) / (teacher - none) are computed on it.",
-                 f"Replicates: {design_of_rows(runs)}. The intervals: {COVERS[design_of_rows(runs)]}."]
+                 f"Replicates: {design}. The intervals: {COVERS[design]}."]
         if made:
             notes.append("Plots: " + ", ".join(f"[{n}](plots/{n})" for n in made))
         md = to_markdown(board, f"{suite}: {dataset}", notes, primary=primary)

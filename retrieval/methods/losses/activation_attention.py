@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from retrieval.methods.losses.safe import where_positive
 from retrieval.methods.losses.spatial import check_pair, match_spatial
 
 
@@ -13,10 +14,7 @@ def abs_pow(f: torch.Tensor, p: float) -> torch.Tensor:
     infinite at 0 (and a ReLU's maps hold many exact zeros): ``abs().pow(p)`` would give inf · 0 = NaN
     there. The values are those of ``f.abs().pow(p)``."""
     a = f.abs()
-    if p >= 1:
-        return a.pow(p)
-    nonzero = a > 0
-    return torch.where(nonzero, torch.where(nonzero, a, torch.ones_like(a)).pow(p), torch.zeros_like(a))
+    return a.pow(p) if p >= 1 else where_positive(a, lambda v: v.pow(p))
 
 
 def activation_attention(f: torch.Tensor, p: float = 2.0) -> torch.Tensor:

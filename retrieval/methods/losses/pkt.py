@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import torch
 
+from retrieval.methods.losses.safe import where_positive
+
 EPS = 1e-7  # the authors' code
 
 
 def _norms(x: torch.Tensor) -> torch.Tensor:
     """‖x_i‖ of each row (B x 1), as ``x.pow(2).sum(1).sqrt()``, with a zero gradient at a zero row (where
     sqrt's derivative is infinite, and 0 · inf = NaN)."""
-    sq = x.pow(2).sum(dim=1, keepdim=True)
-    positive = sq > 0
-    return torch.where(positive, torch.where(positive, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))
+    return where_positive(x.pow(2).sum(dim=1, keepdim=True), torch.sqrt)
 
 
 def cosine_probabilities(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
