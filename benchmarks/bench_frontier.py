@@ -45,10 +45,11 @@ BUDGETS = {"retrieval": 900, "classification": 600, "detection": 900}
 
 
 def _design(text: str) -> tuple[str, str]:
-    name, sep, config = text.partition("=")
-    if not sep or not name or not config or "/" in name:
-        raise argparse.ArgumentTypeError(f"expected NAME=CONFIG (a name without '/', a YAML file), got {text!r}")
-    return name, config
+    name, sep, source = text.partition("=")
+    if not sep or not name or not source or "/" in name:
+        raise argparse.ArgumentTypeError(f"expected NAME=SOURCE (a name without '/'; SOURCE a YAML config, or result "
+                                         f"folders FOLDER[+FOLDER...]), got {text!r}")
+    return name, source
 
 
 def run_design(suite: str, name: str, config: str, out: Path) -> float:
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.bench_frontier", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default="retrieval", choices=sorted(TARGETS))
-    p.add_argument("--design", type=_design, action="append", required=True, help="NAME=CONFIG (repeat)")
+    p.add_argument("--design", type=_design, action="append", required=True, help="NAME=CONFIG.yaml or NAME=FOLDER[+FOLDER...] (repeat)")
     p.add_argument("--run", action="store_true", help="run each design first (from an empty cache, timed)")
     p.add_argument("--target", type=float, help="largest half-width allowed (default: the suite's target)")
     p.add_argument("--budget", type=float, help="wall seconds allowed (default: the suite's budget)")
