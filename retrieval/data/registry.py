@@ -60,4 +60,4 @@ def build_dataset(name: str, root=None, split: str = "train", transform=None, **
 
 def _import_builtin():
     # Importing the modules runs their @register_dataset decorators.
-    from retrieval.data import cub, cars, sop, folder, embedded, cifar, classification  # noqa: F401
+    from retrieval.data import cub, cars, sop, folder, embedded, cifar, classification, fonts  # noqa: F401

@@ -198,7 +198,8 @@ def prepare(cfg: dict, log=print, cache_dir: Path | None = None) -> dict:
     if cache_dir is not None:
         data["cache_dir"] = Path(cache_dir)
     log(f"data {cfg['dataset']['name']}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
-        f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}")
+        f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}"
+        + (f"; {data['test'].source}" if getattr(data["test"], "source", None) else ""))
     return data
 
 
