@@ -226,13 +226,13 @@ def build_table(root, size: int = 32, ink: int = 28, log=None) -> GlyphTable:
                                    f"0-9 (expected hundreds); install them with `{INSTALL}`")
     stack = np.stack(images)
     d = _mean_squared_differences(stack)
-    keep = _components(len(stack), zip(*np.nonzero(np.triu(d < DUPLICATE, 1)))) == np.arange(len(stack))
-    stack, d = stack[keep], d[np.ix_(keep, keep)]
-    names, packages = np.array(names)[keep], np.array(packages)[keep]
+    # packages that share a design (a duplicate included) form one group; then each duplicate set keeps its first
     package_ids = np.unique(packages, return_inverse=True)[1]
     links = [(package_ids[a], package_ids[b]) for a, b in zip(*np.nonzero(np.triu(d < SAME_DESIGN, 1)))]
     groups = _components(package_ids.max() + 1, links)[package_ids]
-    table = GlyphTable(stack, names, packages, groups, without, len(failed), int((~keep).sum()))
+    keep = _components(len(stack), zip(*np.nonzero(np.triu(d < DUPLICATE, 1)))) == np.arange(len(stack))
+    table = GlyphTable(stack[keep], np.array(names)[keep], np.array(packages)[keep], groups[keep], without,
+                       len(failed), int((~keep).sum()))
     if log is not None:
         log(f"fonts: rendered {table.note()}")
     return table
