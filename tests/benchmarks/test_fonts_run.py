@@ -49,3 +49,19 @@ def test_missing_fonts_are_one_line_before_any_work(tmp_path, capsys):
                                         "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
     assert "apt-get install texlive-fonts-extra" in err and str(tmp_path) in err
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+def test_classification_suite_runs_on_the_characters_of_fonts(tmp_path, root, capsys):
+    fontdata._cached_table.cache_clear()
+    cfg = {"pretrain": None, "workers": 1, "seeds": [0, 1], "run": ["none", "kd"],
+           "dataset": {"name": "fonts-cls", "options": {"cache_dir": str(tmp_path / "glyphs")}},
+           "teacher": {"arch": "small_cnn_s", "train": {"epochs": 1}},
+           "student": {"arch": "small_cnn_xs", "train": {"epochs": 1}}, "train": {"batch_size": 62}}
+    argv = ["--suite", "classification", "--config", _config(tmp_path, cfg), "--dataset", "fonts-cls", "--data-root",
+            str(root), "--out", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert run.main(argv) == 0
+    runs = pd.read_csv(tmp_path / "results" / "classification" / "fonts-cls" / "runs.csv")
+    assert sorted(runs["method"].unique()) == ["kd", "none", "teacher"] and len(runs) == 6
+    assert (runs["replicates"] == "full").all()
+    board = (tmp_path / "results" / "classification" / "fonts-cls" / "leaderboard.md").read_text()
+    assert "62 characters" in board  # the data line under the table says what was learned
