@@ -55,7 +55,8 @@ def _positive(text: str) -> int:
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     p.add_argument("--suite", default="retrieval", help=f"one of {sorted(SUITES)}")
-    p.add_argument("--dataset", help="dataset name (synthetic, mnist, cub200, cars196, sop, folder)")
+    p.add_argument("--dataset", help="dataset name (synthetic, mnist, fonts, cub200, cars196, sop, folder; for "
+                                     "classification synthetic-cls, fonts-cls, cifar100, ...)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
     p.add_argument("--methods", type=_csv, help="comma-separated KD methods, e.g. none,at,rkd,crd,hmat, or all "
                    "(every method of the suite's task)")
