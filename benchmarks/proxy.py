@@ -25,7 +25,7 @@ from benchmarks.leaderboard import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.proxy import (DRAWS, agreement, check_run, common_methods, compare, seed_gains, summary,
                                      to_markdown)
-from benchmarks.runner.results_io import atomic_write_text, git_commit
+from benchmarks.runner.results_io import git_commit, write_report
 
 MIN_METHODS = 3
 NEEDED = ("method", "seed", "teacher", "student")
@@ -122,8 +122,7 @@ def main(argv=None) -> int:
              f"folder's latest suite run (the configs of its leaderboard.csv; every row without one)."]
     text = to_markdown(table, agree, f"Proxy check ({args.metric}): {a} -> {b}", notes, labels=(a, b),
                        metric=args.metric)
-    atomic_write_text(Path(f"{out}.csv"), table.to_csv(index=False, float_format="%.4f"))
-    atomic_write_text(Path(f"{out}.md"), text)
+    write_report(out, table, text)
     print(text)
     s = summary(table)
     print(f"wrote {out}.md and .csv: Spearman {agree['spearman']:+.2f} [{agree['spearman_low']:+.2f}, "

@@ -30,7 +30,7 @@ import pandas as pd
 from benchmarks import run as runner
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.replication import compare, summary, to_markdown
-from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
+from benchmarks.runner.results_io import atomic_write_json, git_commit, write_report
 
 
 def _seeds(text: str) -> list[int]:
@@ -102,8 +102,7 @@ def main(argv=None) -> int:
     title = f"Replication check: {cfg['suite']}, {cfg['dataset']['name']}"
     text = to_markdown(table, title, notes)
     report = out / f"{cfg['suite']}_{cfg['dataset']['name']}"
-    atomic_write_text(report.with_suffix(".csv"), table.to_csv(index=False, float_format="%.4f"))
-    atomic_write_text(report.with_suffix(".md"), text)
+    write_report(report, table, text)
     print("\n" + text)
     s = summary(table)
     print(f"wrote {report}.md and .csv: {s['outside']} of {s['comparisons']} differences outside "

@@ -22,6 +22,12 @@ def atomic_write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_report(stem, table: pd.DataFrame, text: str) -> None:
+    """A check's report: ``<stem>.csv`` (the table, 4 decimals) and ``<stem>.md`` (``text``), each atomically."""
+    atomic_write_text(Path(f"{stem}.csv"), table.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(Path(f"{stem}.md"), text)
+
+
 @contextlib.contextmanager
 def file_lock(path):
     """An exclusive advisory lock on ``<path>.lock`` (fcntl), held for the with-block.
