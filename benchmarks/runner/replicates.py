@@ -74,6 +74,14 @@ def is_generated(name: str) -> bool:
     return name in GENERATED or retrieval_generated(name)
 
 
+def data_draw(name: str) -> str:
+    """What a replicate's draw of dataset ``name`` (a generated one) changes, for the tables' notes."""
+    from retrieval.data import seed_draws
+    from retrieval.data.registry import GENERATED_DRAW
+
+    return seed_draws(name) or GENERATED_DRAW
+
+
 def replicate_config(cfg: dict, seed: int) -> dict:
     """The config of replicate ``seed``: under ``full``, ``cfg`` with the seeds of the data, the
     pretraining and the initial weights drawn from ``seed`` (see the module's docstring); under
@@ -115,7 +123,7 @@ def design_note(cfg: dict) -> str:
     """The table's sentence on what one replicate (one seed) draws, hence what its intervals cover."""
     generated = is_generated(cfg["dataset"]["name"])
     if design_of(cfg) == "full":
-        parts = ["the generated data (class set, training and test images)" if generated else None,
+        parts = [data_draw(cfg["dataset"]["name"]) if generated else None,
                  "the pretraining run (its data, initial weights and batch order)" if cfg.get("pretrain") else None,
                  "the initial weights", "the teacher", "the batch order (with augmentation)"]
         fixed = [] if generated else [f"the data ({cfg['dataset']['name']}: one fixed set, so the intervals do not "

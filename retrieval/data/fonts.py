@@ -349,7 +349,10 @@ def _gray_to_rgb(images: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(images)).expand(-1, 3, -1, -1)
 
 
-@register_dataset("fonts", generated=True)
+SPLIT_DRAW = "the split of the fonts (which design groups train and test, the fonts and characters kept)"
+
+
+@register_dataset("fonts", generated=True, draws=SPLIT_DRAW)
 def fonts(root=None, split="train", transform=None, val_fraction: float = 0.2, seed: int = 0,
           test_fraction: float = 0.5, train_classes: int | None = None, test_classes: int | None = None,
           per_class: int | None = None, test_per_class: int | None = None, size: int = 32, ink: int = 28,
@@ -370,7 +373,7 @@ def fonts(root=None, split="train", transform=None, val_fraction: float = 0.2, s
     return dataset
 
 
-@register_dataset("fonts-cls", generated=True)
+@register_dataset("fonts-cls", generated=True, draws=SPLIT_DRAW)
 def fonts_cls(root=None, split="train", transform=None, val_fraction: float = 0.1, val_seed: int = 0,
               seed: int = 0, test_fraction: float = 0.5, train_fonts: int | None = None,
               test_fonts: int | None = None, size: int = 32, ink: int = 28, cache_dir=None, augment: bool = True):

@@ -12,23 +12,31 @@ Classification sets (``cifar10``, ``cifar100``, ``*-cls``) hold every class in e
 split: ``val`` is a held-out share of the training images."""
 
 _DATASETS: dict[str, Callable] = {}
-_GENERATED: set[str] = set()
+_GENERATED: dict[str, str] = {}
+GENERATED_DRAW = "the generated data (class set, training and test images)"
 
 
-def register_dataset(name: str, generated: bool = False):
+def register_dataset(name: str, generated: bool = False, draws: str = GENERATED_DRAW):
     """Decorator: register ``fn(root, split, transform=None, **kw) -> RetrievalDataset``.
-    ``generated``: the set is drawn from its ``seed`` option (classes and images), so another
-    seed is another draw of it (``is_generated``)."""
+    ``generated``: the set is drawn from its ``seed`` option, so another seed is another draw of it
+    (``is_generated``); ``draws`` says what the seed draws (``seed_draws``): by default the generated
+    classes and images, for a real set read from disk the split of its classes, say."""
 
     def wrap(fn):
         if name in _DATASETS:
             raise ValueError(f"dataset {name!r} is registered twice")
         _DATASETS[name] = fn
         if generated:
-            _GENERATED.add(name)
+            _GENERATED[name] = draws
         return fn
 
     return wrap
+
+
+def seed_draws(name: str) -> str | None:
+    """What the ``seed`` option of dataset ``name`` draws (None where the set does not depend on a seed)."""
+    _import_builtin()
+    return _GENERATED.get(name)
 
 
 def is_generated(name: str) -> bool:

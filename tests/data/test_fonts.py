@@ -152,3 +152,11 @@ def test_character_classification_holds_62_classes_on_disjoint_fonts(root, cache
     assert train.class_names[:3] == ["A", "B", "C"] and "fonts-cls" in test.source
     _, _, official_train, fonts, _ = fontdata.font_split(table, 2, 0.5, None, None, None, None)
     assert not set(fonts[official_train]) & set(fonts[~official_train])
+
+
+def test_a_replicate_note_says_the_split_is_drawn_not_generated():
+    from benchmarks.runner.replicates import design_note
+
+    note = design_note({"dataset": {"name": "fonts"}, "teacher": {}, "student": {}})
+    assert "the split of the fonts" in note and "generated data" not in note
+    assert "generated data" in design_note({"dataset": {"name": "synthetic"}, "teacher": {}, "student": {}})
