@@ -387,8 +387,8 @@ def fonts_cls(root=None, split="train", transform=None, val_fraction: float = 0.
     if transform is None:
         transform = tensor_transform(split if augment else "test", FONT_MEAN, FONT_STD, pad=2, flip=False)
     source = (f"fonts-cls, the 62 characters A-Z, a-z, 0-9 drawn by real fonts ({PACKAGE}; {table.note()}); "
-              f"{int(official_train.sum()) // 62} training and {int((~official_train).sum()) // 62} test fonts "
-              f"(split seed {seed})")
+              f"{int(official_train.sum()) // 62} training and {int((~official_train).sum()) // 62} test fonts, "
+              f"the fonts and their split drawn by the dataset's seed")
     dataset = make_split("fonts-cls", images, chars, official_train, split, transform, list(CHARACTERS), source,
                          val_fraction, val_seed, embedded=False)
     dataset.images = dataset.images.expand(-1, 3, -1, -1)  # grey glyphs as the 3 channels the networks take
