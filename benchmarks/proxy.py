@@ -15,7 +15,6 @@ per method); ``--out`` defaults to ``results/proxy/<suite>_<proxy dataset>_<real
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from benchmarks.leaderboard import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.proxy import (DRAWS, agreement, check_run, common_methods, compare, seed_gains, summary,
                                      to_markdown)
-from benchmarks.runner.results_io import git_commit, write_report
+from benchmarks.runner.results_io import command_line, git_commit, write_report
 
 MIN_METHODS = 3
 NEEDED = ("method", "seed", "teacher", "student")
@@ -116,8 +115,7 @@ def main(argv=None) -> int:
     ga, gb, (a, b), out = plan(args)
     table = compare(ga, gb)
     agree = agreement(ga, gb, draws=args.draws, seed=args.seed)
-    shown = [x for x in (sys.argv[1:] if argv is None else argv) if x != "--debug"]
-    notes = [f"Command: `python -m benchmarks.proxy {' '.join(shlex.quote(x) for x in shown)}`",
+    notes = [f"Command: `{command_line('benchmarks.proxy', argv)}`",
              f"Commit: `{git_commit()}`; A = proxy: {args.proxy} ({a}); B = real: {args.real} ({b}); the rows of each "
              f"folder's latest suite run (the configs of its leaderboard.csv; every row without one)."]
     text = to_markdown(table, agree, f"Proxy check ({args.metric}): {a} -> {b}", notes, labels=(a, b),

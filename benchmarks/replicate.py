@@ -20,7 +20,6 @@ would share replicates and not be independent.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import pandas as pd
 from benchmarks import run as runner
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.replication import compare, summary, to_markdown
-from benchmarks.runner.results_io import atomic_write_json, git_commit, write_report
+from benchmarks.runner.results_io import atomic_write_json, command_line, git_commit, write_report
 
 
 def _seeds(text: str) -> list[int]:
@@ -95,8 +94,7 @@ def main(argv=None) -> int:
     table = compare(*pairs)
     design = sorted({str(d) for dest in runs for d in pd.read_csv(dest / "leaderboard.csv").get(
         "replicates", pd.Series(["conditional"])).dropna()})
-    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--debug"]
-    notes = [f"Command: `python -m benchmarks.replicate {' '.join(shlex.quote(a) for a in shown)}`",
+    notes = [f"Command: `{command_line('benchmarks.replicate', argv)}`",
              f"Commit: `{git_commit()}`; replicates ({'/'.join(design)}): first run seeds {first} ({runs[0]}), "
              f"second run seeds {second} ({runs[1]})."]
     title = f"Replication check: {cfg['suite']}, {cfg['dataset']['name']}"

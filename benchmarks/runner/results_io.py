@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,13 @@ def atomic_write_text(path, text: str) -> None:
 
 def atomic_write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def command_line(module: str, argv=None) -> str:
+    """``python -m <module> <arguments>`` as given (shell-quoted, ``sys.argv`` when ``argv`` is None), without
+    ``--debug``: the command a report names."""
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--debug"]
+    return " ".join([f"python -m {module}", *map(shlex.quote, shown)])
 
 
 def write_report(stem, table: pd.DataFrame, text: str) -> None:
