@@ -269,7 +269,7 @@ def _cached_table(path: str, root: str, size: int, ink: int) -> GlyphTable:
     from retrieval.utils.atomic import atomic_write_via
     from retrieval.utils.cache_files import load_checked, say
 
-    table = load_checked(path, _read_table) if Path(path).exists() else None
+    table = load_checked(path, _read_table)  # None when absent, or damaged (then moved aside)
     if table is None:
         table = build_table(root, size, ink, say)
         counts = np.array([table.without_characters, table.failed, table.duplicates])
@@ -319,7 +319,7 @@ def _order_by_group(fonts: np.ndarray, groups: np.ndarray, rng) -> np.ndarray:
 
 def font_split(table: GlyphTable, seed: int, test_fraction: float, train_classes: int | None,
                test_classes: int | None, per_class: int | None, test_per_class: int | None):
-    """(images (N, 1, S, S), labels, official_train, font index per image) of one draw: train fonts
+    """(images (N, 1, S, S), labels, official_train, fonts, characters) of one draw (per image), train fonts
     first (labels 0..), then test fonts; each font shows ``per_class`` (train) or ``test_per_class``
     (test) of its characters, drawn per font (all 62 when None)."""
     rng = np.random.default_rng([int(seed), 2])
