@@ -86,7 +86,7 @@ def _is_config(source: str) -> bool:
 def read_design(source: str, out: Path, suite: str, name: str) -> tuple[pd.DataFrame, float, str]:
     """(rows, wall seconds, what they are) of a design: its ``--run`` folder, or the result folders of
     ``source`` (``FOLDER[+FOLDER...]``, each holding ``runs.csv`` and a timing file)."""
-    from benchmarks.leaderboard import current_rows
+    from benchmarks.report.rows import current_rows
 
     if _is_config(source):
         dest = out / suite / name

@@ -28,8 +28,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.export import fresh_network, run_test_split
-from benchmarks.leaderboard import current_rows, markdown_notes as _markdown_notes, primary_metric, write_suite_tables
-from benchmarks.pareto import write_pareto
+from benchmarks.report.pareto import write_pareto
+from benchmarks.report.rows import current_rows, primary_metric
+from benchmarks.report.tables import markdown_notes as _markdown_notes, write_suite_tables
 from benchmarks.runner.results_io import (atomic_write_json, atomic_write_text, file_lock, git_commit, read_runs)
 from retrieval.cost import COST_COLUMNS, row_record, suite_cost
 

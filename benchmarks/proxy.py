@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.leaderboard import current_rows
+from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.proxy import (DRAWS, agreement, check_run, common_methods, compare, seed_gains, summary,
                                      to_markdown)

@@ -14,10 +14,12 @@ from benchmarks.runner.config import deep_merge, default_config, key_origin, loa
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
 from benchmarks.runner.interrupt import reports_interrupts
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
+from benchmarks.runner.committed import committed_line
 from benchmarks.runner.results_io import git_commit
-
 from benchmarks.runner.suites import SUITES, get_suite
+
 PLANNED = ()
+DEFAULT_OUT = "runs"  # git ignores it: rerunning a documented command leaves the checkout clean
 
 
 def torchrun_suites() -> list[str]:
@@ -62,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(every method of the suite's task)")
     p.add_argument("--seeds", type=lambda s: _csv(s, int), help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--config", help="YAML file merged over the suite's default config")
-    p.add_argument("--out", help="results folder (default: results; for --dry-run, dry-run)")
+    p.add_argument("--out", help="results folder (default: runs, which git ignores; --out results refreshes the "
+                                 "committed tables; for --dry-run, dry-run)")
     p.add_argument("--cache-dir", default="cache", help="where trained teachers are cached (default: cache)")
     p.add_argument("--epochs", type=_positive, help="override the epochs of teacher and student (quick runs)")
     p.add_argument("--device", help="cpu or cuda (default: from the config, cpu)")
@@ -192,7 +195,7 @@ def main(argv=None) -> int:
         raise UserError(f"under torchrun only --suite {' or '.join(torchrun_suites())} runs (no --reproduce); "
                          f"start other suites with python -m benchmarks.run")
     if args.out is None:
-        args.out = dry_run.DEFAULT_OUT if args.dry_run else "results"
+        args.out = dry_run.DEFAULT_OUT if args.dry_run else DEFAULT_OUT
     elif args.dry_run and Path(args.out).resolve() == Path("results").resolve():
         raise UserError(f"--out {args.out}: a dry run never writes into the results of real runs; "
                         f"drop --out (it writes to dry-run/) or name another folder")
@@ -243,6 +246,9 @@ def main(argv=None) -> int:
         return 0
     print((dest / "leaderboard.md").read_text())
     print(f"wrote {dest}/runs.csv, leaderboard.csv, leaderboard.md in {time.perf_counter() - start:.0f}s")
+    line = committed_line(Path(args.out), dest, cfg["run"], cfg["seeds"])
+    if line:
+        print(line)
     return 0
 
 

@@ -171,7 +171,7 @@ def add_cost_ratios(table: pd.DataFrame, is_teacher: pd.Series) -> None:
                 table.loc[idx, ratio] = table.loc[idx, col] / ref.iloc[0]
 
 
-def _si(value: float, unit: str = "") -> str:
+def si_number(value: float, unit: str = "") -> str:
     """1234567 -> '1.23M' (k, M, G): the cost columns of the markdown table."""
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
@@ -180,9 +180,9 @@ def _si(value: float, unit: str = "") -> str:
 
 
 COST_CELLS = {  # markdown header -> (column, format)
-    "params": ("params", _si),
-    "MACs/img": ("macs", _si),
-    "weights": ("weights_bytes", lambda v: _si(v, "B")),
+    "params": ("params", si_number),
+    "MACs/img": ("macs", si_number),
+    "weights": ("weights_bytes", lambda v: si_number(v, "B")),
     "ms/img (b1)": ("latency_ms_b1", lambda v: f"{v:.3f}"),
     "img/s (b64)": ("throughput_b64", lambda v: f"{v:.0f}"),
     "threads": ("cost_threads", lambda v: f"{v:.0f}"),

@@ -42,8 +42,8 @@ from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.jobs import job_count, run_jobs
 from benchmarks.runner.launch import LocalLauncher, make_launcher
 from benchmarks.runner.replicates import design_note, design_of, replicate_config, replicate_draws
-from benchmarks.leaderboard import write_suite_tables
-from benchmarks.pareto import write_pareto
+from benchmarks.report.tables import write_suite_tables
+from benchmarks.report.pareto import write_pareto
 from benchmarks.runner.suites import get_suite
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
 from benchmarks.runner.tracking import teacher_run_id, tracking

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import leaderboard
+from benchmarks.report.tables import build
 from user_error import user_error
 
 
@@ -97,7 +98,7 @@ def test_folder_without_leaderboard_keeps_every_config(tmp_path):
     folder = _folder(results, "retrieval", "synthetic", {"none": _retrieval([0.4, 0.5])}, board=False)
     more = pd.read_csv(folder / "runs.csv").assign(config_hash="c9", run_id=lambda d: d["run_id"] + "x")
     pd.concat([pd.read_csv(folder / "runs.csv"), more]).to_csv(folder / "runs.csv", index=False)
-    table, md = leaderboard.build(results, "cmd", plots=False)
+    table, md = build(results, "cmd", plots=False)
     assert sorted(table["config_hash"].astype(str)) == ["c1", "c9"]
 
 

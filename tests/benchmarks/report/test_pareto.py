@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import pareto
+from benchmarks.report.pareto import pareto_front, pareto_points, write_pareto
 
 
 def _runs(cost=True):
@@ -23,7 +24,7 @@ def _runs(cost=True):
 
 
 def test_points_are_mean_and_std_over_seeds():
-    points = pareto.pareto_points(_runs(), "recall@1").set_index("method")
+    points = pareto_points(_runs(), "recall@1").set_index("method")
     assert points.loc["hmat", "acc_mean"] == pytest.approx(75.0)
     assert points.loc["hmat", "acc_std"] == pytest.approx(7.0710678)
     assert points.loc["teacher", "macs"] == 1000 and points.loc["teacher", "macs_std"] == 0
@@ -34,7 +35,7 @@ def test_points_are_mean_and_std_over_seeds():
 def test_front_keeps_only_undominated_points():
     x = [1, 1, 2, 3, 4]
     y = [5, 3, 4, 6, 6]
-    assert pareto.pareto_front(x, y) == [0, 3]  # (1, 5) and (3, 6); (4, 6) is no better than (3, 6)
+    assert pareto_front(x, y) == [0, 3]  # (1, 5) and (3, 6); (4, 6) is no better than (3, 6)
 
 
 def test_write_pareto_from_a_runs_csv(tmp_path, capsys):
@@ -52,7 +53,7 @@ def test_rows_without_cost_columns_write_nothing(tmp_path, capsys):
     folder = tmp_path / "retrieval" / "d"
     folder.mkdir(parents=True)
     _runs(cost=False).to_csv(folder / "runs.csv", index=False)
-    assert pareto.write_pareto(folder) is None and not (folder / "pareto.png").exists()
+    assert write_pareto(folder) is None and not (folder / "pareto.png").exists()
     assert pareto.main([str(folder), str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert "no cost columns" in err and "no " in err and "missing" in err

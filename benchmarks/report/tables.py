@@ -1,0 +1,111 @@
+"""A results folder's tables (leaderboard.csv, leaderboard.md, pairwise.csv, forest.png) from its
+runs.csv, and the leaderboard merged over every folder of a results tree (the rows of each folder that
+``benchmarks.report.rows`` keeps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.report.pareto import plot_pareto
+from benchmarks.report.plots import histories, plot_curves, plot_forest, plot_k_metrics
+from benchmarks.report.rows import collect, current_rows, primary_metric
+from benchmarks.runner.aggregate import COVERS, design_of_rows, leaderboard, tables, to_markdown
+from benchmarks.runner.errors import UserError
+from benchmarks.runner.results_io import atomic_write_text
+
+
+FOREST = "forest.png"
+
+
+def write_suite_tables(dest: Path, runs: pd.DataFrame, primary: str, title: str, notes: list[str]) -> pd.DataFrame:
+    """A suite folder's ``leaderboard.csv``, ``pairwise.csv``, ``leaderboard.md`` and ``forest.png`` (the
+    gains over none with their intervals, when the rows have them) from ``runs`` (the rows of its latest
+    run), each written atomically; returns the leaderboard."""
+    board, pairs = tables(runs, primary=primary)
+    atomic_write_text(dest / "pairwise.csv", pairs.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(dest / "leaderboard.csv", board.to_csv(index=False, float_format="%.4f"))
+    text = to_markdown(board, title, notes, primary=primary)
+    if plot_forest(board, dest / FOREST, title, primary):
+        text = text.rstrip("\n") + f"\n\nForest plot of the gains over none: [{FOREST}]({FOREST})\n"
+    atomic_write_text(dest / "leaderboard.md", text)
+    return board
+
+
+def markdown_notes(md_path: Path) -> tuple[str | None, list[str]]:
+    """(title, notes) of a leaderboard.md written by ``to_markdown``: the lines between the title and
+    the table (the notes under the table are made from the table again)."""
+    if not md_path.exists():
+        return None, []
+    lines = md_path.read_text().splitlines()
+    title = lines[0][2:] if lines and lines[0].startswith("# ") else None
+    notes = []
+    for line in lines[2:]:
+        if not line.strip() or line.startswith("|"):
+            break
+        notes.append(line.rstrip())
+    return title, notes
+
+
+def rebuild(folder: Path) -> pd.DataFrame:
+    """Rewrite ``folder``'s leaderboard.csv, pairwise.csv and leaderboard.md from its runs.csv (no training):
+    the rows of the configs in its current leaderboard.csv, the notes of its current leaderboard.md."""
+    if not (folder / "runs.csv").exists():
+        raise UserError(f"no {folder / 'runs.csv'}; expected a results folder <results>/<suite>/<dataset>")
+    runs = current_rows(folder)
+    if not len(runs):
+        raise UserError(f"{folder}: no rows of the configs in its leaderboard.csv")
+    title, notes = markdown_notes(folder / "leaderboard.md")
+    return write_suite_tables(folder, runs, primary_metric(runs), title or f"{folder.parent.name}: {folder.name}",
+                              notes)
+
+
+def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame, str]:
+    """Merge, aggregate and draw; returns (leaderboard table, markdown) without writing the tables."""
+    found = collect(results)
+    if not found:
+        raise UserError(f"no results to merge: no {results}/<suite>/<dataset>/runs.csv; "
+                         f"run python -m benchmarks.run --suite SUITE first")
+    boards, sections = [], []
+    for folder, runs in found:
+        suite, dataset = folder.parent.name, folder.name
+        primary = primary_metric(runs)
+        board = leaderboard(runs, primary=primary)
+        board.insert(board.columns.get_loc("method") + 1, "primary", primary)
+        boards.append(board)
+        commits = sorted(str(c) for c in runs["commit"].dropna().unique()) if "commit" in runs else []
+        made = []
+        if plots:
+            title = f"{suite}: {dataset}"
+            kind = "recall" if primary.startswith("recall") else "topk"
+            name = f"{suite}_{dataset}_{kind}.png"
+            if plot_k_metrics(board, results / "plots" / name, title):
+                made.append(name)
+            name = f"{suite}_{dataset}_curves.png"
+            if plot_curves(histories(folder, runs), results / "plots" / name, title, primary):
+                made.append(name)
+            name = f"{suite}_{dataset}_forest.png"
+            if plot_forest(board, results / "plots" / name, title, primary):
+                made.append(name)
+            name = f"{suite}_{dataset}_pareto.png"
+            if plot_pareto(runs, results / "plots" / name, title):  # only when the rows carry cost columns
+                made.append(name)
+        design = design_of_rows(runs)
+        notes = [f"From `{folder.relative_to(results)}/runs.csv`: {len(runs)} rows, "
+                 f"config(s) {', '.join(f'`{h}`' for h in sorted(runs['config_hash'].astype(str).unique()))}; "
+                 f"commit(s) {', '.join(f'`{c}`' for c in commits) or 'unknown'}.",
+                 f"Primary metric {primary}: rank range, gain vs none (points, paired by replicate, 95% interval) "
+                 f"and gap closed = (method - none) / (teacher - none) are computed on it.",
+                 f"Replicates: {design}. The intervals: {COVERS[design]}."]
+        if made:
+            notes.append("Plots: " + ", ".join(f"[{n}](plots/{n})" for n in made))
+        md = to_markdown(board, f"{suite}: {dataset}", notes, primary=primary)
+        sections.append("#" + md)  # one level below the page title
+    table = pd.concat(boards, ignore_index=True)
+    head = ["# Leaderboard", "", f"Command: `{command}`  ",
+            "Metrics in % (mean ± std over replicates, a seed being a replicate). Rows: for each results folder, the runs whose config hash "
+            "is in that folder's leaderboard.csv (its latest suite run).", ""]
+    return table, "\n".join(head) + "\n" + "\n".join(sections)
+
+
