@@ -1,0 +1,169 @@
+"""Figures in the documentation that are made from the committed result files, so that they cannot drift.
+
+A figure is written between two HTML comments that say what it shows; the text between them is
+generated and replaced by ``python -m benchmarks.doc_figures``:
+
+    <!-- figure: headline results/retrieval/synthetic -->
+    (a table, made from that folder's leaderboard.csv and the header of its leaderboard.md)
+    <!-- /figure -->
+
+    RKD gains <!-- figure: gain results/retrieval/fonts rkd -->+2.70 [+1.99, +3.42]<!-- /figure --> points.
+
+Kinds (``FOLDER`` is a results folder ``<results>/<suite>/<dataset>``, relative to the repository):
+
+- ``headline FOLDER``: a compact table, one row per network: the primary metric (mean ± std over
+  replicates), the gain over ``none`` with its 95% interval, the rank range; under it the replicates,
+  the commit and where the full table is;
+- ``gains FOLDER [FOLDER ...]``: a method x table matrix of the gains over ``none`` (95% interval),
+  resolved ones in bold, for methods every folder ran or not ("" where a folder lacks one);
+- ``gain FOLDER METHOD``: the gain of one method, ``+2.70 [+1.99, +3.42]``;
+- ``mean FOLDER METHOD``: the primary metric's mean, ``19.48``;
+- ``power FOLDER``: the resolving power, the median 95% half-width of the gains, ``1.22``;
+- ``seeds FOLDER``: the number of replicates, ``6``; ``commit FOLDER``: the commit of the table's run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.runner.results_io import read_runs
+
+BLOCK = re.compile(r"<!-- figure: (?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /figure -->", re.S)
+COMMIT = re.compile(r"^Commit: `([0-9a-f]+)`", re.M)
+
+
+class FigureError(ValueError):
+    """A figure's specification names a kind, folder or method that does not exist."""
+
+
+def _board(root: Path, folder: str) -> pd.DataFrame:
+    path = root / folder / "leaderboard.csv"
+    if not path.is_file():
+        raise FigureError(f"{folder}: no leaderboard.csv there; expected a results folder <results>/<suite>/<dataset>")
+    return read_runs(path)
+
+
+def _primary(board: pd.DataFrame) -> str:
+    for name in ("recall@1", "top1", "ap"):
+        if f"{name}_mean" in board.columns and board[f"{name}_mean"].notna().any():
+            return name
+    raise FigureError(f"no primary metric among {list(board.columns)}")
+
+
+def _row(board: pd.DataFrame, folder: str, method: str) -> pd.Series:
+    rows = board[board["method"] == method]
+    if rows.empty:
+        raise FigureError(f"{folder}: no method {method!r}; it has {', '.join(board['method'])}")
+    return rows.iloc[0]
+
+
+def _commit(root: Path, folder: str) -> str:
+    md = root / folder / "leaderboard.md"
+    found = COMMIT.search(md.read_text()) if md.is_file() else None
+    return found.group(1) if found else "unknown"
+
+
+def gain_text(row: pd.Series) -> str:
+    """'+2.70 [+1.99, +3.42]', '+0.00' for none, '' when there is no gain."""
+    if row["method"] == "none":
+        return "+0.00"
+    if pd.isna(row.get("gain_vs_none")):
+        return ""
+    text = f"{row['gain_vs_none']:+.2f}"
+    if pd.notna(row.get("gain_ci_low")) and pd.notna(row.get("gain_ci_high")):
+        text += f" [{row['gain_ci_low']:+.2f}, {row['gain_ci_high']:+.2f}]"
+    return text
+
+
+def resolved(row: pd.Series) -> bool:
+    return bool(pd.notna(row.get("gain_ci_low")) and (row["gain_ci_low"] > 0 or row["gain_ci_high"] < 0))
+
+
+def _seeds(board: pd.DataFrame) -> int:
+    return int(board.loc[board["method"] != "teacher", "seeds"].max())
+
+
+def headline(root: Path, folder: str, doc_dir: Path | None = None) -> str:
+    board = _board(root, folder)
+    primary = _primary(board)
+    lines = [f"| method | {primary} (%) | gain vs none (95% interval) | rank |", "|---|---|---|---|"]
+    for _, row in board.iterrows():
+        gain = gain_text(row)
+        gain = f"**{gain}**" if resolved(row) else gain
+        rank = "" if row["method"] == "teacher" or pd.isna(row.get("rank")) else row["rank"]
+        lines.append(f"| {row['method']} | {row[f'{primary}_mean']:.2f} ± {row[f'{primary}_std']:.2f} | {gain} | {rank} |")
+    design = board["replicates"].dropna().iloc[0] if "replicates" in board and board["replicates"].notna().any() else "?"
+    link = Path(os.path.relpath(root / folder / "leaderboard.md", doc_dir if doc_dir is not None else root)).as_posix()
+    lines += ["", f"{_seeds(board)} replicates ({design}), commit `{_commit(root, folder)}`; bold: the interval "
+              f"excludes 0. Full table: [{folder}/leaderboard.md]({link})."]
+    return "\n".join(lines)
+
+
+def gains(root: Path, folders: list[str]) -> str:
+    boards = [_board(root, f) for f in folders]
+    methods = []
+    for board in boards:
+        methods += [m for m in board["method"] if m not in ("teacher", "none") and m not in methods]
+    head = "| method | " + " | ".join(f"{f.split('/')[-2]}/{f.split('/')[-1]}" for f in folders) + " |"
+    lines = [head, "|---" * (len(folders) + 1) + "|"]
+    for method in methods:
+        cells = []
+        for board in boards:
+            rows = board[board["method"] == method]
+            if rows.empty:
+                cells.append("")
+                continue
+            text = gain_text(rows.iloc[0])
+            cells.append(f"**{text}**" if resolved(rows.iloc[0]) else text)
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    seeds = ", ".join(str(_seeds(b)) for b in boards)
+    lines += ["", f"Gain over none in points of each table's primary metric, 95% interval over its replicates "
+              f"({seeds}); bold: the interval excludes 0."]
+    return "\n".join(lines)
+
+
+def render(spec: str, root: Path, doc_dir: Path | None = None) -> str:
+    """The text of the figure ``spec`` ("kind arg ...") from the results under ``root`` (the repository);
+    links are relative to ``doc_dir``, the folder of the document (default: ``root``)."""
+    kind, *args = spec.split()
+    one = {"gain": 2, "mean": 2, "power": 1, "seeds": 1, "commit": 1, "headline": 1}
+    if kind in one and len(args) != one[kind] or kind == "gains" and not args:
+        raise FigureError(f"figure {spec!r}: {kind} takes {one.get(kind, '1 or more')} argument(s)")
+    if kind == "headline":
+        return "\n" + headline(root, args[0], doc_dir) + "\n"
+    if kind == "gains":
+        return "\n" + gains(root, args) + "\n"
+    if kind == "commit":
+        return f"`{_commit(root, args[0])}`"
+    board = _board(root, args[0])
+    if kind == "gain":
+        return gain_text(_row(board, args[0], args[1]))
+    if kind == "mean":
+        return f"{_row(board, args[0], args[1])[f'{_primary(board)}_mean']:.2f}"
+    if kind == "power":
+        students = board[~board["method"].isin(["teacher", "none"])]
+        return f"{students['gain_ci_halfwidth'].median():.2f}"
+    if kind == "seeds":
+        return str(_seeds(board))
+    raise FigureError(f"figure {spec!r}: unknown kind {kind!r}; expected headline, gains, gain, mean, power, "
+                      f"seeds or commit")
+
+
+def refresh(text: str, root: Path, doc_dir: Path | None = None) -> str:
+    """``text`` (a document in ``doc_dir``) with every figure regenerated."""
+    return BLOCK.sub(lambda m: f"<!-- figure: {m['spec']} -->{render(m['spec'], root, doc_dir)}<!-- /figure -->",
+                     text)
+
+
+def stale(path: Path, root: Path) -> list[str]:
+    """The specs of the figures in ``path`` whose committed text differs from what the results give."""
+    text = path.read_text()
+    return [m["spec"] for m in BLOCK.finditer(text) if m["body"] != render(m["spec"], root, path.parent)]
+
+
+def figure_count(path: Path) -> int:
+    return len(BLOCK.findall(path.read_text()))
