@@ -42,7 +42,8 @@ def test_the_configs_the_readme_names_are_valid(dataset, config, monkeypatch):
 def anchors(path: Path) -> set[str]:
     """GitHub's anchors of a markdown file's headings: lower case, punctuation dropped, spaces to '-'."""
     text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", text, re.M)}
+    headings = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", text, re.M)}
+    return headings | set(re.findall(r'<a id="([^"]+)">', text))  # and explicit anchors
 
 
 DOCS = [REPO / "README.md", REPO / "datasets" / "README.md", REPO / "results" / "README.md",
