@@ -16,7 +16,9 @@ Kinds (``FOLDER`` is a results folder ``<results>/<suite>/<dataset>``, relative 
   the commit and where the full table is;
 - ``gains FOLDER [FOLDER ...]``: a method x table matrix of the gains over ``none`` (95% interval),
   resolved ones in bold, for methods every folder ran or not ("" where a folder lacks one);
+- ``leaderboard FOLDER``: the table of that folder's leaderboard.md, as committed;
 - ``gain FOLDER METHOD``: the gain of one method, ``+2.70 [+1.99, +3.42]``;
+- ``pair FOLDER A B``: the paired difference A - B on the primary metric from pairwise.csv, ``+2.11 [+1.48, +2.74]``;
 - ``mean FOLDER METHOD``: the primary metric's mean, ``19.48``;
 - ``power FOLDER``: the resolving power, the median 95% half-width of the gains, ``1.22``;
 - ``seeds FOLDER``: the number of replicates, ``6``; ``commit FOLDER``: the commit of the table's run.
@@ -126,17 +128,48 @@ def gains(root: Path, folders: list[str]) -> str:
     return "\n".join(lines)
 
 
+def leaderboard_table(root: Path, folder: str) -> str:
+    md = root / folder / "leaderboard.md"
+    if not md.is_file():
+        raise FigureError(f"{folder}: no leaderboard.md there; expected a results folder <results>/<suite>/<dataset>")
+    lines = md.read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| method |")), None)
+    if start is None:
+        raise FigureError(f"{folder}/leaderboard.md has no table")
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def pair_text(root: Path, folder: str, a: str, b: str) -> str:
+    path = root / folder / "pairwise.csv"
+    if not path.is_file():
+        raise FigureError(f"{folder}: no pairwise.csv there")
+    pairs = read_runs(path)
+    primary = _primary(_board(root, folder))
+    for first, second, sign in ((a, b, 1), (b, a, -1)):
+        rows = pairs[(pairs["method_a"] == first) & (pairs["method_b"] == second) & (pairs["metric"] == primary)]
+        if len(rows):
+            r = rows.iloc[0]
+            low, high = sorted((sign * r["ci_low"], sign * r["ci_high"]))
+            return f"{sign * r['mean_diff']:+.2f} [{low:+.2f}, {high:+.2f}]"
+    raise FigureError(f"{folder}/pairwise.csv: no pair {a}, {b} on {primary}")
+
+
 def render(spec: str, root: Path, doc_dir: Path | None = None) -> str:
     """The text of the figure ``spec`` ("kind arg ...") from the results under ``root`` (the repository);
     links are relative to ``doc_dir``, the folder of the document (default: ``root``)."""
     kind, *args = spec.split()
-    one = {"gain": 2, "mean": 2, "power": 1, "seeds": 1, "commit": 1, "headline": 1}
+    one = {"gain": 2, "mean": 2, "power": 1, "seeds": 1, "commit": 1, "headline": 1, "leaderboard": 1, "pair": 3}
     if kind in one and len(args) != one[kind] or kind == "gains" and not args:
         raise FigureError(f"figure {spec!r}: {kind} takes {one.get(kind, '1 or more')} argument(s)")
     if kind == "headline":
         return "\n" + headline(root, args[0], doc_dir) + "\n"
     if kind == "gains":
         return "\n" + gains(root, args) + "\n"
+    if kind == "leaderboard":
+        return "\n" + leaderboard_table(root, args[0]) + "\n"
+    if kind == "pair":
+        return pair_text(root, *args)
     if kind == "commit":
         return f"`{_commit(root, args[0])}`"
     board = _board(root, args[0])

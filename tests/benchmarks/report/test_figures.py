@@ -77,3 +77,16 @@ def test_every_committed_figure_equals_its_source(capsys):
     docs = doc_figures.documents(REPO)
     assert sum(figure_count(d) for d in docs) >= 4  # the README's headline tables at least
     assert doc_figures.main(["--check", "--root", str(REPO), *map(str, docs)]) == 0, capsys.readouterr().out
+
+
+def test_pair_reads_either_order_and_leaderboard_copies_the_table(tmp_path):
+    folder = _results(tmp_path)
+    pd.DataFrame([{"method_a": "rkd", "method_b": "at", "metric": "recall@1", "mean_diff": 2.0, "ci_low": 1.0,
+                   "ci_high": 3.0}]).to_csv(tmp_path / folder / "pairwise.csv", index=False)
+    assert render(f"pair {folder} rkd at", tmp_path) == "+2.00 [+1.00, +3.00]"
+    assert render(f"pair {folder} at rkd", tmp_path) == "-2.00 [-3.00, -1.00]"
+    with pytest.raises(FigureError, match="no pair"):
+        render(f"pair {folder} rkd none", tmp_path)
+    md = tmp_path / folder / "leaderboard.md"
+    md.write_text(md.read_text() + "\n| method | recall@1 |\n|---|---|\n| none | 80.00 ± 2.00 |\n\nnotes\n")
+    assert render(f"leaderboard {folder}", tmp_path) == "\n| method | recall@1 |\n|---|---|\n| none | 80.00 ± 2.00 |\n"
