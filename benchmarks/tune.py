@@ -54,192 +54,26 @@ paired 95% intervals. Only this run reads the test split.
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from benchmarks.runner import search as sampled
+from benchmarks.runner.config import deep_merge, load_yaml, resolve_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
-from benchmarks.runner.preflight import check_device
-from benchmarks.runner.schema import check_config, method_problems
-from benchmarks.runner.config import config_hash, deep_merge, load_yaml, resolve_config
-from benchmarks.runner.jobs import run_jobs
 from benchmarks.runner.interrupt import reports_interrupts
+from benchmarks.runner.jobs import run_jobs
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
-from benchmarks.runner.replicates import replicate_config
-from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, suite_data, teacher_seed_of
-from benchmarks.runner.results_io import atomic_write_text, atomic_write_via, git_commit
-from benchmarks.runner.suites import get_suite
-from benchmarks.runner.tracking import check_tracking, tracking
-from benchmarks.runner.suites import retrieval as suite  # --test-after and --folds (retrieval only)
-from retrieval.engine.trainer import NonFiniteLossError
-from retrieval.utils.cache_files import load_torch
-
-SUITES = ("retrieval", "classification", "detection")
-METRICS = {"retrieval": ("recall@1", "map@r"), "classification": ("top1", "top5"), "detection": ("ap", "ap50")}
-"""The validation metrics each suite's tuning table holds (the first with its std over seeds);
-a cell is ranked by the one the student's checkpoint is selected on."""
-
-
-def suite_of(cfg: dict):
-    """The ``Suite`` of a resolved config (``cfg["suite"]``)."""
-    return get_suite(cfg["suite"])
-
-
-def _select_metric(cfg: dict) -> str:
-    opts = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))
-    metric = opts.get("select_metric") or suite_of(cfg).PRIMARY
-    allowed = METRICS[cfg["suite"]]
-    if metric not in allowed:
-        raise SystemExit(f"the tuner ranks cells by {' or '.join(allowed)}; the config selects on {metric!r}")
-    return metric
-
-
-def tuning_config(cfg: dict) -> dict:
-    """The config the tuner trains with. Classification: a role with ``select: last`` (which would
-    train on the whole ``train`` split, ``val`` included) trains on ``fit`` and is scored on ``val``
-    at its last epoch only (``select: best`` over that one evaluation). Other suites: ``cfg``."""
-    if cfg["suite"] != "classification":
-        return cfg
-    out = cfg
-    for role in ("teacher", "student"):
-        opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
-        if opts.get("select", "best") == "last":
-            epochs = int(opts.get("epochs", 10))
-            out = deep_merge(out, {role: {"train": {"select": "best", "eval_every": epochs}}})
-    return out
-
-
-def expand(grid: dict) -> list[tuple[str, dict]]:
-    """[(method, options)] for every combination of each method's listed values."""
-    out = []
-    for method, space in grid.items():
-        keys = sorted(space or {})
-        for values in itertools.product(*(space[k] if isinstance(space[k], list) else [space[k]] for k in keys)):
-            out.append((method, dict(zip(keys, values))))
-    return out
-
-
-def fold_config(cfg: dict, fold: int | None, folds: int) -> dict:
-    """The config of cross-validation fold ``fold`` of ``folds`` (its val classes: that block of the
-    training classes); ``cfg`` itself when ``fold`` is None (the config's own val split)."""
-    if fold is None:
-        return cfg
-    return deep_merge(cfg, {"dataset": {"options": {"val_fold": fold, "val_fraction": 1 / folds}}})
-
-
-def unit_config(job: dict, unit: tuple) -> dict:
-    """The config a tuning unit (fold, seed) trains with: the fold's validation classes, and under full
-    replicates the data, pretraining and initial weights of replicate ``seed``
-    (``benchmarks.runner.replicates``)."""
-    fold, seed = unit
-    return replicate_config(fold_config(job["cfg"], fold, job["folds"]), seed)
-
-
-def _tune_data(cfg: dict, cache_dir: Path) -> dict:
-    data = suite_data(suite_of(cfg), cfg, cache_dir, log=lambda *a: None)
-    return {k: v for k, v in data.items() if k != "test"}  # tuning never looks at the test split
-
-
-def setup_jobs(job: dict, seeds) -> list:
-    """(name, job) of the pretraining jobs of the tuning units' replicates (``suite_runner.setup_jobs``)."""
-    cfg = job["cfg"]
-    return runner_setup_jobs(suite_of(cfg), cfg, {**job, "suite": cfg["suite"], "log": print}, seeds)
-
-
-def _teacher_job(job: dict, unit: tuple) -> dict:
-    fold, seed = unit
-    cfg = unit_config(job, unit)
-    suite_of(cfg).load_or_train_teacher(cfg, _tune_data(cfg, job["cache_dir"]), seed, job["cache_dir"],
-                                        job["progress"])
-    return {}
-
-
-def _cell_job(job: dict, unit: tuple, cell: int) -> dict:
-    fold, seed = unit
-    cfg = unit_config(job, unit)
-    module, metrics = suite_of(cfg), METRICS[cfg["suite"]]
-    method, options = job["cells"][cell]
-    data = _tune_data(cfg, job["cache_dir"])
-    teacher, _, _ = module.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), job["cache_dir"],
-                                                 job["progress"], lambda *a: None)
-    merged = deep_merge(cfg["methods"].get(method) or {}, options)
-    where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
-    said = f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}"
-    cell_id = {"method": method, **{f"opt.{k}": v for k, v in options.items()}, "fold": fold, "seed": seed}
-    try:  # tracked like a benchmark run, its final validation metrics in place of test ones
-        with tracking({**job, "cfg": cfg}, tuning_run_id(method, merged, fold, seed), "student", method,
-                      seed) as tracked:
-            student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
-            tracked.finish(result.best_val, split="val")
-    except NonFiniteLossError as exc:  # a diverged cell is a result of the search, not the end of it
-        print(f"{said}: diverged ({exc})", flush=True)
-        return {**cell_id, **{f"val_{m}": float("nan") for m in metrics}, "best_epoch": None,
-                "train_seconds": float("nan"), "options_hash": config_hash(merged), "diverged": 1}
-    print(f"{said}: val {metrics[0]} {100 * result.best_val[metrics[0]]:.2f}", flush=True)
-    row = {**cell_id, **{f"val_{m}": result.best_val[m] for m in metrics},
-           "best_epoch": result.best_epoch, "train_seconds": round(result.seconds, 1),
-           "options_hash": config_hash(merged), "diverged": 0}
-    if job.get("keep"):  # the selected weights, scored on test only after the choice is written
-        path = kept_student(cfg, job["cache_dir"], method, row["options_hash"], seed)
-        weights = student.state_dict()
-        atomic_write_via(path, lambda tmp: torch.save(weights, tmp))
-    return row
-
-
-def tuning_run_id(method: str, options: dict, fold: int | None, seed: int) -> str:
-    """The name of a tuning run's event files: ``<method>-<options hash>[-f<fold>]-s<seed>``."""
-    return f"{method}-{config_hash(options)}" + (f"-f{fold}" if fold is not None else "") + f"-s{seed}"
-
-
-def kept_student(cfg: dict, cache_dir: Path, method: str, options_hash: str, seed: int) -> Path:
-    """Where ``--test-after`` keeps a cell's selected student (named by the run's whole identity)."""
-    run_id, _ = suite.run_id_of(cfg, method, seed)  # the config's identity; the cell's options by their hash
-    return Path(cache_dir) / "tuning" / cfg["dataset"]["name"] / f"{run_id}-{options_hash}.pt"
-
-
-def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table: pd.DataFrame,
-                       ranked: str, folds: int = 0) -> tuple[pd.DataFrame, dict]:
-    """Score every kept student on the test split (after the choice was written) and set the test
-    scores beside the validation ones: (per-cell table, Spearman correlations)."""
-    tcfg = suite._train_config(cfg, "student", progress=False)
-    scores = []
-    for _, r in per_seed[per_seed["diverged"] == 0].iterrows():  # a diverged run kept no weights
-        model = suite._model(cfg["student"])
-        fold = None if pd.isna(r["fold"]) else int(r["fold"])
-        unit = unit_config({"cfg": cfg, "folds": folds}, (fold, int(r["seed"])))  # its replicate's test split
-        data = suite_data(get_suite("retrieval"), unit, cache_dir, log=lambda *a: None)  # the Suite, not its module
-        path = kept_student(unit, cache_dir, r["method"], r["options_hash"], int(r["seed"]))
-        weights = load_torch(path, then="")  # None: damaged (moved aside, with a line saying so)
-        if weights is None:
-            raise UserError(f"the kept student {path} of {r['method']} seed {r['seed']} is missing or damaged; "
-                            f"rerun the same command (every cell is trained and kept again)")
-        model.load_state_dict(weights)
-        test = suite.evaluate_test(model, data["test"], unit, tcfg, desc="tuning test")
-        scores.append({"options_hash": r["options_hash"], "method": r["method"], "seed": r["seed"],
-                       "test_recall@1": test["recall@1"], "test_map@r": test["map@r"]})
-    test = pd.DataFrame(scores).groupby(["method", "options_hash"], sort=False)[["test_recall@1", "test_map@r"]].mean()
-    out = table.join(test, on=["method", "options_hash"])
-    out["chosen"] = out.groupby("method")[ranked].transform("max") == out[ranked]
-    return out, rank_correlations(out, ranked)
-
-
-def rank_correlations(table: pd.DataFrame, ranked: str) -> dict:
-    """Spearman correlation of the validation metric ``ranked`` with each test metric over the grid's
-    cells (all methods together), and within each method with at least 3 cells."""
-    out = {}
-    for test in ("test_recall@1", "test_map@r"):
-        out[f"{ranked} vs {test} (all {len(table)} cells)"] = float(table[ranked].corr(table[test], method="spearman"))
-        for method, part in table.groupby("method"):
-            if len(part) >= 3:
-                out[f"{ranked} vs {test} ({method}, {len(part)} cells)"] = float(
-                    part[ranked].corr(part[test], method="spearman"))
-    return out
+from benchmarks.runner.preflight import check_device
+from benchmarks.runner.results_io import atomic_write_text, git_commit
+from benchmarks.runner.schema import check_config, method_problems
+from benchmarks.runner.tracking import check_tracking
+from benchmarks.runner.suite_runner import teacher_seed_of
+from benchmarks.runner.tuning import (METRICS, SUITES, cell_job, expand, fold_config, score_after_choice,
+                                      select_metric, setup_jobs, teacher_job, tune_data, tuning_config)
 
 
 @reports_interrupts("python -m benchmarks.tune")  # SIGINT, SIGTERM: one line, exit 130 or 143
@@ -303,7 +137,7 @@ def main(argv=None) -> int:
     folds = list(range(args.folds)) if args.folds else [None]
     if args.folds:  # before any job: the dataset must know the folds
         try:
-            _tune_data(fold_config(cfg, args.folds - 1, args.folds), Path(args.cache_dir))
+            tune_data(fold_config(cfg, args.folds - 1, args.folds), Path(args.cache_dir))
         except (TypeError, ValueError) as exc:
             raise SystemExit(f"--folds {args.folds}: the dataset {cfg['dataset']['name']!r} cannot make these folds "
                              f"({exc}); cross-validation folds need a dataset with a val_fold option (synthetic)")
@@ -331,10 +165,10 @@ def main(argv=None) -> int:
     dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir), "dest": dest / "tuning", "commit": commit,
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
-    ranked = f"val_{_select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
+    ranked = f"val_{select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
     setup = setup_jobs(job, seeds)  # pretrained backbones
     units = [(fold, seed) for fold in folds for seed in seeds]
-    rows = [r for r in run_jobs(partial(_teacher_job, job), partial(_cell_job, job), units, range(len(cells)),
+    rows = [r for r in run_jobs(partial(teacher_job, job), partial(cell_job, job), units, range(len(cells)),
                                 workers, setup=setup, teacher_of=lambda unit: (unit[0], teacher_seed_of(cfg, unit[1])),
                                 launcher=launcher)
             if r]

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.runner import tuning
 from benchmarks.runner.config import config_hash, deep_merge, resolve_config
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.job_pool import Job
@@ -188,13 +189,12 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
     """Train one trial's students, one per (fold, seed) of ``job["units"]``, on ``fit``, scored on
     ``val``; return ``{"state": complete | pruned | diverged, "value", "attrs"}`` (the driver tells)."""
     optuna = require_optuna()
-    from benchmarks import tune
     from retrieval.engine.trainer import NonFiniteLossError, reporting_progress
 
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(optuna, pruner))
     trial = optuna.trial.Trial(study, trial_id)
     options = decode(space, trial.params)
-    metrics, ranked = tune.METRICS[job["cfg"]["suite"]], job["ranked"]
+    metrics, ranked = tuning.METRICS[job["cfg"]["suite"]], job["ranked"]
     said = f"[trial {trial.number}] {method} {options}"
     start, scores, epochs = time.perf_counter(), [], []
 
@@ -205,14 +205,14 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
         return {"state": state, "value": means[f"val_{ranked}"] if state == "complete" else None, "attrs": attrs}
 
     for index, (fold, seed) in enumerate(job["units"]):
-        cfg = tune.unit_config(job, (fold, seed))
-        module, data = tune.suite_of(cfg), tune._tune_data(cfg, job["cache_dir"])
-        teacher, _, _ = module.load_or_train_teacher(cfg, data, tune.teacher_seed_of(cfg, seed), job["cache_dir"],
+        cfg = tuning.unit_config(job, (fold, seed))
+        module, data = tuning.suite_of(cfg), tuning.tune_data(cfg, job["cache_dir"])
+        teacher, _, _ = module.load_or_train_teacher(cfg, data, tuning.teacher_seed_of(cfg, seed), job["cache_dir"],
                                                      job["progress"], lambda *a: None)
         where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
         merged = deep_merge(cfg["methods"].get(method) or {}, options)
-        try:  # tracked like a grid cell (tune.tuning_run_id), the pruning hook in front of the trackers
-            with tracking({**job, "cfg": cfg}, tune.tuning_run_id(method, merged, fold, seed), "student", method,
+        try:  # tracked like a grid cell (tuning.tuning_run_id), the pruning hook in front of the trackers
+            with tracking({**job, "cfg": cfg}, tuning.tuning_run_id(method, merged, fold, seed), "student", method,
                           seed) as tracked:
                 hook = PruningCallback(optuna, trial, _installed_callback(), watch=index == 0)
                 with reporting_progress(hook):
@@ -463,17 +463,16 @@ def identity(cfg: dict, space: dict, seeds: list, folds: int) -> str:
     return config_hash({"cfg": kept, "space": space, "seeds": list(seeds), "folds": folds})
 
 
-def teacher_jobs(tune, job: dict, units: list) -> list:
+def teacher_jobs(job: dict, units: list) -> list:
     """(name, job) for each distinct teacher of the tuning units."""
-    teachers = dict.fromkeys((fold, tune.teacher_seed_of(job["cfg"], seed)) for fold, seed in units)
-    return [(f"teacher {'' if f is None else f'f{f} '}s{s}", partial(tune._teacher_job, job, (f, s)))
+    teachers = dict.fromkeys((fold, tuning.teacher_seed_of(job["cfg"], seed)) for fold, seed in units)
+    return [(f"teacher {'' if f is None else f'f{f} '}s{s}", partial(tuning.teacher_job, job, (f, s)))
             for f, s in teachers]
 
 
 def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: int, header: str, launcher=None) -> dict:
     """``python -m benchmarks.tune --search optuna``: check the spaces, run or resume the studies, write
     ``search.csv`` and print the choice; return ``{method: options}``."""
-    from benchmarks import tune
     from benchmarks.runner.schema import method_problems
 
     spaces = {method: parse_space(args.grid, method, options) for method, options in grid.items()}
@@ -485,18 +484,18 @@ def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: in
                                 + "; ".join(f"{path}: {message}" for path, message in problems))
     folds = list(range(args.folds)) if args.folds else [None]
     units = [(fold, seed) for fold in folds for seed in seeds]
-    ranked = tune._select_metric(cfg)
+    ranked = tuning.select_metric(cfg)
     dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
     job = {"cfg": cfg, "cache_dir": Path(args.cache_dir), "progress": not args.no_progress and workers == 1,
            "folds": args.folds, "units": units, "ranked": ranked, "dest": dest / "search", "commit": git_commit()}
     url = storage_url(args.study_db or dest / "optuna.db")
     identities = {m: identity(cfg, space, seeds, args.folds) for m, space in spaces.items()}
     names = {m: f"{args.study_name}-{m}" if args.study_name else f"{m}-{identities[m]}" for m in spaces}
-    setup = tune.setup_jobs(job, seeds)
+    setup = tuning.setup_jobs(job, seeds)
     options = {"url": url, "names": names, "identities": identities, "trials": args.trials, "workers": workers,
                "sampler_seed": args.sampler_seed, "pruner": {"name": args.pruner, "startup": args.pruner_startup}}
-    studies = run_search(optuna, job, spaces, options, setup, teacher_jobs(tune, job, units), launcher)
-    metrics = tune.METRICS[cfg["suite"]]
+    studies = run_search(optuna, job, spaces, options, setup, teacher_jobs(job, units), launcher)
+    metrics = tuning.METRICS[cfg["suite"]]
     table = search_table(optuna, studies, spaces, metrics)
     write_search(dest / "search.csv", table, header + f"# storage: {url}\n")
     print(table.drop(columns="study").to_string(index=False))

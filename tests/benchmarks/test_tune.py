@@ -6,6 +6,8 @@ import pytest
 import yaml
 
 from benchmarks import tune
+from benchmarks.runner import tuning
+from benchmarks.runner.config import resolve_config
 from benchmarks.runner.results_io import read_header
 from tiny_retrieval import tiny_retrieval
 from user_error import user_error
@@ -63,14 +65,14 @@ def test_test_after_scores_on_test_only_after_the_choice_is_written(tmp_path, mo
             "--no-progress"]
     assert tune.main(args + ["--out", str(tmp_path / "plain")]) == 0
     seen = []
-    evaluate = tune.suite.evaluate_test
+    evaluate = tuning.suite.evaluate_test
 
     def spy(model, dataset, *a, **k):
         if k.get("desc") == "tuning test":
             seen.append((dataset.split, (out / "tuning.csv").exists()))
         return evaluate(model, dataset, *a, **k)
 
-    monkeypatch.setattr(tune.suite, "evaluate_test", spy)
+    monkeypatch.setattr(tuning.suite, "evaluate_test", spy)
     assert tune.main(args + ["--out", str(tmp_path / "r"), "--test-after"]) == 0
     assert len(seen) == 3 and all(split == "test" and written for split, written in seen)
     plain = pd.read_csv(tmp_path / "plain" / "retrieval" / "synthetic" / "tuning.csv", comment="#")
@@ -89,7 +91,7 @@ def test_test_after_scores_on_test_only_after_the_choice_is_written(tmp_path, mo
 def test_rank_correlations_hand_cases():
     table = pd.DataFrame({"method": ["a"] * 4, "val": [0.1, 0.2, 0.3, 0.4],
                           "test_recall@1": [0.5, 0.6, 0.7, 0.9], "test_map@r": [0.4, 0.3, 0.2, 0.1]})
-    rho = tune.rank_correlations(table, "val")
+    rho = tuning.rank_correlations(table, "val")
     assert rho["val vs test_recall@1 (all 4 cells)"] == pytest.approx(1.0)
     assert rho["val vs test_map@r (all 4 cells)"] == pytest.approx(-1.0)
     assert rho["val vs test_map@r (a, 4 cells)"] == pytest.approx(-1.0)
@@ -112,9 +114,9 @@ def test_folds_cross_validate_on_class_disjoint_blocks_of_the_training_classes(t
     said = capsys.readouterr().out
     assert "fold 0 seed 0" in said and "fold 1 seed 0" in said and "2 folds x seeds [0]" in said
     # the folds' val classes: disjoint blocks that cover the training classes
-    cfg = tune.resolve_config("retrieval", str(config))
-    vals = [set(tune._tune_data(tune.fold_config(cfg, k, 2), tmp_path / "c")["val"].labels) for k in range(2)]
-    fit0 = set(tune._tune_data(tune.fold_config(cfg, 0, 2), tmp_path / "c")["fit"].labels)
+    cfg = resolve_config("retrieval", str(config))
+    vals = [set(tuning.tune_data(tuning.fold_config(cfg, k, 2), tmp_path / "c")["val"].labels) for k in range(2)]
+    fit0 = set(tuning.tune_data(tuning.fold_config(cfg, 0, 2), tmp_path / "c")["fit"].labels)
     assert vals[0].isdisjoint(vals[1]) and vals[0] | vals[1] == set(range(10)) and fit0 == vals[1]
 
 

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from benchmarks import tune
+from benchmarks.runner import tuning
 from benchmarks.runner import search
 from benchmarks.runner.errors import UserError
 from tiny_retrieval import tiny_retrieval
@@ -197,14 +198,14 @@ def test_reproductions_rerun_the_choice_over_seeds_with_gain_intervals(tmp_path,
     """The choice is written first; only then are the choice, none and the teacher run over seeds 0, 1
     on the test split, into a leaderboard whose gains over none carry paired 95% intervals."""
     seen = []
-    evaluate = tune.suite.evaluate_test
+    evaluate = tuning.suite.evaluate_test
     searched = tmp_path / "r" / "retrieval" / "synthetic" / "search.csv"
 
     def spy(model, dataset, *a, **k):
         seen.append((dataset.split, searched.exists()))
         return evaluate(model, dataset, *a, **k)
 
-    monkeypatch.setattr(tune.suite, "evaluate_test", spy)
+    monkeypatch.setattr(tuning.suite, "evaluate_test", spy)
     args = _files(tmp_path, {"none": {}, **SPACE})
     assert tune.main(args + ["--trials", "2", "--reproductions", "2"]) == 0
     assert seen and all(split == "test" and written for split, written in seen)

@@ -1,0 +1,71 @@
+"""The layers of the code point one way: the library (retrieval/) never imports the harness, the harness's
+machinery (benchmarks/runner/, benchmarks/report/) never imports a command (a module benchmarks/X.py run as
+python -m benchmarks.X), and the module-level imports form no cycle."""
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = {f"benchmarks.{p.stem}" for p in (REPO / "benchmarks").glob("*.py") if p.stem != "__init__"}
+
+
+def _modules():
+    found = {}
+    for path in sorted([*(REPO / "retrieval").rglob("*.py"), *(REPO / "benchmarks").rglob("*.py")]):
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path, module_level: bool):
+    """(imported module, line) of every import in ``path``: all of them, or those run at import time."""
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    nodes = ast.walk(tree) if not module_level else [
+        n for top in tree.body if not isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        for n in ast.walk(top)]
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                yield target, node.lineno
+
+
+def test_there_are_commands_and_library_modules():
+    assert {"benchmarks.run", "benchmarks.tune", "benchmarks.leaderboard"} <= COMMANDS
+    assert "benchmarks.runner.suite_runner" in MODULES and "retrieval.methods.registry" in MODULES
+
+
+@pytest.mark.parametrize("layer", ["retrieval", "benchmarks.runner", "benchmarks.report"])
+def test_machinery_imports_no_command(layer):
+    bad = [f"{name}:{line} imports {target}" for name, path in MODULES.items()
+           if name == layer or name.startswith(layer + ".")
+           for target, line in _imports(name, path, module_level=False)
+           if target in COMMANDS or layer == "retrieval" and target.startswith("benchmarks")]
+    assert not bad, "\n".join(bad)
+
+
+def test_module_level_imports_have_no_cycle():
+    graph = nx.DiGraph()
+    for name, path in MODULES.items():
+        for target, _ in _imports(name, path, module_level=True):
+            graph.add_edge(name, target)
+    cycles = list(nx.simple_cycles(graph))
+    assert not cycles, cycles[:5]
