@@ -27,7 +27,6 @@ import argparse
 import gc
 import importlib
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ import time
 from pathlib import Path
 
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.suites import suite_task
 
 SUITES = ("retrieval", "classification")
 DEFAULT_OUT = Path("results/benchmarks/bench_methods.md")
@@ -164,10 +164,9 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
 
 
 def suite_methods(suite: str, wanted: list[str] | None) -> list[str]:
-    from benchmarks.runner.schema import SUITE_TASKS
     from retrieval.methods import list_methods, methods_for_task
 
-    runs = methods_for_task(SUITE_TASKS[suite])
+    runs = methods_for_task(suite_task(suite))
     if wanted is None:
         return runs
     unknown = [m for m in wanted if m not in list_methods()]
@@ -245,7 +244,7 @@ def main(argv=None) -> int:
     pairs = "; ".join(f"{s}: teacher {r['teacher']}, student {r['student']}, batch {r['batch']} of "
                       f"{'x'.join(map(str, r['image']))}"
                       for s in suites for r in rows if r["suite"] == s and r["method"] == "none")
-    header = [f"# Training step cost of each KD method, relative to `none`", "",
+    header = ["# Training step cost of each KD method, relative to `none`", "",
               f"command: `python -m benchmarks.bench_methods{''.join(' ' + a for a in shown)}`; "
               f"commit {git_commit()}; {time.strftime('%Y-%m-%d')}; {platform.processor() or platform.machine()}, "
               f"{args.threads} threads, CPU kernels {cpu_numerics()}; {time.perf_counter() - start:.0f} s", "",

@@ -43,10 +43,11 @@ from benchmarks.runner.errors import ArgumentParser, add_debug_flag, reports_use
 from benchmarks.runner.reproduce import find_run
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
 from benchmarks.runner.suite_runner import student_checkpoint
+from benchmarks.runner.suites import suites_of_task
 from retrieval.utils.cache_files import load_torch
 
 ATOL, RTOL = 1e-4, 1e-3
-RETRIEVAL_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")
+RETRIEVAL_SUITES = tuple(suites_of_task("retrieval"))
 FORMATS = ("onnx",)
 KNOWN_SHOWN = 8
 

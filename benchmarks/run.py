@@ -16,7 +16,7 @@ from benchmarks.runner.interrupt import reports_interrupts
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.committed import committed_line
 from benchmarks.runner.results_io import git_commit
-from benchmarks.runner.suites import SUITES, get_suite
+from benchmarks.runner.suites import SUITES, get_suite, is_suite, suite_task
 
 PLANNED = ()
 DEFAULT_OUT = "runs"  # git ignores it: rerunning a documented command leaves the checkout clean
@@ -35,10 +35,9 @@ def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
     if methods != ["all"]:
         raise UserError(f"--methods {','.join(methods)}: 'all' stands alone (it names every method of the "
                         f"suite's task); list the methods instead")
-    from benchmarks.runner.schema import SUITE_TASKS
     from retrieval.methods import methods_for_task
 
-    return methods_for_task(SUITE_TASKS.get(cfg.get("suite")))
+    return methods_for_task(suite_task(cfg["suite"]) if is_suite(cfg.get("suite")) else None)
 
 
 _csv = comma_list  # an empty list (--methods ,) is a bad flag: one line, exit 2

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.suites import is_suite, list_suites, suite_task
 from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT
 from retrieval.models.embedding_net import POOLINGS
 
@@ -196,10 +197,8 @@ class DetectionConfig(RunConfig):
     teacher_cache: bool = False  # the frozen teacher's features of each training image, kept from its first pass
 
 
-SCHEMAS = {"retrieval": RetrievalConfig, "hmat-ablation": RetrievalConfig, "retrieval-scratch": RetrievalConfig,
-           "classification": ClassificationConfig, "detection": DetectionConfig}
-SUITE_TASKS = {"retrieval": "retrieval", "hmat-ablation": "retrieval", "retrieval-scratch": "retrieval",
-               "classification": "classification", "detection": "detection"}  # Distiller.tasks
+TASK_SCHEMAS = {"retrieval": RetrievalConfig, "classification": ClassificationConfig, "detection": DetectionConfig}
+SCHEMAS = {name: TASK_SCHEMAS[suite_task(name)] for name in list_suites()}  # a suite's config, by its task
 DETECTION_DATASETS = ("mnist-scenes", "coco")  # retrieval.detection.data.build_detection_dataset
 INTERNAL_KEYS = ("_command",)  # set by the runner after the check
 
@@ -356,7 +355,7 @@ def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]
             out += [(f"methods.{name}.{p.split('.', 1)[0]}" if p else f"methods.{name}", m)
                     for p, m in pydantic_problems(exc, model)]
     known = set(_METHODS) | {n for n, o in methods.items() if "method" in (o or {})}
-    task = SUITE_TASKS.get(cfg.get("suite"))
+    task = suite_task(cfg["suite"]) if is_suite(cfg.get("suite")) else None
     for i, name in enumerate(cfg.get("run") or []):
         problems = _name_check(name, known, "")
         out += [(f"run[{i}]", m) for _, m in problems]

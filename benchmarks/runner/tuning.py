@@ -15,14 +15,14 @@ from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, suite_data, teacher_seed_of
 from benchmarks.runner.results_io import atomic_write_via
-from benchmarks.runner.suites import get_suite
+from benchmarks.runner.suites import get_suite, tuning_metrics
 from benchmarks.runner.tracking import tracking
 from benchmarks.runner.suites import retrieval as suite  # --test-after and --folds (retrieval only)
 from retrieval.engine.trainer import NonFiniteLossError
 from retrieval.utils.cache_files import load_torch
 
-SUITES = ("retrieval", "classification", "detection")
-METRICS = {"retrieval": ("recall@1", "map@r"), "classification": ("top1", "top5"), "detection": ("ap", "ap50")}
+SUITES = ("retrieval", "classification", "detection")  # the tasks' defaults, which tuning merges its config over
+METRICS = {name: tuning_metrics(name) for name in SUITES}
 """The validation metrics each suite's tuning table holds (the first with its std over seeds);
 a cell is ranked by the one the student's checkpoint is selected on."""
 

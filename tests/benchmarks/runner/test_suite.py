@@ -54,3 +54,16 @@ def test_hooks_come_from_the_module_unless_the_class_defines_its_own():
     assert suite.table_notes({}, {}, "c") == ["its own"]
     del module.setup_names  # an optional hook the module lacks keeps the interface's default
     assert type("Lean", (Suite,), {"run": FromModule.run}, hooks_from=module)().setup_names({}) == []
+
+
+def test_the_registry_agrees_with_the_suites_and_the_methods():
+    from benchmarks.runner.schema import SCHEMAS, TASK_SCHEMAS
+    from benchmarks.runner.suites import TASKS, list_suites, suite_task, suites_of_task, tuning_metrics
+    from retrieval.methods import distiller
+
+    assert TASKS == distiller.TASKS
+    assert set(SCHEMAS) == set(list_suites())
+    for name in list_suites():
+        assert suite_task(name) in TASKS and SCHEMAS[name] is TASK_SCHEMAS[suite_task(name)]
+        assert get_suite(name).PRIMARY == tuning_metrics(name)[0]  # the leaderboard's metric leads the tuning table
+    assert suites_of_task("retrieval") == ["retrieval", "hmat-ablation", "retrieval-scratch"]
