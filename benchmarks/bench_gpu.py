@@ -23,7 +23,6 @@ Without a CUDA GPU it says so and exits 0 (``--allow-cpu`` runs it on the CPU an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -52,10 +51,10 @@ def recipe_config(data_root: Path, device: str, batch: int | None = None) -> dic
 
 def one_batch(cfg: dict, data: dict) -> dict:
     """A training batch drawn by the recipe's sampler (``m_per_class`` images of each class)."""
-    from benchmarks.runner.suites.retrieval import _train_config
+    from benchmarks.runner.suites.common import train_options
     from retrieval.engine.trainer import make_train_loader
 
-    tcfg = _train_config(cfg, "student", progress=False)
+    tcfg = train_options(cfg, "student", progress=False)
     tcfg.num_workers = 0
     return next(iter(make_train_loader(data["fit"], tcfg)))
 
@@ -75,11 +74,11 @@ def build_job(cfg: dict, data: dict, job: str, teacher=None):
 def measure(method, batch: dict, cfg: dict, role: str, device: str, amp: bool, channels_last: bool,
             steps: int) -> dict:
     """images/s over ``steps`` training steps on ``batch`` (after ``WARMUP``), and the peak GPU memory."""
-    from benchmarks.runner.suites.retrieval import _train_config
+    from benchmarks.runner.suites.common import train_options
     from retrieval.engine.mixed_precision import MixedPrecision
     from retrieval.engine.trainer import make_optimizer
 
-    tcfg = _train_config(cfg, role, progress=False)
+    tcfg = train_options(cfg, role, progress=False)
     method.to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     method.to(memory_format=fmt)

@@ -16,6 +16,7 @@ from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, suite_data, teacher_seed_of
 from benchmarks.runner.results_io import atomic_write_via
 from benchmarks.runner.suites import get_suite, tuning_metrics
+from benchmarks.runner.suites.common import train_options
 from benchmarks.runner.tracking import tracking
 from benchmarks.runner.suites import retrieval as suite  # --test-after and --folds (retrieval only)
 from retrieval.engine.trainer import NonFiniteLossError
@@ -148,7 +149,7 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
                        ranked: str, folds: int = 0) -> tuple[pd.DataFrame, dict]:
     """Score every kept student on the test split (after the choice was written) and set the test
     scores beside the validation ones: (per-cell table, Spearman correlations)."""
-    tcfg = suite._train_config(cfg, "student", progress=False)
+    tcfg = train_options(cfg, "student", progress=False)
     scores = []
     for _, r in per_seed[per_seed["diverged"] == 0].iterrows():  # a diverged run kept no weights
         model = suite._model(cfg["student"])

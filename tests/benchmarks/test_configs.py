@@ -8,7 +8,7 @@ import pytest
 from benchmarks.runner.config import resolve_config
 from benchmarks.runner.suites import pretrain
 from benchmarks.runner.suites import retrieval as suite
-from benchmarks.runner.suites.retrieval import _train_config
+from benchmarks.runner.suites.common import train_options
 from retrieval.methods import list_methods
 
 FULL_SCALE = ["cub200", "cars196", "sop"]
@@ -22,7 +22,7 @@ def test_full_scale_recipes_keep_their_own_protocol(name):
     assert pretrain.pretrain_section(cfg) is None  # ImageNet weights, checked against the pretrain section
     assert cfg["teacher"]["pretrained"] and cfg["student"]["pretrained"]
     for role in ("teacher", "student"):
-        tcfg = _train_config(cfg, role, progress=False)
+        tcfg = train_options(cfg, role, progress=False)
         assert tcfg.schedule == "step" and tcfg.milestones  # the recipe's milestones are used
         assert tcfg.select_metric == "recall@1" and tcfg.eval_every == 1 and tcfg.select == "best"
         assert not cfg[role].get("output_stride")  # torchvision's own strides, not the small CNNs' 8

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.config import config_hash
 from benchmarks.runner.replicates import design_of
 from benchmarks.runner.suite import Suite
 from benchmarks.runner.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
 from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
-from benchmarks.runner.suites.retrieval import environment, run_id_of  # noqa: F401 (run_id_of: runner hook)
+from benchmarks.runner.suites.common import environment, result_row, run_id_of, train_options  # noqa: F401 (run_id_of: a hook)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -47,12 +46,7 @@ def build_task_loss(name: str = "cross_entropy", **options) -> nn.Module:
 
 def train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
     """The ``train`` section merged with the role's own (``teacher``/``student``)."""
-    opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
-    opts.setdefault("select_metric", PRIMARY)
-    opts["ks"] = tuple(cfg["eval"]["ks"])
-    opts["progress"] = progress
-    opts["device"] = cfg.get("device", "cpu")
-    return TrainConfig.from_dict(opts)
+    return train_options(cfg, role, progress, select_metric=PRIMARY)
 
 
 def splits_for(tcfg: TrainConfig) -> tuple[str, str | None]:
@@ -93,7 +87,7 @@ def _classifier(spec: dict, classes: int):
                              weights=spec.get("weights"))
 
 
-def _pretrain_classifier(spec: dict, dataset):
+def pretrain_classifier(spec: dict, dataset):
     """The classifier pretrained on ``dataset`` (its own classes; only the backbone is kept)."""
     return _classifier(spec, dataset.num_classes)
 
@@ -106,7 +100,7 @@ def _network(cfg: dict, data: dict, role: str):
         if "cache_dir" not in data:
             raise ValueError("the config's pretrain section needs the cache folder: build the data with "
                              "prepare(cfg, cache_dir=...)")
-        load_backbone(model, ensure_pretrained(cfg, role, data["cache_dir"], _pretrain_classifier,
+        load_backbone(model, ensure_pretrained(cfg, role, data["cache_dir"], pretrain_classifier,
                                                task_loss=build_task_loss))
     return model
 
@@ -170,13 +164,6 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
         checkpoint, resume_tag)
 
 
-def _row(cfg, method, seed, run_id, chash, test, seconds, epoch, select, commit, teacher_name, student_name):
-    return {"run_id": run_id, "suite": cfg["suite"], "dataset": cfg["dataset"]["name"], "teacher": teacher_name,
-            "student": student_name, "method": method, "seed": seed, **test, "train_seconds": round(seconds, 2),
-            "epoch": epoch, "select": select, "commit": commit, "config_hash": chash,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
-
-
 def accuracy_note(cfg: dict) -> str:
     """The table's statement of which epoch's accuracy it holds, and for how many epochs each role trained."""
     fraction = (cfg["dataset"].get("options") or {}).get("val_fraction", 0.1)
@@ -206,7 +193,7 @@ def setup_names(cfg: dict) -> list[str]:
 
 
 def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
-    ensure_pretrained(cfg, name, data["cache_dir"], _pretrain_classifier, progress, log, task_loss=build_task_loss)
+    ensure_pretrained(cfg, name, data["cache_dir"], pretrain_classifier, progress, log, task_loss=build_task_loss)
 
 
 def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
@@ -216,8 +203,8 @@ def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) ->
 def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
     role = "teacher" if method == "teacher" else "student"
     select = train_config(cfg, role, False).select
-    return _row(cfg, method, seed, run_id, chash, test, seconds, epoch, select, commit, cfg["teacher"]["arch"],
-                cfg[role]["arch"])
+    return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, cfg["teacher"]["arch"],
+                      cfg[role]["arch"], epoch=epoch, select=select)
 
 
 def cost_networks(cfg: dict, data: dict) -> dict:

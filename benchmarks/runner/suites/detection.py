@@ -14,7 +14,6 @@ docs/distributed.md).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -24,7 +23,8 @@ from benchmarks.runner.suite import Suite
 from benchmarks.runner.suite_runner import (cached_teacher, method_options, run_suite, seed_init, teacher_key,
                                      train_seeded_student)
 from benchmarks.runner.suites.pretrain import ensure_pretrained, pretrain_section
-from benchmarks.runner.suites.retrieval import environment
+from benchmarks.runner.suites.classification import build_task_loss, pretrain_classifier
+from benchmarks.runner.suites.common import environment, result_row, student_run_id, train_options
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method
@@ -37,11 +37,7 @@ SPLITS = ("train", "val", "test")
 
 def train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
     """The ``train`` section merged with the role's own (``teacher``/``student``)."""
-    opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
-    opts.setdefault("select_metric", PRIMARY)
-    opts["progress"] = progress
-    opts["device"] = cfg.get("device", "cpu")
-    return TrainConfig.from_dict(opts)
+    return train_options(cfg, role, progress, select_metric=PRIMARY, ks=False)
 
 
 def prepare(cfg: dict, cache_dir: Path, log=print) -> dict:
@@ -64,17 +60,8 @@ def _detector(cfg: dict, role: str, num_classes: int):
                            weights=spec.get("weights"), **options)
 
 
-def _pretrain_classifier(spec: dict, dataset):
-    """The classifier whose backbone pretraining trains (the detector's backbone, a linear head)."""
-    from benchmarks.runner.suites.classification import _pretrain_classifier as classifier
-
-    return classifier(spec, dataset)
-
-
 def _pretrain(cfg: dict, role: str, cache_dir: Path, progress: bool = False, log=print) -> Path:
-    from benchmarks.runner.suites.classification import build_task_loss
-
-    return ensure_pretrained(cfg, role, cache_dir, _pretrain_classifier, progress, log, task_loss=build_task_loss)
+    return ensure_pretrained(cfg, role, cache_dir, pretrain_classifier, progress, log, task_loss=build_task_loss)
 
 
 def _network(cfg: dict, data: dict, role: str):
@@ -103,9 +90,9 @@ def _cache_key(cfg: dict) -> dict:
 
 def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
     """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
-    chash = config_hash({**_teacher_identity(cfg), **teacher_key(cfg), **_cache_key(cfg), "student": cfg["student"],
-                         "method": method_name, "method_options": cfg["methods"].get(method_name) or {}})
-    return f"{method_name}-{chash}-s{seed}", chash
+    return student_run_id(method_name, {**_teacher_identity(cfg), **teacher_key(cfg), **_cache_key(cfg),
+                                        "student": cfg["student"], "method": method_name,
+                                        "method_options": cfg["methods"].get(method_name) or {}}, seed)
 
 
 def teacher_hash(cfg: dict) -> str:
@@ -167,13 +154,6 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
         checkpoint, resume_tag)
 
 
-def _row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit, teacher_name, student_name):
-    return {"run_id": run_id, "suite": cfg["suite"], "dataset": cfg["dataset"]["name"], "teacher": teacher_name,
-            "student": student_name, "method": method, "seed": seed, **test, "train_seconds": round(seconds, 2),
-            "best_epoch": epoch, "commit": commit, "config_hash": chash,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
-
-
 def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: str) -> list[str]:
     t, s = (train_config(cfg, role, False) for role in ("teacher", "student"))
     selection = {"best": f"checkpoint = best {s.select_metric} on val ({len(data['val'])} images)",
@@ -217,8 +197,8 @@ def _names(cfg: dict) -> tuple[str, str]:
 
 def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
     teacher, student = _names(cfg)
-    return _row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit, teacher,
-                teacher if method == "teacher" else student)
+    return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, teacher,
+                      teacher if method == "teacher" else student, best_epoch=epoch)
 
 
 def cost_networks(cfg: dict, data: dict) -> dict:

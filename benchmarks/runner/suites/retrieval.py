@@ -4,15 +4,15 @@ scored on the test classes with Recall@K, MAP@R and R-Precision."""
 
 from __future__ import annotations
 
-import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.runner.config import config_hash, deep_merge
-from benchmarks.runner.results_io import atomic_write_via, package_versions
+from benchmarks.runner.config import config_hash
+from benchmarks.runner.results_io import atomic_write_via
+from benchmarks.runner.suites.common import (environment, result_row, run_id_of, student_identity,  # noqa: F401
+                                             teacher_identity, train_options)
 from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from benchmarks.runner.suite import Suite
 from benchmarks.runner.suite_runner import (load_teacher, method_options, run_suite, seed_init, teacher_key,  # noqa: F401,E501
@@ -23,7 +23,6 @@ from retrieval.engine.embed import compute_embeddings
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
-from retrieval.numerics import cpu_numerics
 
 MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "weights", "pooling", "output_stride")
 
@@ -54,40 +53,13 @@ def _network(cfg: dict, data: dict, role: str):
     return model
 
 
-def _train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
-    opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
-    opts["ks"] = tuple(cfg["eval"]["ks"])
-    opts["progress"] = progress
-    opts["device"] = cfg.get("device", "cpu")
-    return TrainConfig.from_dict(opts)
-
-
-def _teacher_identity(cfg: dict) -> dict:
-    evaluation = {k: v for k, v in cfg["eval"].items() if k != "index"}  # extra metrics, not other weights
-    return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
-            "task_loss": cfg["task_loss"], "eval": evaluation, "init_seed": cfg.get("init_seed"),
-            **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
-
-
-def _run_identity(cfg: dict, method: str) -> dict:
-    return {**_teacher_identity(cfg), **teacher_key(cfg), "student": cfg["student"], "method": method,
-            "method_options": cfg["methods"].get(method) or {}}
-
-
-def _row(cfg, method, seed, run_id, chash, test, seconds, best_epoch, commit, teacher_name, student_name):
-    return {"run_id": run_id, "suite": cfg["suite"], "dataset": cfg["dataset"]["name"], "teacher": teacher_name,
-            "student": student_name, "method": method, "seed": seed, **test, "train_seconds": round(seconds, 2),
-            "best_epoch": best_epoch, "commit": commit, "config_hash": chash,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
-
-
 def _model_name(spec: dict) -> str:
     return f"{spec['arch']}-{spec['embedding_dim']}"
 
 
 def teacher_hash(cfg: dict) -> str:
     """The hash of what decides the teacher's weights: its row's config hash and its cache file's name."""
-    return config_hash(_teacher_identity(cfg))
+    return config_hash(teacher_identity(cfg))
 
 
 def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
@@ -105,7 +77,7 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
     seed_init(cfg, seed)
     model = _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
     seed_everything(seed)
-    tcfg = _train_config(cfg, "teacher", progress)
+    tcfg = train_options(cfg, "teacher", progress)
     if cached:
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
@@ -134,12 +106,6 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
 
 def _save_teacher(path: Path, model, record: dict) -> None:
     atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
-
-
-def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
-    """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
-    chash = config_hash(_run_identity(cfg, method_name))
-    return f"{method_name}-{chash}-s{seed}", chash
 
 
 def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
@@ -184,7 +150,7 @@ def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dic
     if it had finished."""
     return train_seeded_student(
         cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
-        lambda method, state, tag: train(method, data["fit"], data["val"], _train_config(cfg, "student", progress),
+        lambda method, state, tag: train(method, data["fit"], data["val"], train_options(cfg, "student", progress),
                                          name=f"{method_name} s{seed}", state_path=state, state_tag=tag),
         checkpoint, resume_tag)
 
@@ -201,13 +167,6 @@ def prepare(cfg: dict, log=print, cache_dir: Path | None = None) -> dict:
         f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}"
         + (f"; {data['test'].source}" if getattr(data["test"], "source", None) else ""))
     return data
-
-
-def environment(cfg: dict) -> dict:
-    """What decides the numbers besides the config and the commit: versions, platform, threads, device."""
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads(), "cpu": cpu_numerics(), "device": cfg.get("device", "cpu"),
-            "packages": package_versions()}
 
 
 # ---------------------------------------------------------------- hooks of benchmarks.runner.suite_runner
@@ -230,13 +189,13 @@ def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
 
 
 def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
-    return evaluate_test(model, data["test"], cfg, _train_config(cfg, "student", progress), desc=desc)
+    return evaluate_test(model, data["test"], cfg, train_options(cfg, "student", progress), desc=desc)
 
 
 def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
     teacher = _model_name(cfg["teacher"])
     student = teacher if method == "teacher" else _model_name(cfg["student"])
-    return _row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit, teacher, student)
+    return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, teacher, student, best_epoch=epoch)
 
 
 def cost_networks(cfg: dict, data: dict) -> dict:
@@ -247,7 +206,7 @@ def selection_note(cfg: dict) -> str:
     """How the reported weights of the teacher and the students were chosen, from their train configs."""
     said = []
     for role in ("teacher", "student"):
-        t = _train_config(cfg, role, progress=False)
+        t = train_options(cfg, role, progress=False)
         said.append(f"{role}: last of {t.epochs} epochs" if t.select == "last" else
                     f"{role}: the epoch with the best validation {t.select_metric} (every {t.eval_every} of {t.epochs})")
     return "; ".join(said)
