@@ -69,3 +69,14 @@ def test_module_level_imports_have_no_cycle():
             graph.add_edge(name, target)
     cycles = list(nx.simple_cycles(graph))
     assert not cycles, cycles[:5]
+
+
+def test_no_module_reaches_into_a_registry_s_private_table():
+    """Registries are queried through their public functions (list_methods, method_class, dataset_loader, ...)."""
+    bad = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("registry"):
+                bad += [f"{name}:{node.lineno} imports {a.name} from {node.module}" for a in node.names
+                        if a.name.startswith("_")]
+    assert not bad, "\n".join(bad)

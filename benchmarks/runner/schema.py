@@ -22,7 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.suites import is_suite, list_suites, suite_task
+from retrieval.data.registry import dataset_loader, list_datasets
 from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT
+from retrieval.methods.registry import is_method, list_methods, method_class, method_tasks
 from retrieval.models.embedding_net import POOLINGS
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -299,10 +301,7 @@ def _name_check(value, valid, path) -> list[tuple[str, str]]:
 
 def dataset_option_problems(name: str, options: dict, path: str) -> list[tuple[str, str]]:
     """The options of dataset ``name`` against its loader's keywords (types too, where annotated)."""
-    from retrieval.data.registry import _DATASETS, _import_builtin
-
-    _import_builtin()
-    loader = _DATASETS.get(name)
+    loader = dataset_loader(name)
     if loader is None:
         return []
     params = inspect.signature(loader).parameters
@@ -335,34 +334,32 @@ def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]
     ``only`` if given) against the method's options model, and every ``run`` entry known."""
     from benchmarks.runner.suite_runner import method_options
     from retrieval.methods.options import options_model
-    from retrieval.methods.registry import _METHODS
-
     out = []
     methods = cfg.get("methods") or {}
     for name, options in methods.items():
         if only is not None and name != only:
             continue
         registered = (options or {}).get("method", name)
-        if registered not in _METHODS:
+        if not is_method(registered):
             key = f"methods.{name}.method" if "method" in (options or {}) else f"methods.{name}"
-            out += _name_check(registered, _METHODS, key)
+            out += _name_check(registered, list_methods(), key)
             continue
         _, merged = method_options(cfg, name, options)
-        model = options_model(_METHODS[registered])
+        model = options_model(method_class(registered))
         try:
             model.model_validate(merged)
         except ValidationError as exc:
             out += [(f"methods.{name}.{p.split('.', 1)[0]}" if p else f"methods.{name}", m)
                     for p, m in pydantic_problems(exc, model)]
-    known = set(_METHODS) | {n for n, o in methods.items() if "method" in (o or {})}
+    known = set(list_methods()) | {n for n, o in methods.items() if "method" in (o or {})}
     task = suite_task(cfg["suite"]) if is_suite(cfg.get("suite")) else None
     for i, name in enumerate(cfg.get("run") or []):
         problems = _name_check(name, known, "")
         out += [(f"run[{i}]", m) for _, m in problems]
         registered = (methods.get(name) or {}).get("method", name)
-        if not problems and task and registered in _METHODS and task not in _METHODS[registered].tasks:
+        if not problems and task and is_method(registered) and task not in method_tasks(registered):
             out.append((f"run[{i}]", f"method {name!r} does not run on the {cfg['suite']} suite (a {task} task); "
-                                     f"it supports {', '.join(_METHODS[registered].tasks)}"))
+                                     f"it supports {', '.join(method_tasks(registered))}"))
     return out
 
 
@@ -388,7 +385,6 @@ def weights_problems(arch: str, weights, path: str) -> list[tuple[str, str]]:
 
 
 def name_problems(cfg: dict) -> list[tuple[str, str]]:
-    from retrieval.data.registry import list_datasets
     from retrieval.losses.metric_loss import LOSSES, MINERS
     from retrieval.models import list_models
 

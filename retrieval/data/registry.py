@@ -46,6 +46,12 @@ def is_generated(name: str) -> bool:
     return name in _GENERATED
 
 
+def dataset_loader(name: str):
+    """The function registered as dataset ``name`` (its keywords are the dataset's options), or None."""
+    _import_builtin()
+    return _DATASETS.get(name)
+
+
 def list_datasets() -> list[str]:
     _import_builtin()
     return sorted(_DATASETS)

@@ -55,7 +55,12 @@ def list_methods() -> list[str]:
     return list(_METHODS)
 
 
-def _method_class(name: str):
+def is_method(name) -> bool:
+    return name in _METHODS
+
+
+def method_class(name: str):
+    """The ``Distiller`` subclass registered as ``name`` (its signature types the method's options)."""
     if name not in _METHODS:
         raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
     return _METHODS[name]
@@ -63,7 +68,7 @@ def _method_class(name: str):
 
 def needs_teacher(name: str) -> bool:
     """Whether method ``name`` reads a teacher (``none`` does not: its runs need not wait for one)."""
-    return bool(_method_class(name).needs_teacher)
+    return bool(method_class(name).needs_teacher)
 
 
 def methods_for_task(task: str | None) -> list[str]:
@@ -73,9 +78,9 @@ def methods_for_task(task: str | None) -> list[str]:
 
 def method_tasks(name: str) -> tuple[str, ...]:
     """The tasks method ``name`` runs on (retrieval, classification, detection; ``Distiller.tasks``)."""
-    return tuple(_method_class(name).tasks)
+    return tuple(method_class(name).tasks)
 
 
 def build_method(name: str, **cfg):
     """Build method ``name`` with ``student``, ``teacher``, ``task_loss`` and its own options."""
-    return _method_class(name)(**cfg)
+    return method_class(name)(**cfg)

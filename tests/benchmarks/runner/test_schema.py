@@ -9,7 +9,7 @@ from benchmarks.runner.config import deep_merge, default_config, key_origin, res
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.schema import check_config, config_problems
 from retrieval.methods.options import options_model
-from retrieval.methods.registry import _METHODS
+from retrieval.methods.registry import list_methods, method_class
 
 CONFIGS = resources.files("benchmarks") / "configs"
 RUN_CONFIGS = {"cub200": "retrieval", "cars196": "retrieval", "sop": "retrieval", "quick_retrieval": "retrieval",
@@ -82,12 +82,12 @@ def test_the_error_names_the_file_of_each_key(tmp_path):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("name", sorted(_METHODS))
+@pytest.mark.parametrize("name", sorted(list_methods()))
 def test_each_method_declares_its_options_with_the_code_defaults(name):
     import inspect
 
-    model = options_model(_METHODS[name])
-    params = inspect.signature(_METHODS[name].__init__).parameters
+    model = options_model(method_class(name))
+    params = inspect.signature(method_class(name).__init__).parameters
     for key, field in model.model_fields.items():
         if key in params:
             assert field.default == params[key].default
