@@ -56,3 +56,16 @@ def test_a_rerun_into_runs_says_it_reproduces_the_committed_rows(tmp_path, monke
     shutil.rmtree(tmp_path / "runs")
     assert run.main(common + ["--cache-dir", "c2"]) == 0
     assert "1 differ (largest: 2 points of recall@1, at)" in capsys.readouterr().out
+
+
+def test_the_default_output_is_ignored_by_git():
+    """The quick start writes where git ignores, so it leaves the checkout clean."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    assert run.DEFAULT_OUT == "runs"
+    if not (repo / ".git").exists():
+        return  # an exported tree without git: nothing to ask
+    probe = subprocess.run(["git", "check-ignore", "-q", "runs/retrieval/synthetic/runs.csv"], cwd=repo)
+    assert probe.returncode == 0
