@@ -1,11 +1,14 @@
 """Replication check: run a suite's config twice, on disjoint replicates, and compare the gains.
 
     python -m benchmarks.replicate --suite retrieval [--seeds 0,1,...] [--second-seeds 10,11,...]
-        [--out results/replication] [any flag of benchmarks.run: --config, --cache-dir, --workers, ...]
+        [--first FOLDER] [--out results/replication] [any flag of benchmarks.run: --config, --cache-dir, ...]
 
 The first run is an ordinary ``python -m benchmarks.run`` with the given flags, on the config's seeds
 (or ``--seeds``), written to ``<out>/first/<suite>/<dataset>/``; with the cache of an earlier run of the
-same config (``--cache-dir``) it trains nothing and gives that run's rows. The second is the same
+same config at the same commit (``--cache-dir``) it trains nothing and gives that run's rows. With
+``--first FOLDER`` (a results folder ``<results>/<suite>/<dataset>`` of the same config, e.g. a committed
+default) its rows are the first run and nothing of it is trained: every one of its rows must carry the
+run id that the given config gives its method and seed, or the check stops before any training. The second is the same
 command on other replicates (``--second-seeds``; by default as many seeds as the first run has,
 numbered after its largest), written to ``<out>/second/<suite>/<dataset>/``. Per method and metric the
 check prints both gains over ``none``, their difference with its 95% interval and z, and every
@@ -27,9 +30,12 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import run as runner
+from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.replication import compare, summary, to_markdown
 from benchmarks.runner.results_io import atomic_write_json, command_line, git_commit, write_report
+from benchmarks.runner.suites import get_suite
 
 
 def _seeds(text: str) -> list[int]:
@@ -49,6 +55,7 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--seeds", type=_seeds, help="the first run's replicates (default: the config's seeds)")
     p.add_argument("--second-seeds", type=_seeds,
                    help="the second run's replicates (default: as many as the first, after its largest)")
+    p.add_argument("--first", help="a results folder of the same config whose rows are the first run (not rerun)")
     p.add_argument("--out", default="results/replication",
                    help="where both runs and the report go (default: results/replication)")
     add_debug_flag(p)
@@ -59,10 +66,38 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     return args, rest
 
 
+def first_rows(folder: Path, cfg: dict) -> list[int]:
+    """The seeds of an existing run in ``folder`` whose rows are those of ``cfg`` (the run id of every
+    student row is the one ``cfg`` gives its method and seed); a one-line error otherwise."""
+    if not (folder / "runs.csv").is_file() or not (folder / "pairwise.csv").is_file():
+        raise UserError(f"--first {folder}: no runs.csv and pairwise.csv there; expected a results folder "
+                        f"<results>/<suite>/<dataset> written by python -m benchmarks.run")
+    rows = current_rows(folder)
+    students = rows[rows["method"] != "teacher"]
+    if students.empty:
+        raise UserError(f"--first {folder}: no student rows")
+    suite = get_suite(cfg["suite"])
+    wrong = []
+    for _, row in students.iterrows():
+        seed = int(row["seed"])
+        expected, _ = suite.run_id_of(replicate_config(cfg, seed), row["method"], seed)
+        if row["method"] not in cfg["run"] or expected != row["run_id"]:
+            wrong.append(f"{row['run_id']} (the config gives {expected})")
+    if wrong:
+        raise UserError(f"--first {folder}: {len(wrong)} row(s) are not of this config, e.g. {wrong[0]}; pass the "
+                        f"flags and --config of the run that wrote the folder")
+    missing = sorted(set(cfg["run"]) - set(students["method"]))
+    if missing:
+        raise UserError(f"--first {folder}: no rows of {', '.join(missing)}; the config runs {', '.join(cfg['run'])}")
+    return sorted(int(s) for s in students["seed"].unique())
+
+
 def plan(args, rest: list[str]) -> tuple[dict, list[int], list[int]]:
     """(config, first seeds, second seeds), checked before any training."""
     cfg, _ = runner.build_config(runner.parse_args(["--suite", args.suite, *rest]))
-    first = list(args.seeds or cfg["seeds"])
+    if args.first and args.seeds:
+        raise UserError("--first takes the first run's seeds from its rows; drop --seeds")
+    first = first_rows(Path(args.first), cfg) if args.first else list(args.seeds or cfg["seeds"])
     second = list(args.second_seeds or range(max(first) + 1, max(first) + 1 + len(first)))
     shared = sorted(set(first) & set(second))
     if shared:
@@ -78,8 +113,8 @@ def main(argv=None) -> int:
     args, rest = parse_args(argv)
     cfg, first, second = plan(args, rest)
     out = Path(args.out)
-    runs = []
-    for seeds, which in ((first, "first"), (second, "second")):
+    runs = [Path(args.first)] if args.first else []
+    for seeds, which in ((first, "first"), (second, "second"))[1 if args.first else 0:]:
         print(f"\n== replication, {which} run: seeds {','.join(map(str, seeds))} -> {out / which}", flush=True)
         start = time.perf_counter()
         code = runner.main(["--suite", args.suite, "--seeds", ",".join(map(str, seeds)), "--out", str(out / which),

@@ -111,3 +111,29 @@ def test_replication_end_to_end_on_tiny_settings(tmp_path, capsys):
     assert "differences** lie outside" in report and "Contradictions:" in report
     assert "python -m benchmarks.replicate" in report and "first run seeds [0, 1]" in report
     assert (second / "timing.json").is_file()  # the second run's wall time, for bench_frontier
+
+
+def test_an_existing_run_is_the_first_run_when_its_rows_are_of_the_config(tmp_path, capsys):
+    from benchmarks import run
+
+    flags = _tiny(tmp_path)
+    done = tmp_path / "done"
+    assert run.main(["--out", str(done), "--seeds", "0,1", *flags]) == 0
+    folder = done / "retrieval" / "synthetic"
+    before = (folder / "runs.csv").read_text()
+    out = tmp_path / "out"
+    assert replicate.main(["--first", str(folder), "--out", str(out), *flags]) == 0
+    assert (folder / "runs.csv").read_text() == before  # the first run is read, not rerun
+    assert not (out / "first").exists()
+    assert set(pd.read_csv(out / "second" / "retrieval" / "synthetic" / "runs.csv")["seed"]) == {2, 3}
+    report = (out / "retrieval_synthetic.md").read_text()
+    assert f"first run seeds [0, 1] ({folder})" in report
+    # another config (another weight of at) gives other run ids: refused before any training
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(tiny_retrieval(run=["none", "at"], seeds=[0, 1], methods={"at": {"beta": 7}})))
+    flags2 = ["--config", str(other), *flags[2:]]
+    assert replicate.main(["--first", str(folder), "--out", str(tmp_path / "out2"), *flags2]) == 2
+    err = capsys.readouterr().err
+    assert "not of this config" in err and not (tmp_path / "out2").exists()
+    assert replicate.main(["--first", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out3"), *flags]) == 2
+    assert "no runs.csv and pairwise.csv" in capsys.readouterr().err
