@@ -21,7 +21,11 @@ Kinds (``FOLDER`` is a results folder ``<results>/<suite>/<dataset>``, relative 
 - ``pair FOLDER A B``: the paired difference A - B on the primary metric from pairwise.csv, ``+2.11 [+1.48, +2.74]``;
 - ``mean FOLDER METHOD``: the primary metric's mean, ``19.48``;
 - ``power FOLDER``: the resolving power, the median 95% half-width of the gains, ``1.22``;
-- ``seeds FOLDER``: the number of replicates, ``6``; ``commit FOLDER``: the commit of the table's run.
+- ``seeds FOLDER``: the number of replicates, ``6``; ``commit FOLDER``: the commit of the table's run;
+- ``agreement REPORT``: the correlations of a proxy report (``benchmarks.proxy``; REPORT its .md file),
+  ``Spearman -0.03 [-0.20, +0.17]; Pearson -0.04 [-0.11, +0.05]``;
+- ``proxygain REPORT METHOD SIDE``: a method's gain in a proxy report on side ``a`` (the proxy) or ``b``
+  (the real set), ``+1.57 [+0.09, +3.05]``.
 """
 
 from __future__ import annotations
@@ -155,17 +159,46 @@ def pair_text(root: Path, folder: str, a: str, b: str) -> str:
     raise FigureError(f"{folder}/pairwise.csv: no pair {a}, {b} on {primary}")
 
 
+AGREEMENT = re.compile(r"\*\*Agreement of the gains[^*]*\*\*: (Spearman [^;]+; Pearson [^\]]+\])")
+
+
+def agreement_text(root: Path, report: str) -> str:
+    path = root / report
+    found = AGREEMENT.search(path.read_text()) if path.is_file() else None
+    if not found:
+        raise FigureError(f"{report}: no proxy report with an agreement line there (python -m benchmarks.proxy)")
+    return found.group(1)
+
+
+def proxy_gain_text(root: Path, report: str, method: str, side: str) -> str:
+    path = (root / report).with_suffix(".csv")
+    if side not in ("a", "b") or not path.is_file():
+        raise FigureError(f"proxygain {report} {method} {side}: expected a proxy report (its .csv beside it) and "
+                          f"side a or b")
+    table = read_runs(path)
+    rows = table[table["method"] == method]
+    if rows.empty:
+        raise FigureError(f"{path.name}: no method {method!r}")
+    r = rows.iloc[0]
+    return f"{r[f'gain_{side}']:+.2f} [{r[f'low_{side}']:+.2f}, {r[f'high_{side}']:+.2f}]"
+
+
 def render(spec: str, root: Path, doc_dir: Path | None = None) -> str:
     """The text of the figure ``spec`` ("kind arg ...") from the results under ``root`` (the repository);
     links are relative to ``doc_dir``, the folder of the document (default: ``root``)."""
     kind, *args = spec.split()
-    one = {"gain": 2, "mean": 2, "power": 1, "seeds": 1, "commit": 1, "headline": 1, "leaderboard": 1, "pair": 3}
+    one = {"gain": 2, "mean": 2, "power": 1, "seeds": 1, "commit": 1, "headline": 1, "leaderboard": 1, "pair": 3, "agreement": 1,
+           "proxygain": 3}
     if kind in one and len(args) != one[kind] or kind == "gains" and not args:
         raise FigureError(f"figure {spec!r}: {kind} takes {one.get(kind, '1 or more')} argument(s)")
     if kind == "headline":
         return "\n" + headline(root, args[0], doc_dir) + "\n"
     if kind == "gains":
         return "\n" + gains(root, args) + "\n"
+    if kind == "agreement":
+        return agreement_text(root, args[0])
+    if kind == "proxygain":
+        return proxy_gain_text(root, *args)
     if kind == "leaderboard":
         return "\n" + leaderboard_table(root, args[0]) + "\n"
     if kind == "pair":

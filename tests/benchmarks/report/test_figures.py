@@ -90,3 +90,17 @@ def test_pair_reads_either_order_and_leaderboard_copies_the_table(tmp_path):
     md = tmp_path / folder / "leaderboard.md"
     md.write_text(md.read_text() + "\n| method | recall@1 |\n|---|---|\n| none | 80.00 ± 2.00 |\n\nnotes\n")
     assert render(f"leaderboard {folder}", tmp_path) == "\n| method | recall@1 |\n|---|---|\n| none | 80.00 ± 2.00 |\n"
+
+
+def test_proxy_report_figures(tmp_path):
+    (tmp_path / "p.md").write_text("# Proxy check\n\n**Agreement of the gains over `none` on 3 methods**: "
+                                   "Spearman +0.50 [-0.50, +1.00]; Pearson +0.61 [+0.10, +0.90].\n")
+    pd.DataFrame([{"method": "rkd", "gain_a": 1.0, "low_a": 0.5, "high_a": 1.5, "gain_b": -2.0, "low_b": -3.0,
+                   "high_b": -1.0}]).to_csv(tmp_path / "p.csv", index=False)
+    assert render("agreement p.md", tmp_path) == "Spearman +0.50 [-0.50, +1.00]; Pearson +0.61 [+0.10, +0.90]"
+    assert render("proxygain p.md rkd a", tmp_path) == "+1.00 [+0.50, +1.50]"
+    assert render("proxygain p.md rkd b", tmp_path) == "-2.00 [-3.00, -1.00]"
+    with pytest.raises(FigureError, match="side a or b"):
+        render("proxygain p.md rkd c", tmp_path)
+    with pytest.raises(FigureError, match="no method 'kd'"):
+        render("proxygain p.md kd a", tmp_path)
