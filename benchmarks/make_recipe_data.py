@@ -236,6 +236,14 @@ def write_cub(root, classes: int = 4, per_class: int = 5, seed: int = 0, sizes=N
     return base
 
 
+def fixed_mat_header(path: Path) -> None:
+    """Replace the creation time that scipy writes into a MAT file's 116-byte text header with a fixed text,
+    so that the same seed gives the same bytes (MATLAB and scipy ignore the header's text)."""
+    data = bytearray(path.read_bytes())
+    data[:116] = b"MATLAB 5.0 MAT-file, written by benchmarks.make_recipe_data".ljust(116)
+    path.write_bytes(bytes(data))
+
+
 def write_cars(root, classes: int = 4, per_class: int = 5, seed: int = 0, sizes=None) -> Path:
     """``root/cars196`` in Stanford Cars' whole-dataset layout (``cars_annos.mat`` + ``car_ims/``):
     ``classes`` classes in each official half (ids spread over 1-98 and 99-196), ``per_class``
@@ -261,6 +269,7 @@ def write_cars(root, classes: int = 4, per_class: int = 5, seed: int = 0, sizes=
     class_names = np.empty((1, CARS_CLASSES), dtype=object)
     class_names[0, :] = [f"Make{c:03d} Model{c:03d} {2000 + c % 13}" for c in range(1, CARS_CLASSES + 1)]
     savemat(base / "cars_annos.mat", {"annotations": annotations, "class_names": class_names})
+    fixed_mat_header(base / "cars_annos.mat")
     return base
 
 

@@ -10,7 +10,7 @@ import torch
 
 from benchmarks import run, tune
 from benchmarks.runner import preflight
-from benchmarks.runner import suite_runner
+from benchmarks.runner import suite_runner, tuning
 from benchmarks.runner.errors import UserError
 
 SECONDS = 10
@@ -23,7 +23,7 @@ def no_data(monkeypatch):
         raise AssertionError("data were built before the bad input was found")
 
     monkeypatch.setattr(suite_runner, "suite_data", built)
-    monkeypatch.setattr(tune, "suite_data", built)
+    monkeypatch.setattr(tuning, "suite_data", built)
 
 
 def _timed_error(capsys, main, argv) -> str:
