@@ -43,6 +43,7 @@ import numpy as np
 from benchmarks.runner.config import deep_merge
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import replicate_config
+from benchmarks.runner.suite_runner import student_step, teacher_step
 from benchmarks.runner.suites import get_suite
 
 DEFAULT_OUT = "dry-run"
@@ -237,11 +238,10 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
         if kind == "setup":
             suite.setup(cfg, data, method, False, quiet)
         elif kind == "teacher":
-            _, record, _ = suite.load_or_train_teacher(cfg, data, seed, Path(dry_cache), False, quiet)
+            _, record, _ = teacher_step(suite, cfg, data, seed, Path(dry_cache), False, quiet)
             test = record.get("test") or {}
         else:
-            teacher, _, _ = suite.load_or_train_teacher(cfg, data, seed, Path(dry_cache), False, quiet)
-            student, _ = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed, False)
+            student, _ = student_step(suite, cfg, data, method, cfg["methods"].get(method), seed, Path(dry_cache), False)
             t0 = time.perf_counter()
             test = suite.evaluate_student(student, data, cfg, False, f"{method} test")
             test_seconds = time.perf_counter() - t0

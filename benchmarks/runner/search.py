@@ -54,6 +54,7 @@ from benchmarks.runner.errors import UserError
 from benchmarks.runner.job_pool import Job
 from benchmarks.runner.launch import LocalLauncher, require
 from benchmarks.runner.results_io import atomic_write_text, git_commit
+from benchmarks.runner.suite_runner import student_step, teacher_seed_of
 from benchmarks.runner.tracking import tracking
 
 RANGE_KEYS = {"low", "high", "log", "step", "type"}
@@ -206,9 +207,7 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
 
     for index, (fold, seed) in enumerate(job["units"]):
         cfg = tuning.unit_config(job, (fold, seed))
-        module, data = tuning.suite_of(cfg), tuning.tune_data(cfg, job["cache_dir"])
-        teacher, _, _ = module.load_or_train_teacher(cfg, data, tuning.teacher_seed_of(cfg, seed), job["cache_dir"],
-                                                     job["progress"], lambda *a: None)
+        data = tuning.tune_data(cfg, job["cache_dir"])
         where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
         merged = deep_merge(cfg["methods"].get(method) or {}, options)
         try:  # tracked like a grid cell (tuning.tuning_run_id), the pruning hook in front of the trackers
@@ -216,7 +215,8 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
                           seed) as tracked:
                 hook = PruningCallback(optuna, trial, _installed_callback(), watch=index == 0)
                 with reporting_progress(hook):
-                    _, run = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+                    _, run = student_step(tuning.suite_of(cfg), cfg, data, method, merged, seed, job["cache_dir"],
+                                          job["progress"])
                 tracked.finish(run.best_val, split="val")
         except optuna.TrialPruned:
             print(f"{said} {where}: pruned at epoch {hook.pruned_at}", flush=True)
@@ -465,7 +465,7 @@ def identity(cfg: dict, space: dict, seeds: list, folds: int) -> str:
 
 def teacher_jobs(job: dict, units: list) -> list:
     """(name, job) for each distinct teacher of the tuning units."""
-    teachers = dict.fromkeys((fold, tuning.teacher_seed_of(job["cfg"], seed)) for fold, seed in units)
+    teachers = dict.fromkeys((fold, teacher_seed_of(job["cfg"], seed)) for fold, seed in units)
     return [(f"teacher {'' if f is None else f'f{f} '}s{s}", partial(tuning.teacher_job, job, (f, s)))
             for f, s in teachers]
 

@@ -140,17 +140,12 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
     design, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     cfg = replicate_config(design, seed)  # the data, pretraining, initial weights and teacher of replicate seed
     data = suite_data(suite, cfg, cache_dir, _silent)
-    teacher = None  # a method that reads no teacher (none) runs without one, beside the teachers' training
-    if method_needs_teacher(cfg, method):
-        live.job_phase("loading the teacher")
-        teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), cache_dir,
-                                                    job["progress"], _silent)
     run_id, chash = suite.run_id_of(cfg, method, seed)
     chash = design_hash(design, chash, lambda: suite.run_id_of(design, method, seed)[1])
     with tracking({**job, "cfg": cfg}, run_id, "student", method, seed) as tracked:
-        student, result = suite.train_student(cfg, data, teacher, method, cfg["methods"].get(method), seed,
-                                              job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
-                                              resume_tag=job["commit"])
+        student, result = student_step(suite, cfg, data, method, cfg["methods"].get(method), seed, cache_dir,
+                                       job["progress"], checkpoint=student_checkpoint(cfg, cache_dir, run_id),
+                                       resume_tag=job["commit"])
         if not distributed.is_main():
             return None
         live.job_phase("test")
@@ -167,6 +162,31 @@ def student_job(job: dict, seed: int, method: str) -> dict | None:
 
 def _silent(*args, **kwargs) -> None:
     pass
+
+
+# ------------------------------------------------------- the two steps of every job, for every command
+# A run's student jobs, the tuner's grid cells, the search's trials and the dry run's jobs all train a
+# student through ``student_step`` and find its teacher through ``teacher_step``: what differs between the
+# commands is the config of the unit (a replicate, a fold) and what they do with the trained network.
+
+def teacher_step(suite, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=_silent):
+    """(teacher, record, hash) of the students of replicate ``seed``: the teacher of ``teacher_seed_of(cfg,
+    seed)``, loaded from ``cache_dir`` or trained and cached there (``suite.load_or_train_teacher``)."""
+    return suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), Path(cache_dir), progress, log)
+
+
+def student_step(suite, cfg: dict, data: dict, method: str, options: dict | None, seed: int, cache_dir: Path,
+                 progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
+    """Train one student of ``method`` with ``options`` on replicate ``seed``: its teacher first (only when
+    the method reads one: ``none`` runs without, beside the teachers' training), then
+    ``suite.train_student`` (resumable from ``checkpoint``'s state under ``resume_tag``).
+    Returns (student, TrainResult)."""
+    teacher = None
+    if needs_teacher(method_options(cfg, method, options)[0]):
+        live.job_phase("loading the teacher")
+        teacher, _, _ = teacher_step(suite, cfg, data, seed, cache_dir, progress)
+    return suite.train_student(cfg, data, teacher, method, options, seed, progress, checkpoint=checkpoint,
+                               resume_tag=resume_tag)
 
 
 def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:

@@ -13,7 +13,8 @@ import torch
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.replicates import replicate_config
-from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, suite_data, teacher_seed_of
+from benchmarks.runner.suite_runner import (setup_jobs as runner_setup_jobs, student_step, suite_data,
+                                           teacher_step)
 from benchmarks.runner.results_io import atomic_write_via
 from benchmarks.runner.suites import get_suite, tuning_metrics
 from benchmarks.runner.suites.common import train_options
@@ -95,21 +96,19 @@ def setup_jobs(job: dict, seeds) -> list:
 
 
 def teacher_job(job: dict, unit: tuple) -> dict:
+    """Train (or load) the teacher of a tuning unit (``suite_runner.teacher_step``)."""
     fold, seed = unit
     cfg = unit_config(job, unit)
-    suite_of(cfg).load_or_train_teacher(cfg, tune_data(cfg, job["cache_dir"]), seed, job["cache_dir"],
-                                        job["progress"])
+    teacher_step(suite_of(cfg), cfg, tune_data(cfg, job["cache_dir"]), seed, job["cache_dir"], job["progress"], print)
     return {}
 
 
 def cell_job(job: dict, unit: tuple, cell: int) -> dict:
     fold, seed = unit
     cfg = unit_config(job, unit)
-    module, metrics = suite_of(cfg), METRICS[cfg["suite"]]
+    metrics = METRICS[cfg["suite"]]
     method, options = job["cells"][cell]
     data = tune_data(cfg, job["cache_dir"])
-    teacher, _, _ = module.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, seed), job["cache_dir"],
-                                                 job["progress"], lambda *a: None)
     merged = deep_merge(cfg["methods"].get(method) or {}, options)
     where = f"seed {seed}" if fold is None else f"fold {fold} seed {seed}"
     said = f"[{cell + 1}/{len(job['cells'])}] {method} {options} {where}"
@@ -117,7 +116,8 @@ def cell_job(job: dict, unit: tuple, cell: int) -> dict:
     try:  # tracked like a benchmark run, its final validation metrics in place of test ones
         with tracking({**job, "cfg": cfg}, tuning_run_id(method, merged, fold, seed), "student", method,
                       seed) as tracked:
-            student, result = module.train_student(cfg, data, teacher, method, merged, seed, job["progress"])
+            student, result = student_step(suite_of(cfg), cfg, data, method, merged, seed, job["cache_dir"],
+                                           job["progress"])
             tracked.finish(result.best_val, split="val")
     except NonFiniteLossError as exc:  # a diverged cell is a result of the search, not the end of it
         print(f"{said}: diverged ({exc})", flush=True)
