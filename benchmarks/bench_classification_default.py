@@ -35,7 +35,7 @@ MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH = 10 * 60, 3.0, 1.0
 
 def same_schedule(cfg: dict) -> bool:
     """Whether teacher and student train with the same options (epochs, lr, schedule, batch...)."""
-    from benchmarks.runner.suites.classification import train_config
+    from benchmarks.runner.tasks.classification import train_config
 
     return train_config(cfg, "teacher", False) == train_config(cfg, "student", False)
 
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
                    help="also train the teacher and none with twice the epochs and check the gap there")
     args = p.parse_args(argv)
     from benchmarks.runner.config import resolve_config
-    from benchmarks.runner.suites.classification import train_config
+    from benchmarks.runner.tasks.classification import train_config
 
     cfg = resolve_config(SUITE, args.config)
     seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config, keep_cache=args.keep_cache)

@@ -39,7 +39,7 @@ def stage_sizes(cfg: dict) -> dict:
     """{role: [(H, W) of stages 1..4]} of the config's teacher and student on one image of its test split."""
     import torch
 
-    from benchmarks.runner.suites import retrieval as suite
+    from benchmarks.runner.tasks import retrieval as suite
     from retrieval.data import build_dataset
 
     d = cfg["dataset"]

@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/frontier")
     add_debug_flag(p)
     args = p.parse_args(argv)
-    from benchmarks.runner.suites import get_suite
+    from benchmarks.runner.tasks import get_suite
 
     primary = get_suite(args.suite).PRIMARY
     target = args.target or TARGETS[args.suite]

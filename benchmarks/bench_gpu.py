@@ -51,7 +51,7 @@ def recipe_config(data_root: Path, device: str, batch: int | None = None) -> dic
 
 def one_batch(cfg: dict, data: dict) -> dict:
     """A training batch drawn by the recipe's sampler (``m_per_class`` images of each class)."""
-    from benchmarks.runner.suites.common import train_options
+    from benchmarks.runner.tasks.common import train_options
     from retrieval.engine.trainer import make_train_loader
 
     tcfg = train_options(cfg, "student", progress=False)
@@ -61,7 +61,7 @@ def one_batch(cfg: dict, data: dict) -> dict:
 
 def build_job(cfg: dict, data: dict, job: str, teacher=None):
     """The method object a job trains: the teacher (``none`` on the teacher network) or a student."""
-    from benchmarks.runner.suites import retrieval as suite
+    from benchmarks.runner.tasks import retrieval as suite
     from retrieval.losses import build_task_loss
     from retrieval.methods import build_method
 
@@ -74,7 +74,7 @@ def build_job(cfg: dict, data: dict, job: str, teacher=None):
 def measure(method, batch: dict, cfg: dict, role: str, device: str, amp: bool, channels_last: bool,
             steps: int) -> dict:
     """images/s over ``steps`` training steps on ``batch`` (after ``WARMUP``), and the peak GPU memory."""
-    from benchmarks.runner.suites.common import train_options
+    from benchmarks.runner.tasks.common import train_options
     from retrieval.engine.mixed_precision import MixedPrecision
     from retrieval.engine.trainer import make_optimizer
 
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
     from benchmarks.make_recipe_data import write_cub
-    from benchmarks.runner.suites.retrieval import prepare
+    from benchmarks.runner.tasks.retrieval import prepare
 
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         root = write_cub(tmp, classes=args.classes, per_class=5)

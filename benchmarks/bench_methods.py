@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
-from benchmarks.runner.suites import suite_task
+from benchmarks.runner.tasks import suite_task
 
 SUITES = ("retrieval", "classification")
 DEFAULT_OUT = Path("results/benchmarks/bench_methods.md")
@@ -127,7 +127,7 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    module = importlib.import_module(f"benchmarks.runner.suites.{suite}")
+    module = importlib.import_module(f"benchmarks.runner.tasks.{suite}")
     cfg = default_setup(suite)
     data = module.prepare(cfg, log=lambda *a: None)
     train = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))

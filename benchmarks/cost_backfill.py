@@ -40,7 +40,7 @@ NOTE_START = "Cost columns added afterwards by"
 def _num_classes(cfg: dict, test) -> int | None:
     if cfg.get("suite") != "classification":
         return None
-    from benchmarks.runner.suites.classification import num_classes
+    from benchmarks.runner.tasks.classification import num_classes
 
     return num_classes({"test": test})
 

@@ -43,7 +43,7 @@ from benchmarks.runner.errors import ArgumentParser, add_debug_flag, reports_use
 from benchmarks.runner.reproduce import find_run
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
 from benchmarks.runner.suite_runner import student_checkpoint
-from benchmarks.runner.suites import suites_of_task
+from benchmarks.runner.tasks import suites_of_task
 from retrieval.utils.cache_files import load_torch
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -112,11 +112,11 @@ def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
 
 def _suite(name: str | None, run_id: str):
     if name in RETRIEVAL_SUITES:
-        from benchmarks.runner.suites import retrieval as suite
+        from benchmarks.runner.tasks import retrieval as suite
     elif name == "classification":
-        from benchmarks.runner.suites import classification as suite
+        from benchmarks.runner.tasks import classification as suite
     elif name == "detection":
-        from benchmarks.runner.suites import detection as suite
+        from benchmarks.runner.tasks import detection as suite
     else:
         raise SystemExit(f"run {run_id}: export of suite {name!r} is not supported; supported: {SUITES}")
     return suite
@@ -129,7 +129,7 @@ def fresh_network(cfg: dict, role: str, num_classes: int | None = None):
 
     spec = cfg[role]
     if cfg.get("suite") in RETRIEVAL_SUITES:
-        from benchmarks.runner.suites.retrieval import _model  # the suite's own builder (output_stride included)
+        from benchmarks.runner.tasks.retrieval import _model  # the suite's own builder (output_stride included)
 
         return _model({**spec, "pretrained": False})
     if cfg.get("suite") == "classification":

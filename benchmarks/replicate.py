@@ -35,7 +35,7 @@ from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, 
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.replication import compare, summary, to_markdown
 from benchmarks.runner.results_io import atomic_write_json, command_line, git_commit, write_report
-from benchmarks.runner.suites import get_suite
+from benchmarks.runner.tasks import get_suite
 
 
 def _seeds(text: str) -> list[int]:

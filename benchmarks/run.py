@@ -16,7 +16,7 @@ from benchmarks.runner.interrupt import reports_interrupts
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.committed import committed_line
 from benchmarks.runner.results_io import git_commit
-from benchmarks.runner.suites import SUITES, get_suite, is_suite, suite_task
+from benchmarks.runner.tasks import get_suite, is_suite, list_suites, suite_task
 
 PLANNED = ()
 DEFAULT_OUT = "runs"  # git ignores it: rerunning a documented command leaves the checkout clean
@@ -24,7 +24,7 @@ DEFAULT_OUT = "runs"  # git ignores it: rerunning a documented command leaves th
 
 def torchrun_suites() -> list[str]:
     """The suites that declare ``TORCHRUN = True`` (they train each job on all torchrun processes)."""
-    return [name for name in SUITES if get_suite(name).TORCHRUN]
+    return [name for name in list_suites() if get_suite(name).TORCHRUN]
 
 
 def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
@@ -55,7 +55,7 @@ def _positive(text: str) -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    p.add_argument("--suite", default="retrieval", help=f"one of {sorted(SUITES)}")
+    p.add_argument("--suite", default="retrieval", help=f"one of {sorted(list_suites())}")
     p.add_argument("--dataset", help="dataset name (synthetic, mnist, fonts, cub200, cars196, sop, folder; for "
                                      "classification synthetic-cls, fonts-cls, cifar100, ...)")
     p.add_argument("--data-root", help="folder holding the dataset in its official layout")
@@ -99,10 +99,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_config(args) -> tuple[dict, object]:
     """The run's config (the suite's default, the ``--config`` file, the flags) and
     ``origin(key path) -> str``: which of them a key came from (for error messages)."""
-    if args.suite not in SUITES:
+    if not is_suite(args.suite):
         if args.suite in PLANNED:
-            raise UserError(f"suite {args.suite!r} is not implemented yet; available: {sorted(SUITES)}")
-        raise UserError(f"unknown suite {args.suite!r}; expected one of {sorted(SUITES)}")
+            raise UserError(f"suite {args.suite!r} is not implemented yet; available: {sorted(list_suites())}")
+        raise UserError(f"unknown suite {args.suite!r}; expected one of {sorted(list_suites())}")
     cfg = default_config(args.suite)
     sources, recipe = [], None
     if args.dataset:

@@ -72,7 +72,7 @@ from benchmarks.runner.results_io import atomic_write_text, git_commit
 from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.tracking import check_tracking
 from benchmarks.runner.suite_runner import teacher_seed_of
-from benchmarks.runner.tuning import (METRICS, SUITES, cell_job, expand, fold_config, score_after_choice,
+from benchmarks.runner.tuning import (cell_job, metrics_of, tunable_suites, expand, fold_config, score_after_choice,
                                       select_metric, setup_jobs, teacher_job, tune_data, tuning_config)
 
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.tune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", required=True, help="YAML: {method: {option: [values, ...]}}")
-    p.add_argument("--suite", choices=SUITES, default="retrieval",
+    p.add_argument("--suite", choices=tunable_suites(), default="retrieval",
                    help="the suite whose default the config is merged over (default: retrieval)")
     p.add_argument("--config", help="YAML merged over the suite's default")
     p.add_argument("--seeds", type=partial(comma_list, cast=int), default=[0],
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         raise UserError(f"{args.grid}: {', '.join(ranges)}: a range ({{low, high}}) is for --search optuna; the grid "
                         f"needs a list of values")
     cells = expand(grid)
-    metrics = METRICS[cfg["suite"]]
+    metrics = metrics_of(cfg)
     for i, (method, options) in enumerate(cells):
         problems = method_problems(deep_merge(cfg, {"methods": {method: options}, "run": [method]}), only=method)
         if problems:

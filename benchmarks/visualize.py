@@ -26,7 +26,7 @@ from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, 
 from benchmarks.runner.config import resolve_config  # noqa: E402
 from benchmarks.runner.replicates import replicate_config  # noqa: E402
 from benchmarks.runner.suite_runner import teacher_seed_of  # noqa: E402
-from benchmarks.runner.suites import retrieval as suite  # noqa: E402
+from benchmarks.runner.tasks import retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
 from retrieval.utils.cache_files import load_torch  # noqa: E402
 

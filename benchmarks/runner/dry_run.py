@@ -44,7 +44,7 @@ from benchmarks.runner.config import deep_merge
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import student_step, teacher_step
-from benchmarks.runner.suites import get_suite
+from benchmarks.runner.tasks import get_suite
 
 DEFAULT_OUT = "dry-run"
 STEPS, EVAL_IMAGES = 2, 64

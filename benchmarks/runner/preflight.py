@@ -30,7 +30,6 @@ from benchmarks.runner.schema import check_config
 
 SAMPLE = 500  # images decoded per split by default; --check-data all decodes every one
 CHECK_DATA = ("sample", "all")
-RETRIEVAL_SUITES = ("retrieval", "hmat-ablation", "retrieval-scratch")
 
 
 def check_writable(path, what: str) -> None:
@@ -139,7 +138,7 @@ def preflight(suite, cfg: dict, out_dir, cache_dir, check_data: str | None = Non
     data = _prepare(suite, replicate_config(cfg, cfg["seeds"][0]), Path(cache_dir), log)  # the run's first replicate
     check_images_of(data, check_data)
     notes = []
-    if cfg["suite"] in RETRIEVAL_SUITES:
+    if suite.name == "retrieval":  # every suite of the retrieval task
         cfg, notes = fit_splits(cfg, data)
         for note in notes:
             log(f"note: {note}")

@@ -96,7 +96,7 @@ def replicate_config(cfg: dict, seed: int) -> dict:
         out["dataset"].setdefault("options", {})
         out["dataset"]["options"] = {**(out["dataset"]["options"] or {}), "seed": draw(seed, "data")}
     if out.get("pretrain"):
-        from benchmarks.runner.suites.pretrain import pretrain_dataset_spec
+        from benchmarks.runner.tasks.pretrain import pretrain_dataset_spec
 
         section = out["pretrain"]
         if is_generated(pretrain_dataset_spec(cfg)["name"]):

@@ -24,7 +24,7 @@ from benchmarks.runner.preflight import check_device
 from benchmarks.runner.results_io import git_commit
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import teacher_seed_of
-from benchmarks.runner.suites import SUITES, get_suite
+from benchmarks.runner.tasks import get_suite, is_suite, list_suites
 
 FIRST = ("run_id", "suite", "dataset", "teacher", "student", "method", "seed")
 VOLATILE = ("train_seconds", "timestamp", "commit")  # expected to differ between two runs
@@ -89,8 +89,8 @@ def reproduce(run_id: str, results: Path, cache_dir: Path, progress: bool = Fals
     saved = json.loads(path.read_text())
     row, cfg = saved["row"], copy.deepcopy(saved["config"])
     method, seed = row["method"], int(row["seed"])
-    if cfg.get("suite") not in SUITES:
-        raise SystemExit(f"{path}: suite {cfg.get('suite')!r} is not available here; known: {sorted(SUITES)}")
+    if not is_suite(cfg.get("suite")):
+        raise SystemExit(f"{path}: suite {cfg.get('suite')!r} is not available here; known: {sorted(list_suites())}")
     suite = get_suite(cfg["suite"])
     check_device(cfg.get("device"), (cfg.get("launcher") or {}).get("name"))  # the saved run's device, on this machine
     # the design the row was made under (rows written before replicates were a choice were conditional)

@@ -18,7 +18,7 @@ the configured batch and at most the split's images. Changes are written to
 when the backbones are pretrained on the run's own training half. A config that fits
 comes back unchanged with no notes.
 
-This module imports torch only to read a ``pretrain`` section (``benchmarks.runner.suites.pretrain``).
+This module imports torch only to read a ``pretrain`` section (``benchmarks.runner.tasks.pretrain``).
 """
 
 from __future__ import annotations
@@ -167,10 +167,10 @@ def _fit_batch(opts: dict, s: dict, where: str, split: str, notes: list[str]) ->
 
 def _pretrains_on_own_data(cfg: dict) -> bool:
     """Whether the ``pretrain`` section reads the run's own dataset (its training half): its
-    pretraining data (``benchmarks.runner.suites.pretrain.pretrain_dataset_spec``) is the run's dataset."""
+    pretraining data (``benchmarks.runner.tasks.pretrain.pretrain_dataset_spec``) is the run's dataset."""
     if not cfg.get("pretrain"):
         return False
-    from benchmarks.runner.suites.pretrain import SPLIT_KEYS, pretrain_dataset_spec  # imports torch
+    from benchmarks.runner.tasks.pretrain import SPLIT_KEYS, pretrain_dataset_spec  # imports torch
 
     def normalised(spec: dict) -> dict:
         options = {k: v for k, v in (spec.get("options") or {}).items() if k not in SPLIT_KEYS}

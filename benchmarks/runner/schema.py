@@ -21,11 +21,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.suites import is_suite, list_suites, suite_task
+from benchmarks.runner.tasks import is_suite, list_suites, schema_of, suite_task
 from retrieval.data.registry import dataset_loader, list_datasets
 from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT
 from retrieval.methods.registry import is_method, list_methods, method_class, method_tasks
-from retrieval.models.embedding_net import POOLINGS
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -75,32 +74,6 @@ class PretrainSection(Section):
     dataset: PretrainDataset | None = None
     train: TrainSection | None = None
     seed: Annotated[int, Field(ge=0)] | None = None  # initial weights and batch order (full replicates draw it)
-
-
-class EmbeddingModel(Section):
-    arch: str
-    embedding_dim: PositiveInt = 128
-    normalize: bool = True
-    pretrained: bool = False
-    weights: str | None = None  # torchvision's name (IMAGENET1K_V1), read with pretrained; checked in name_problems
-    pooling: Literal[POOLINGS] = "avg"
-    output_stride: Literal[8, 16, 32] | None = None
-    train: TrainSection | None = None
-
-
-class ClassifierModel(Section):
-    arch: str
-    pretrained: bool = False
-    weights: str | None = None
-    train: TrainSection | None = None
-
-
-class DetectorModel(Section):
-    arch: str
-    pretrained: bool = False
-    weights: str | None = None
-    train: TrainSection | None = None
-    detector: dict[str, Any] | None = None
 
 
 class TaskLoss(Section):
@@ -157,7 +130,8 @@ class TrackingSection(Section):
 
 
 class RunConfig(Section):
-    """The keys every suite shares."""
+    """The keys every suite shares; a task's ``SCHEMA`` (in its module, ``benchmarks.runner.tasks.<task>``)
+    adds the roles' networks and its own sections."""
     suite: str
     dataset: DatasetSection
     train: TrainSection | None = None
@@ -175,32 +149,6 @@ class RunConfig(Section):
     tracking: TrackingSection | None = None
 
 
-class RetrievalConfig(RunConfig):
-    teacher: EmbeddingModel
-    student: EmbeddingModel
-    task_loss: TaskLoss
-    eval: EvalSection
-    pretrain: PretrainSection | None = None
-
-
-class ClassificationConfig(RunConfig):
-    teacher: ClassifierModel
-    student: ClassifierModel
-    task_loss: TaskLoss
-    eval: EvalSection
-    pretrain: PretrainSection | None = None
-
-
-class DetectionConfig(RunConfig):
-    teacher: DetectorModel
-    student: DetectorModel
-    detector: dict[str, Any] | None = None
-    pretrain: PretrainSection | None = None
-    teacher_cache: bool = False  # the frozen teacher's features of each training image, kept from its first pass
-
-
-TASK_SCHEMAS = {"retrieval": RetrievalConfig, "classification": ClassificationConfig, "detection": DetectionConfig}
-SCHEMAS = {name: TASK_SCHEMAS[suite_task(name)] for name in list_suites()}  # a suite's config, by its task
 DETECTION_DATASETS = ("mnist-scenes", "coco")  # retrieval.detection.data.build_detection_dataset
 INTERNAL_KEYS = ("_command",)  # set by the runner after the check
 
@@ -413,9 +361,9 @@ def config_problems(cfg: dict) -> list[tuple[str, str]]:
     """(key path, message) for every problem of a resolved run config; empty when it is valid."""
     cfg = {k: v for k, v in cfg.items() if k not in INTERNAL_KEYS}
     suite = cfg.get("suite")
-    if suite not in SCHEMAS:
-        return [("suite", f"unknown suite {suite!r}; expected one of {sorted(SCHEMAS)}")]
-    schema = SCHEMAS[suite]
+    if not is_suite(suite):
+        return [("suite", f"unknown suite {suite!r}; expected one of {sorted(list_suites())}")]
+    schema = schema_of(suite)  # the task's config model (benchmarks.runner.task.Task.SCHEMA)
     try:
         schema.model_validate(cfg)
     except ValidationError as exc:

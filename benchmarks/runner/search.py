@@ -195,7 +195,7 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(optuna, pruner))
     trial = optuna.trial.Trial(study, trial_id)
     options = decode(space, trial.params)
-    metrics, ranked = tuning.METRICS[job["cfg"]["suite"]], job["ranked"]
+    metrics, ranked = tuning.metrics_of(job["cfg"]), job["ranked"]
     said = f"[trial {trial.number}] {method} {options}"
     start, scores, epochs = time.perf_counter(), [], []
 
@@ -441,7 +441,7 @@ def reproduce(suite_name: str, config_file, chosen: dict, seeds: int, out_dir: P
     paired by seed with their 95% intervals. ``command`` (the tuner's) heads its leaderboard. Returns
     that folder."""
     from benchmarks.runner.schema import check_config
-    from benchmarks.runner.suites import get_suite
+    from benchmarks.runner.tasks import get_suite
 
     cfg = resolve_config(suite_name, config_file)
     methods = [m for m in chosen if m != "none"]
@@ -495,7 +495,7 @@ def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: in
     options = {"url": url, "names": names, "identities": identities, "trials": args.trials, "workers": workers,
                "sampler_seed": args.sampler_seed, "pruner": {"name": args.pruner, "startup": args.pruner_startup}}
     studies = run_search(optuna, job, spaces, options, setup, teacher_jobs(job, units), launcher)
-    metrics = tuning.METRICS[cfg["suite"]]
+    metrics = tuning.metrics_of(cfg)
     table = search_table(optuna, studies, spaces, metrics)
     write_search(dest / "search.csv", table, header + f"# storage: {url}\n")
     print(table.drop(columns="study").to_string(index=False))

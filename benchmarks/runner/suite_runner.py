@@ -1,6 +1,6 @@
 """The run loop every suite shares: teacher and student jobs, result rows, run files, tables.
 
-A suite (``benchmarks.runner.suite.Suite``: ``benchmarks.runner.suites.get_suite("retrieval")``,
+A suite (``benchmarks.runner.task.Suite``: ``benchmarks.runner.tasks.get_suite("retrieval")``,
 ``classification``, ``detection``) provides the parts that differ between tasks, and
 ``run_suite(suite, ...)`` does the rest the same way for all of them:
 
@@ -44,7 +44,7 @@ from benchmarks.runner.launch import LocalLauncher, make_launcher
 from benchmarks.runner.replicates import design_note, design_of, replicate_config, replicate_draws
 from benchmarks.report.tables import write_suite_tables
 from benchmarks.report.pareto import write_pareto
-from benchmarks.runner.suites import get_suite
+from benchmarks.runner.tasks import get_suite
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
 from benchmarks.runner.tracking import teacher_run_id, tracking
 from retrieval.cost import row_record, suite_cost
@@ -199,29 +199,45 @@ def train_state_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".state.pt")
 
 
-def cached_teacher(path: Path, model, seed: int, train_fn, test_fn, primary: str, log=print) -> dict:
-    """Load ``model``'s weights from ``path``, or train it with ``train_fn(state_path) -> TrainResult``
-    (resumable), score it with ``test_fn() -> metrics`` (None: no test split, as in the tuner; the
-    record's test is None) and cache weights and record atomically.
-    Returns the record: test metrics, seconds, epoch and history. Under torchrun every rank loads
-    or trains (all take rank 0's branch); rank 0 alone scores and writes, and the others wait for
-    it and return its record."""
-    blob = load_teacher(path)
+def cached_teacher(path: Path, build, seed: int, train_fn, test_fn, primary: str, log=print,
+                   complete=None) -> tuple:
+    """The teacher of every task, cached at ``path``: ``build(cached) -> model`` makes the network (under
+    the run's initial-weight seed; ``cached``: its weights are about to be loaded, so a task may skip what
+    only training needs, such as a pretrained backbone); then its weights are loaded from ``path``, or it
+    is trained with ``train_fn(model, state_path) -> TrainResult`` (resumable), scored with
+    ``test_fn(model) -> metrics`` (``test_fn`` None: no test split, as in the tuner; the record's test is
+    None) and weights and record are cached atomically. ``complete(record) -> bool``: whether a cached
+    record holds every test metric the run reports; when it does not (a teacher trained by the tuner, or
+    a metric added since), it is scored again and saved again.
+    Returns (model, record: test metrics, seconds, epoch and history). Under torchrun every rank loads
+    or trains (all take rank 0's branch); rank 0 alone scores and writes, and the others wait for it and
+    return its record."""
+    blob = load_teacher(path)  # None: not cached, or damaged (moved aside); under torchrun rank 0's answer
+    model = build(blob is not None)
     if blob is not None:
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")
-        return blob["record"]
+        record = blob["record"]
+        if complete is not None and test_fn is not None and not complete(record) and distributed.is_main():
+            record["test"] = test_fn(model)
+            _save_teacher(path, model, record)
+        distributed.barrier()
+        return model, record
     state = train_state_path(path)
-    result = train_fn(state)
+    result = train_fn(model, state)
     record = None
     if distributed.is_main():
-        test = test_fn() if test_fn is not None else None
+        test = test_fn(model) if test_fn is not None else None
         record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
-        atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
+        _save_teacher(path, model, record)
         state.unlink(missing_ok=True)  # the cached teacher is the finished run
         scored = f"test {primary} {100 * test[primary]:.2f}" if test else "no test split"
         log(f"teacher seed {seed}: {scored} (epoch {result.best_epoch}, trained in {result.seconds:.0f}s)")
-    return distributed.broadcast_object(record)  # the other ranks wait here until the file is written
+    return model, distributed.broadcast_object(record)  # the other ranks wait here until the file is written
+
+
+def _save_teacher(path: Path, model, record: dict) -> None:
+    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
 
 
 def load_teacher(path: Path) -> dict | None:

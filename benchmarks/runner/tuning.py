@@ -16,17 +16,24 @@ from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import (setup_jobs as runner_setup_jobs, student_step, suite_data,
                                            teacher_step)
 from benchmarks.runner.results_io import atomic_write_via
-from benchmarks.runner.suites import get_suite, tuning_metrics
-from benchmarks.runner.suites.common import train_options
+from benchmarks.runner.tasks import get_suite, list_tasks, tuning_metrics
+from benchmarks.runner.tasks.common import train_options
 from benchmarks.runner.tracking import tracking
-from benchmarks.runner.suites import retrieval as suite  # --test-after and --folds (retrieval only)
+from benchmarks.runner.tasks import retrieval as suite  # --test-after and --folds (retrieval only)
 from retrieval.engine.trainer import NonFiniteLossError
 from retrieval.utils.cache_files import load_torch
 
-SUITES = ("retrieval", "classification", "detection")  # the tasks' defaults, which tuning merges its config over
-METRICS = {name: tuning_metrics(name) for name in SUITES}
-"""The validation metrics each suite's tuning table holds (the first with its std over seeds);
-a cell is ranked by the one the student's checkpoint is selected on."""
+
+
+def tunable_suites() -> list[str]:
+    """The suites ``benchmarks.tune`` accepts: the tasks' defaults, which tuning merges its config over."""
+    return list_tasks()
+
+
+def metrics_of(cfg: dict) -> tuple[str, ...]:
+    """The validation metrics the tuning table of ``cfg``'s suite holds (the first with its std over seeds);
+    a cell is ranked by the one the student's checkpoint is selected on (``Task.METRICS``)."""
+    return tuning_metrics(cfg["suite"])
 
 
 def suite_of(cfg: dict):
@@ -37,7 +44,7 @@ def suite_of(cfg: dict):
 def select_metric(cfg: dict) -> str:
     opts = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))
     metric = opts.get("select_metric") or suite_of(cfg).PRIMARY
-    allowed = METRICS[cfg["suite"]]
+    allowed = metrics_of(cfg)
     if metric not in allowed:
         raise SystemExit(f"the tuner ranks cells by {' or '.join(allowed)}; the config selects on {metric!r}")
     return metric
@@ -106,7 +113,7 @@ def teacher_job(job: dict, unit: tuple) -> dict:
 def cell_job(job: dict, unit: tuple, cell: int) -> dict:
     fold, seed = unit
     cfg = unit_config(job, unit)
-    metrics = METRICS[cfg["suite"]]
+    metrics = metrics_of(cfg)
     method, options = job["cells"][cell]
     data = tune_data(cfg, job["cache_dir"])
     merged = deep_merge(cfg["methods"].get(method) or {}, options)

@@ -75,7 +75,7 @@ def test_every_method_of_the_defaults_builds_and_takes_a_step(suite):
 
     from retrieval.methods import needs_teacher
 
-    module = importlib.import_module(f"benchmarks.runner.suites.{suite}")
+    module = importlib.import_module(f"benchmarks.runner.tasks.{suite}")
     cfg = bench_methods.default_setup(suite)
     data = module.prepare(cfg, log=lambda *a: None)
     batch = bench_methods.make_batch(bench_methods.training_split(data), 20, 5 if suite == "retrieval" else None)

@@ -6,9 +6,9 @@ from importlib import resources
 import pytest
 
 from benchmarks.runner.config import resolve_config
-from benchmarks.runner.suites import pretrain
-from benchmarks.runner.suites import retrieval as suite
-from benchmarks.runner.suites.common import train_options
+from benchmarks.runner.tasks import pretrain
+from benchmarks.runner.tasks import retrieval as suite
+from benchmarks.runner.tasks.common import train_options
 from retrieval.methods import list_methods
 
 FULL_SCALE = ["cub200", "cars196", "sop"]
@@ -68,7 +68,7 @@ def test_default_networks_stage_sizes_on_the_default_data():
 def test_cifar100_recipe_does_not_inherit_the_embedded_classification_default():
     """cifar100.yaml is merged over classification.yaml (generated data, pretraining, cosine
     schedule, fixed initial weights, 8 epochs); none of that may reach RepDistiller's recipe."""
-    from benchmarks.runner.suites import classification
+    from benchmarks.runner.tasks import classification
 
     path = resources.files("benchmarks") / "configs" / "cifar100.yaml"
     cfg = resolve_config("classification", str(path))
@@ -89,7 +89,7 @@ def test_cifar100_recipe_does_not_inherit_the_embedded_classification_default():
 def test_the_classification_default_stands_in_for_cifar100():
     """100+ classes at 32x32; teacher and student on the same schedule; backbones pretrained on
     another draw of the generator (not the benchmark's classes)."""
-    from benchmarks.runner.suites import classification
+    from benchmarks.runner.tasks import classification
 
     cfg = resolve_config("classification")
     data = classification.prepare(cfg, progress=False, log=lambda *a: None)

@@ -65,7 +65,7 @@ def test_the_named_weights_load_their_file_and_default_stays_default(two_weights
 
 
 def test_each_suite_passes_its_roles_weights(two_weights):
-    from benchmarks.runner.suites import classification, detection, retrieval
+    from benchmarks.runner.tasks import classification, detection, retrieval
 
     v1, _ = two_weights
     spec = {"arch": "mobilenet_v3_large", "pretrained": True, "weights": "IMAGENET1K_V1"}
@@ -141,7 +141,7 @@ def test_weights_on_an_architecture_without_torchvision_weights_is_an_error(suit
 def test_the_teacher_cache_follows_the_weights(tmp_path):
     from pathlib import Path
 
-    from benchmarks.runner.suites import detection, retrieval
+    from benchmarks.runner.tasks import detection, retrieval
 
     cub = resolve_config("retrieval", str(CONFIGS / "cub200.yaml"))
     v1 = retrieval.teacher_checkpoint(cub, Path("cache"), 0)

@@ -36,7 +36,7 @@ def test_torchrun_two_processes_rank0_writes_once(tmp_path):
     out = _torchrun(tmp_path, config)
     assert out.count("workers 2 -> 1") == 1  # logged by rank 0 only
     assert out.count("# retrieval: synthetic") == 1  # the leaderboard printed once
-    assert out.count("teacher seed 0: trained") == 1
+    assert out.count("teacher seed 0: test recall@1") == 1
     dest = tmp_path / "results" / "retrieval" / "synthetic"
     runs = pd.read_csv(dest / "runs.csv")
     assert sorted(runs["method"]) == ["crd", "none", "rkd", "teacher"]  # one row each

@@ -144,7 +144,7 @@ TINY_CLASSIFICATION = {
 def test_classification_tunes_on_val_images_never_seen_in_training(tmp_path, monkeypatch):
     """A select: last role, which trains on the whole train split in a benchmark run, here trains on
     fit and is scored on val at its last epoch; tuning.csv holds top-1/top-5 on val."""
-    from benchmarks.runner.suites import classification
+    from benchmarks.runner.tasks import classification
 
     trained = []
     train = classification.train
@@ -188,7 +188,7 @@ def test_a_shared_teacher_is_trained_once_for_every_seed(tmp_path):
 
 
 def test_a_diverged_cell_is_recorded_last_and_never_chosen(tmp_path, monkeypatch, capsys):
-    from benchmarks.runner.suites import get_suite
+    from benchmarks.runner.tasks import get_suite
     from retrieval.engine.trainer import NonFiniteLossError
 
     suite = get_suite("retrieval")  # the suite object the jobs look up

@@ -227,7 +227,7 @@ def test_reproductions_rerun_the_choice_over_seeds_with_gain_intervals(tmp_path,
 
 
 def test_a_diverged_trial_counts_as_finished_and_is_never_chosen(tmp_path, monkeypatch, capsys):
-    from benchmarks.runner.suites import get_suite
+    from benchmarks.runner.tasks import get_suite
     from retrieval.engine.trainer import NonFiniteLossError
 
     retrieval = get_suite("retrieval")

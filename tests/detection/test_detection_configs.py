@@ -4,7 +4,7 @@ students, per-role detector sizes) and the full-scale COCO recipe, merged over i
 from importlib import resources
 
 from benchmarks.runner.config import deep_merge, resolve_config
-from benchmarks.runner.suites.detection import _teacher_identity, train_config
+from benchmarks.runner.tasks.detection import _teacher_identity, train_config
 
 
 def _coco():
@@ -51,7 +51,7 @@ def test_the_teacher_cache_is_refused_on_images_of_several_sizes():
 
     import pytest
 
-    from benchmarks.runner.suites.detection import check_one_size
+    from benchmarks.runner.tasks.detection import check_one_size
 
     def split(*sizes):
         return SimpleNamespace(coco=SimpleNamespace(imgs={i: {"width": w, "height": h} for i, (w, h) in enumerate(sizes)}))

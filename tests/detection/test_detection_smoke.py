@@ -78,8 +78,8 @@ def test_two_seeds_from_pretrained_backbones_report_gain_intervals(tmp_path, cap
 
     from benchmarks.runner.config import resolve_config
     from benchmarks.runner.replicates import replicate_config
-    from benchmarks.runner.suites import detection
-    from benchmarks.runner.suites.pretrain import pretrained_path
+    from benchmarks.runner.tasks import detection
+    from benchmarks.runner.tasks.pretrain import pretrained_path
 
     tiny = {**TINY, "pretrain": {"dataset": {"name": "synthetic-cls", "options": {
         "seed": 1, "classes": 10, "train_per_class": 4, "test_per_class": 2}},

@@ -1,4 +1,4 @@
-"""``suite_runner.cached_teacher`` (the classification and detection teachers): a cached teacher loads; one cut
+"""``suite_runner.cached_teacher`` (the teachers of every task): a cached teacher loads; one cut
 short or of the wrong content is moved aside with one line and trained again, its file then whole."""
 
 import torch
@@ -9,18 +9,23 @@ from retrieval.engine.trainer import TrainResult
 from retrieval.utils.cache_files import DAMAGED, intact
 
 
-def _teacher(path, trained: list):
-    torch.manual_seed(0)
-    model = nn.Linear(3, 2)
+def _teacher(path, trained: list, built: list | None = None, complete=None, scored: list | None = None):
+    def build(cached):
+        (built if built is not None else []).append(cached)
+        torch.manual_seed(0)
+        return nn.Linear(3, 2)
 
-    def train(state_path):
+    def train(model, state_path):
         trained.append(state_path)
         with torch.no_grad():
             model.weight.fill_(0.5)
         return TrainResult(best_epoch=2, best_val={}, seconds=1.0, history=[{"epoch": 1}, {"epoch": 2}])
 
-    record = cached_teacher(path, model, 0, train, lambda: {"acc": 0.75}, "acc", log=lambda *a: None)
-    return model, record
+    def test(model):
+        (scored if scored is not None else []).append(float(model.weight[0, 0]))
+        return {"acc": 0.75}
+
+    return cached_teacher(path, build, 0, train, test, "acc", log=lambda *a: None, complete=complete)
 
 
 def test_a_damaged_teacher_is_trained_again(tmp_path, capsys):
@@ -41,3 +46,15 @@ def test_a_damaged_teacher_is_trained_again(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith(f"cache: {path} is damaged (") and "its work is redone" in err[0]
         assert torch.all(model.weight == 0.5) and record["test"] == {"acc": 0.75} and intact(path)
     assert len(trained) == 3 and len(list(path.parent.glob(f"t-seed0.pt{DAMAGED}*"))) == 2
+
+
+def test_a_cached_teacher_is_built_without_training_and_scored_again_when_its_record_is_incomplete(tmp_path):
+    path = tmp_path / "t-seed0.pt"
+    trained, built, scored = [], [], []
+    model, record = _teacher(path, trained, built, scored=scored)
+    assert built == [False] and len(trained) == 1 and scored == [0.5] and record["epoch"] == 2
+    _, again = _teacher(path, trained, built, complete=lambda r: "acc" in r["test"], scored=scored)
+    assert built == [False, True] and len(trained) == 1 and scored == [0.5]  # complete: loaded, not scored
+    model, again = _teacher(path, trained, built, complete=lambda r: "top5" in r["test"], scored=scored)
+    assert len(trained) == 1 and scored == [0.5, 0.5]  # incomplete: the loaded weights are scored again
+    assert torch.load(path, weights_only=True)["record"] == again  # and saved again

@@ -16,9 +16,9 @@ from benchmarks.runner.config import deep_merge
 from benchmarks.runner.replicates import (STREAMS, design_note, design_of, design_problems, draw,
                                           replicate_config, replicate_draws)
 from benchmarks.runner.schema import config_problems
-from benchmarks.runner.suites import get_suite
-from benchmarks.runner.suites.pretrain import pretrained_path
-from benchmarks.runner.suites.retrieval import _model, build_student_method, prepare
+from benchmarks.runner.tasks import get_suite
+from benchmarks.runner.tasks.pretrain import pretrained_path
+from benchmarks.runner.tasks.retrieval import _model, build_student_method, prepare
 
 
 def _cfg(**changes):

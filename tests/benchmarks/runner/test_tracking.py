@@ -29,9 +29,9 @@ def _config(**changes) -> dict:
 
 
 def _run_suite(cfg: dict, out: Path, cache: Path) -> Path:
-    from benchmarks.runner.suites import retrieval
+    from benchmarks.runner.tasks import retrieval
 
-    retrieval.SUITE.run(cfg, out, cache, "test", progress=False, log=lambda *a, **k: None)
+    retrieval.TASK.run(cfg, out, cache, "test", progress=False, log=lambda *a, **k: None)
     return out / SUBDIR
 
 
@@ -252,7 +252,7 @@ def test_the_callback_installed_around_the_job_sees_every_event_it_did(tmp_path)
 # ---------------------------------------------------------------------------------------- the config and CLI
 
 def test_the_tracking_section_is_no_part_of_any_run_id():
-    from benchmarks.runner.suites import get_suite
+    from benchmarks.runner.tasks import get_suite
 
     for name in ("retrieval", "classification", "detection"):
         suite = get_suite(name)

@@ -8,8 +8,8 @@ import torch
 from benchmarks.runner.config import deep_merge, resolve_config
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import train_state_path
-from benchmarks.runner.suites import pretrain
-from benchmarks.runner.suites import retrieval as suite
+from benchmarks.runner.tasks import pretrain
+from benchmarks.runner.tasks import retrieval as suite
 from tiny_retrieval import tiny_retrieval
 
 

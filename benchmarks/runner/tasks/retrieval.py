@@ -6,23 +6,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from benchmarks.runner.config import config_hash
-from benchmarks.runner.results_io import atomic_write_via
-from benchmarks.runner.suites.common import (environment, result_row, run_id_of, student_identity,  # noqa: F401
-                                             teacher_identity, train_options)
-from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
-from benchmarks.runner.suite import Suite
-from benchmarks.runner.suite_runner import (load_teacher, method_options, run_suite, seed_init, teacher_key,  # noqa: F401,E501
-                                     student_checkpoint, train_seeded_student, train_state_path)
+from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options  # noqa: F401 (a hook)
+from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
+from benchmarks.runner.schema import EvalSection, PositiveInt, PretrainSection, RunConfig, Section, TaskLoss, TrainSection
+from benchmarks.runner.task import Task
+from benchmarks.runner.suite_runner import (cached_teacher, method_options, seed_init, student_checkpoint,  # noqa: F401
+                                            train_seeded_student)  # (student_checkpoint: read by benchmarks.visualize)
 from retrieval.data import build_dataset
-from retrieval.engine import TrainConfig, distributed, seed_everything, train
+from retrieval.engine import TrainConfig, seed_everything, train
 from retrieval.engine.embed import compute_embeddings
 from retrieval.losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
+from retrieval.models.embedding_net import POOLINGS
 
 MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "weights", "pooling", "output_stride")
 
@@ -43,7 +44,7 @@ def _model(spec: dict, dataset=None):
 
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` network (teacher or student) before training: from the pretrained backbone
-    when the config has a ``pretrain`` section (see ``benchmarks.runner.suites.pretrain``)."""
+    when the config has a ``pretrain`` section (see ``benchmarks.runner.tasks.pretrain``)."""
     model = _model(cfg[role])
     if pretrain_section(cfg):
         if "cache_dir" not in data:
@@ -70,42 +71,26 @@ def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
 
 def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=print):
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
-    chash = teacher_hash(cfg)
-    path = teacher_checkpoint(cfg, cache_dir, seed)
-    blob = load_teacher(path)  # None: not cached, or damaged (moved aside); under torchrun rank 0's answer
-    cached = blob is not None
-    seed_init(cfg, seed)
-    model = _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
-    seed_everything(seed)
     tcfg = train_options(cfg, "teacher", progress)
-    if cached:
-        model.load_state_dict(blob["state_dict"])
-        log(f"teacher seed {seed}: loaded from cache {path}")
-        record = blob["record"]
-        missing = record["test"] is None or any(not any(k.startswith(f"{index}_") for k in record["test"])
-                                                for index in approximate_indexes(cfg))
-        if missing and "test" in data and distributed.is_main():  # trained by the tuner (no test split)
-            record["test"] = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test")  # or no approx. index
-            _save_teacher(path, model, record)
-        distributed.barrier()
-        return model, record, chash
-    task_loss = build_task_loss(**cfg["task_loss"])
-    method = build_method("none", student=model, task_loss=task_loss)
-    state = train_state_path(path)
-    result = train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}", state_path=state)
-    record = {"test": None, "seconds": result.seconds, "best_epoch": result.best_epoch, "history": result.history}
-    if distributed.is_main():  # under torchrun rank 0 scores and writes; the others wait for the file
-        record["test"] = evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test") if "test" in data else None
-        _save_teacher(path, model, record)
-        state.unlink(missing_ok=True)  # the cached teacher is the finished run
-        log(f"teacher seed {seed}: trained in {result.seconds:.0f}s, "
-            f"validation recall@1 {100 * result.best_val['recall@1']:.2f}")
-    distributed.barrier()
-    return model, record, chash
 
+    def build(cached: bool):  # a cached teacher needs no pretrained backbone: its weights are loaded
+        seed_init(cfg, seed)
+        model = _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
+        seed_everything(seed)
+        return model
 
-def _save_teacher(path: Path, model, record: dict) -> None:
-    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
+    def fit(model, state):
+        method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
+        return train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}", state_path=state)
+
+    def complete(record) -> bool:  # a teacher trained by the tuner has no test metrics, or lacks an approx. index
+        return record["test"] is not None and all(any(k.startswith(f"{index}_") for k in record["test"])
+                                                  for index in approximate_indexes(cfg))
+
+    model, record = cached_teacher(teacher_checkpoint(cfg, cache_dir, seed), build, seed, fit,
+                                   (lambda model: evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test"))
+                                   if "test" in data else None, PRIMARY, log, complete)
+    return model, record, teacher_hash(cfg)
 
 
 def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
@@ -220,10 +205,32 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
             f"(method - none) / (teacher - none) on recall@1."]
 
 
-class RetrievalSuite(Suite, hooks_from=sys.modules[__name__]):
-    """The retrieval suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
+class EmbeddingModel(Section):
+    """A role's embedding network (``retrieval.models.create_model``)."""
+    arch: str
+    embedding_dim: PositiveInt = 128
+    normalize: bool = True
+    pretrained: bool = False
+    weights: str | None = None  # torchvision's name (IMAGENET1K_V1), read with pretrained; checked in name_problems
+    pooling: Literal[POOLINGS] = "avg"
+    output_stride: Literal[8, 16, 32] | None = None
+    train: TrainSection | None = None
 
-    name, PRIMARY, TORCHRUN = "retrieval", PRIMARY, TORCHRUN
+
+class RetrievalConfig(RunConfig):
+    teacher: EmbeddingModel
+    student: EmbeddingModel
+    task_loss: TaskLoss
+    eval: EvalSection
+    pretrain: PretrainSection | None = None
+
+
+class RetrievalTask(Task, hooks_from=sys.modules[__name__]):
+    """Retrieval: embedding networks trained with a metric loss, scored by Recall@K, MAP@R and R-Precision
+    on classes never seen in training (see ``benchmarks.runner.task.Task``)."""
+
+    name, METRICS, SCHEMA, ORDER, TORCHRUN = "retrieval", ("recall@1", "map@r"), RetrievalConfig, 0, TORCHRUN
+    VARIANTS = ("hmat-ablation", "retrieval-scratch")  # benchmarks/configs/hmat-ablation.yaml, retrieval_scratch.yaml
 
     def check_methods(self, cfg: dict, data: dict) -> None:
         from benchmarks.runner.preflight import build_methods
@@ -234,7 +241,7 @@ class RetrievalSuite(Suite, hooks_from=sys.modules[__name__]):
             launcher=None) -> Path:
         """Run the suite described by ``cfg`` (see ``benchmarks.runner.suite_runner.run_suite``)."""
         approximate_indexes(cfg)
-        return run_suite(self, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg), launcher)
+        return super().run(cfg, out_dir, cache_dir, commit, progress, log, launcher)
 
 
-SUITE = RetrievalSuite()
+TASK = RetrievalTask()

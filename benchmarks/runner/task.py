@@ -1,11 +1,14 @@
-"""What a suite is: the parts of a benchmark run that differ between tasks.
+"""What a task is: everything the harness knows of retrieval, classification or detection.
 
-The run loop (``benchmarks.runner.suite_runner``), the dry run, the tuner and the launchers only
-talk to a suite through this interface. A suite module (``benchmarks.runner.suites.retrieval``,
-``classification``, ``detection``) ends with a subclass of ``Suite`` whose methods are its hooks,
-and ``benchmarks.runner.suites`` registers it under the config's ``suite`` names
-(``get_suite("classification")``). A job process looks a suite up by that name, so a suite is
-never pickled.
+A task is one module of ``benchmarks.runner.tasks`` (``retrieval.py``, ``classification.py``,
+``detection.py``) that ends with ``TASK = <Task subclass>()``; the registry finds it there, with nothing
+to add anywhere else. The class declares the task's name, its metrics (the first is the primary one: the
+leaderboard's and the tuner's), the pydantic model of its config, the suite names that run it with
+configs of their own (``VARIANTS``: the HMAT ablation and the from-scratch protocol are configs of the
+retrieval task, not code), and its hooks: data, networks, teacher, student, evaluation, the result row
+and the table's notes. The run loop (``benchmarks.runner.suite_runner``), the dry run, the tuner, the
+search and the launchers talk to a task only through this interface. A job process looks a task up by
+its suite name (``get_suite``), so a task is never pickled.
 """
 
 from __future__ import annotations
@@ -13,22 +16,36 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from benchmarks.runner.suite_runner import run_suite
+from benchmarks.runner.tasks.common import environment
+
 
 HOOKS = ("prepare_data", "teacher_checkpoint", "teacher_hash", "load_or_train_teacher", "run_id_of", "train_student",
          "evaluate_student", "make_row", "cost_networks", "table_notes", "check_methods", "setup_names", "setup")
-"""The methods a suite may take from the functions of its module (``class X(Suite, hooks_from=module)``)."""
+"""The methods a task may take from the functions of its module (``class X(Task, hooks_from=module)``)."""
 
 
-class Suite(ABC):
-    """A task's hooks. ``PRIMARY`` is the leaderboard's metric; ``TORCHRUN`` whether ``benchmarks.run``
-    accepts the suite under torchrun (each job trained by all the processes together).
+class Task(ABC):
+    """A task's declarations and hooks.
 
-    ``class RetrievalSuite(Suite, hooks_from=sys.modules[__name__])`` makes each function of that module
+    ``name``: the task, and the suite name of its default (``benchmarks/configs/<name>.yaml``).
+    ``METRICS``: the validation metrics its tuning tables hold; ``PRIMARY`` (the first, unless set):
+    the leaderboard's metric. ``SCHEMA``: the pydantic model its configs must satisfy
+    (``benchmarks.runner.schema.RunConfig`` and the task's own sections). ``VARIANTS``: other suite names
+    that run this task with their own default config and tables of their own. ``ORDER``: where the task
+    is listed. ``TORCHRUN``: whether ``benchmarks.run`` accepts it under torchrun (each job trained by all
+    the processes together).
+
+    ``class RetrievalTask(Task, hooks_from=sys.modules[__name__])`` makes each function of that module
     named in ``HOOKS`` a method of the class (unless the class defines it itself); whatever abstract
     method is still missing then makes the class impossible to instantiate."""
 
     name: str = ""
+    METRICS: tuple[str, ...] = ()
     PRIMARY: str = ""
+    SCHEMA: type | None = None
+    VARIANTS: tuple[str, ...] = ()
+    ORDER: int = 100
     TORCHRUN: bool = False
 
     def __init_subclass__(cls, hooks_from=None, **kwargs):
@@ -36,6 +53,18 @@ class Suite(ABC):
         for hook in HOOKS if hooks_from is not None else ():
             if hook not in vars(cls) and callable(vars(hooks_from).get(hook)):
                 setattr(cls, hook, staticmethod(vars(hooks_from)[hook]))
+        if cls.METRICS and not cls.PRIMARY:
+            cls.PRIMARY = cls.METRICS[0]
+
+    @property
+    def suites(self) -> tuple[str, ...]:
+        """The suite names that run this task: its own, then its variants."""
+        return (self.name, *self.VARIANTS)
+
+    def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
+            launcher=None) -> Path:
+        """Run ``cfg``; return the folder of its tables (``benchmarks.runner.suite_runner.run_suite``)."""
+        return run_suite(self, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg), launcher)
 
     @abstractmethod
     def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:
@@ -79,11 +108,6 @@ class Suite(ABC):
     def table_notes(self, cfg: dict, data: dict, commit: str) -> list[str]:
         """The markdown lines under the suite's leaderboard."""
 
-    @abstractmethod
-    def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
-            launcher=None) -> Path:
-        """Run ``cfg``; return the folder of its tables."""
-
     def check_methods(self, cfg: dict, data: dict) -> None:
         """Build every method of ``cfg["run"]`` on untrained networks, so that an option the schema
         cannot judge fails before any training (``benchmarks.runner.preflight``); nothing by default."""
@@ -94,5 +118,5 @@ class Suite(ABC):
 
     def setup(self, cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
         """Run the setup job ``name`` (one of ``setup_names``)."""
-        raise NotImplementedError(f"suite {self.name!r} has no setup job {name!r}")
+        raise NotImplementedError(f"task {self.name!r} has no setup job {name!r}")
 

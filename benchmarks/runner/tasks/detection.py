@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from benchmarks.runner.config import config_hash, deep_merge
-from benchmarks.runner.suite import Suite
-from benchmarks.runner.suite_runner import (cached_teacher, method_options, run_suite, seed_init, teacher_key,
-                                     train_seeded_student)
-from benchmarks.runner.suites.pretrain import ensure_pretrained, pretrain_section
-from benchmarks.runner.suites.classification import build_task_loss, pretrain_classifier
-from benchmarks.runner.suites.common import environment, result_row, student_run_id, train_options
+from benchmarks.runner.schema import PretrainSection, RunConfig, Section, TrainSection
+from benchmarks.runner.task import Task
+from benchmarks.runner.suite_runner import cached_teacher, method_options, seed_init, teacher_key, train_seeded_student
+from benchmarks.runner.tasks.pretrain import ensure_pretrained, pretrain_section
+from benchmarks.runner.tasks.classification import build_task_loss, pretrain_classifier
+from benchmarks.runner.tasks.common import result_row, student_run_id, train_options
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method
@@ -66,7 +67,7 @@ def _pretrain(cfg: dict, role: str, cache_dir: Path, progress: bool = False, log
 
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` detector before training: its backbone from the pretrained one (FPN and heads
-    new) when the config has a ``pretrain`` section (see ``benchmarks.runner.suites.pretrain``)."""
+    new) when the config has a ``pretrain`` section (see ``benchmarks.runner.tasks.pretrain``)."""
     model = _detector(cfg, role, data["train"].num_classes)
     if pretrain_section(cfg):
         if "cache_dir" not in data:
@@ -115,14 +116,18 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     """Train the teacher detector for ``seed`` or load it from the cache. Returns (model, record, hash)."""
     chash = teacher_hash(cfg)
     path = teacher_checkpoint(cfg, cache_dir, seed)
-    seed_init(cfg, seed)
-    model = _network(cfg, data, "teacher")
-    seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
-    record = cached_teacher(
-        path, model, seed, lambda state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}",
-                                                state),
-        (lambda: evaluate_detector(model, data["test"], tcfg, desc="teacher test")) if "test" in data else None,
+
+    def build(cached: bool):
+        seed_init(cfg, seed)
+        model = _network(cfg, data, "teacher")
+        seed_everything(seed)
+        return model
+
+    model, record = cached_teacher(
+        path, build, seed,
+        lambda model, state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}", state),
+        (lambda model: evaluate_detector(model, data["test"], tcfg, desc="teacher test")) if "test" in data else None,
         PRIMARY, log)  # the tuner has no test split
     return model, record, chash
 
@@ -212,15 +217,28 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
     return _notes(cfg, data, commit, *_names(cfg))
 
 
-class DetectionSuite(Suite, hooks_from=sys.modules[__name__]):
-    """The detection suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
-
-    name, PRIMARY, TORCHRUN = "detection", PRIMARY, TORCHRUN
-
-    def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
-            launcher=None) -> Path:
-        """Run the suite described by ``cfg`` (see ``benchmarks.runner.suite_runner.run_suite``)."""
-        return run_suite(self, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg), launcher)
+class DetectorModel(Section):
+    """A role's detector (``retrieval.detection.create_detector``)."""
+    arch: str
+    pretrained: bool = False
+    weights: str | None = None
+    train: TrainSection | None = None
+    detector: dict[str, Any] | None = None
 
 
-SUITE = DetectionSuite()
+class DetectionConfig(RunConfig):
+    teacher: DetectorModel
+    student: DetectorModel
+    detector: dict[str, Any] | None = None
+    pretrain: PretrainSection | None = None
+    teacher_cache: bool = False  # the frozen teacher's features of each training image, kept from its first pass
+
+
+class DetectionTask(Task, hooks_from=sys.modules[__name__]):
+    """Detection: Faster R-CNN detectors, scored by COCO AP on the test split (see
+    ``benchmarks.runner.task.Task``)."""
+
+    name, METRICS, SCHEMA, ORDER, TORCHRUN = "detection", ("ap", "ap50"), DetectionConfig, 2, TORCHRUN
+
+
+TASK = DetectionTask()

@@ -24,10 +24,11 @@ from torch import nn
 
 from benchmarks.runner.config import config_hash
 from benchmarks.runner.replicates import design_of
-from benchmarks.runner.suite import Suite
-from benchmarks.runner.suite_runner import cached_teacher, method_options, run_suite, seed_init, train_seeded_student
-from benchmarks.runner.suites.pretrain import ensure_pretrained, load_backbone, pretrain_section
-from benchmarks.runner.suites.common import environment, result_row, run_id_of, train_options  # noqa: F401 (run_id_of: a hook)
+from benchmarks.runner.schema import EvalSection, PretrainSection, RunConfig, Section, TaskLoss, TrainSection
+from benchmarks.runner.task import Task
+from benchmarks.runner.suite_runner import cached_teacher, method_options, seed_init, train_seeded_student
+from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
+from benchmarks.runner.tasks.common import result_row, run_id_of, train_options  # noqa: F401 (run_id_of: a hook)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -94,7 +95,7 @@ def pretrain_classifier(spec: dict, dataset):
 
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` classifier before training: from the pretrained backbone, with a new
-    classifier, when the config has a ``pretrain`` section (see ``benchmarks.runner.suites.pretrain``)."""
+    classifier, when the config has a ``pretrain`` section (see ``benchmarks.runner.tasks.pretrain``)."""
     model = _classifier(cfg[role], num_classes(data))
     if pretrain_section(cfg):
         if "cache_dir" not in data:
@@ -132,14 +133,21 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""
     chash = teacher_hash(cfg)
     path = teacher_checkpoint(cfg, cache_dir, seed)
-    seed_init(cfg, seed)
-    model = _network(cfg, data, "teacher")
-    seed_everything(seed)
     tcfg = train_config(cfg, "teacher", progress)
-    method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
-    record = cached_teacher(path, model, seed, lambda state: _train(method, data, tcfg, f"teacher s{seed}", state),
-                            (lambda: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"))
-                            if "test" in data else None, PRIMARY, log)  # the tuner has no test split
+
+    def build(cached: bool):
+        seed_init(cfg, seed)
+        model = _network(cfg, data, "teacher")
+        seed_everything(seed)
+        return model
+
+    def fit(model, state):
+        method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
+        return _train(method, data, tcfg, f"teacher s{seed}", state)
+
+    model, record = cached_teacher(path, build, seed, fit,
+                                   (lambda model: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"))
+                                   if "test" in data else None, PRIMARY, log)  # the tuner has no test split
     return model, record, chash
 
 
@@ -229,10 +237,27 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
             f"(method - none) / (teacher - none) on top-1."]
 
 
-class ClassificationSuite(Suite, hooks_from=sys.modules[__name__]):
-    """The classification suite's hooks (see ``benchmarks.runner.suite.Suite``)."""
+class ClassifierModel(Section):
+    """A role's classifier (``retrieval.models.create_classifier``)."""
+    arch: str
+    pretrained: bool = False
+    weights: str | None = None
+    train: TrainSection | None = None
 
-    name, PRIMARY, TORCHRUN = "classification", PRIMARY, TORCHRUN
+
+class ClassificationConfig(RunConfig):
+    teacher: ClassifierModel
+    student: ClassifierModel
+    task_loss: TaskLoss
+    eval: EvalSection
+    pretrain: PretrainSection | None = None
+
+
+class ClassificationTask(Task, hooks_from=sys.modules[__name__]):
+    """Classification: classifiers trained with cross-entropy, scored by top-1 and top-5 accuracy on the
+    test split (see ``benchmarks.runner.task.Task``)."""
+
+    name, METRICS, SCHEMA, ORDER, TORCHRUN = "classification", ("top1", "top5"), ClassificationConfig, 1, TORCHRUN
 
     def check_methods(self, cfg: dict, data: dict) -> None:
         from benchmarks.runner.preflight import build_methods
@@ -242,10 +267,5 @@ class ClassificationSuite(Suite, hooks_from=sys.modules[__name__]):
         build_methods(cfg, data, _classifier(cfg["teacher"], classes), lambda: _classifier(cfg["student"], classes), fit,
                       build_task_loss)
 
-    def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
-            launcher=None) -> Path:
-        """Run the suite described by ``cfg`` (see ``benchmarks.runner.suite_runner.run_suite``)."""
-        return run_suite(self, cfg, out_dir, cache_dir, commit, progress, log, environment(cfg), launcher)
 
-
-SUITE = ClassificationSuite()
+TASK = ClassificationTask()
