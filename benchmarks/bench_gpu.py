@@ -62,7 +62,7 @@ def one_batch(cfg: dict, data: dict) -> dict:
 def build_job(cfg: dict, data: dict, job: str, teacher=None):
     """The method object a job trains: the teacher (``none`` on the teacher network) or a student."""
     from benchmarks.runner.tasks import retrieval as suite
-    from retrieval.losses import build_task_loss
+    from retrieval.metric_losses import build_task_loss
     from retrieval.methods import build_method
 
     if job == "teacher":

@@ -54,6 +54,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from retrieval.utils.atomic import atomic_write_via
 
 DATASETS = ("cub200", "cars196", "sop", "cifar100", "coco")
 MARKER = "GENERATED.txt"
@@ -457,10 +458,7 @@ def write_random_weights(torch_home, archs, weights="DEFAULT", seed: int = 0) ->
         with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
             torch.manual_seed(zlib.crc32(f"{seed} {arch} {resolved.name}".encode()))  # each file its own tensors
             state = get_model(arch, weights=None).state_dict()
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        atomic_write_via(path, lambda tmp: torch.save(state, tmp))
         written.append(path)
     return written
 

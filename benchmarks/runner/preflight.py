@@ -110,7 +110,7 @@ def build_methods(cfg: dict, data: dict, teacher, build_student, fit: str = "fit
     ``build_student()`` is a new untrained student; ``data[fit]`` the split whose labels it trains on;
     ``task_loss(**cfg["task_loss"])`` the suite's task loss (default: the metric losses of retrieval)."""
     from benchmarks.runner.suite_runner import method_options
-    from retrieval.losses import build_task_loss
+    from retrieval.metric_losses import build_task_loss
     from retrieval.methods import build_method
 
     task_loss = task_loss or build_task_loss

@@ -12,12 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from retrieval.utils.atomic import atomic_write_via  # noqa: F401 (re-exported: the suites write through it)
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    atomic_write_via(path, lambda tmp: Path(tmp).write_text(text))
+from retrieval.utils.atomic import atomic_write_text, atomic_write_via  # noqa: F401 (re-exported for the harness)
 
 
 def atomic_write_json(path, obj) -> None:

@@ -95,7 +95,7 @@ class CostSection(Section):
     warmup: Annotated[int, Field(ge=0)] = 2
 
 
-class RayLauncher(Section):
+class RayOptions(Section):
     """Options of the ray launcher (``benchmarks.runner.ray_pool.RayPool``)."""
     address: str | None = None        # an existing cluster (``auto``, ``ray://host:10001``); None: a local instance
     cpus_per_job: PositiveFloat | None = None   # default: the config's threads (1 when unset)
@@ -103,7 +103,7 @@ class RayLauncher(Section):
     num_cpus: PositiveInt | None = None  # CPUs of the local instance (None: the machine's)
 
 
-class SlurmLauncher(Section):
+class SlurmOptions(Section):
     """Options of the slurm launcher (``benchmarks.runner.slurm_pool.SlurmPool``)."""
     folder: str | None = None         # submitit's job files and logs (default: <cache-dir>/slurm); shared storage
     partition: str | None = None
@@ -119,8 +119,8 @@ class SlurmLauncher(Section):
 class LauncherSection(Section):
     """Where the jobs run (``benchmarks.runner.launch``); never part of a run's identity."""
     name: Literal["local", "ray", "slurm"] = "local"
-    ray: RayLauncher | None = None
-    slurm: SlurmLauncher | None = None
+    ray: RayOptions | None = None
+    slurm: SlurmOptions | None = None
 
 
 class TrackingSection(Section):
@@ -333,7 +333,7 @@ def weights_problems(arch: str, weights, path: str) -> list[tuple[str, str]]:
 
 
 def name_problems(cfg: dict) -> list[tuple[str, str]]:
-    from retrieval.losses.metric_loss import LOSSES, MINERS
+    from retrieval.metric_losses.metric_loss import LOSSES, MINERS
     from retrieval.models import list_models
 
     detection = cfg["suite"] == "detection"

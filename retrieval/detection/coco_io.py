@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pycocotools.coco import COCO
 
-from retrieval.utils.atomic import atomic_write_via
+from retrieval.utils.atomic import atomic_write_bytes
 
 IMAGE_KEYS = ("id", "file_name", "width", "height")
 ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox")
@@ -94,8 +94,3 @@ def write_coco_json(path, images: list, annotations: list, categories: list) -> 
     data = {"images": images, "annotations": annotations, "categories": categories}
     validate_coco(path, data)
     atomic_write_bytes(path, json.dumps(data).encode())
-
-
-def atomic_write_bytes(path, blob: bytes) -> None:
-    """Readers see the old file or the new one, never half of it."""
-    atomic_write_via(path, lambda tmp: Path(tmp).write_bytes(blob))

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from retrieval.detection.coco_io import atomic_write_bytes, write_coco_json
+from retrieval.detection.coco_io import write_coco_json
+from retrieval.utils.atomic import atomic_write_bytes
 
 SPLITS = {"train": (0.0, 0.7), "val": (0.7, 0.8), "test": (0.8, 1.0)}
 CATEGORIES = [{"id": d + 1, "name": str(d)} for d in range(10)]

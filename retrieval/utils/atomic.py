@@ -28,3 +28,11 @@ def atomic_write_via(path, write) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path, blob: bytes) -> None:
+    atomic_write_via(path, lambda tmp: Path(tmp).write_bytes(blob))
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_via(path, lambda tmp: Path(tmp).write_text(text))

@@ -6,7 +6,7 @@ import torch
 
 from benchmarks import bench_gpu
 from benchmarks.bench_eval import make_data
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.metrics import evaluate
 from retrieval.models import create_model

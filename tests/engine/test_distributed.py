@@ -34,7 +34,7 @@ from torch.utils.data import BatchSampler
 
 from ddp_compare import REL_LOSS, assert_same_weights, gloo_group, without_batchnorm
 from retrieval.engine import TrainConfig, distributed, evaluate_model, seed_everything, train
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
 

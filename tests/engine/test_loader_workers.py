@@ -16,7 +16,7 @@ from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, compute_embeddings, loaders, make_train_loader, seed_everything, train
 from retrieval.engine import distributed
 from retrieval.engine.train_state import capture_rng, load_train_state
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
 

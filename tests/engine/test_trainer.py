@@ -5,7 +5,7 @@ import torch
 
 from retrieval.data import build_dataset
 from retrieval.engine import NonFiniteLossError, TrainConfig, seed_everything, train
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import Distiller, build_method
 from retrieval.models import create_model
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method, list_methods
 from tests.methods.tiny_nets import make_batch, make_models
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.methods.losses import ofd_loss, ofd_margin
 from tests.methods.tiny_nets import make_batch, make_classifiers, make_models

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.methods.losses import cosine_probabilities, pkt_loss
 from tests.methods.tiny_nets import make_batch, make_models

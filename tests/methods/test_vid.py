@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.methods.losses import VIDRegressor, vid_loss
 from retrieval.methods.losses.vid import match_size

@@ -28,7 +28,7 @@ from benchmarks.runner.results_io import atomic_write_via, file_lock
 from benchmarks.runner.suite_runner import train_state_path
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.utils.cache_files import load_torch
 

@@ -20,7 +20,7 @@ from benchmarks.runner.suite_runner import (cached_teacher, method_options, seed
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, seed_everything, train
 from retrieval.engine.embed import compute_embeddings
-from retrieval.losses import build_task_loss
+from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.models import create_model
 from retrieval.models.embedding_net import POOLINGS
