@@ -1,6 +1,7 @@
 """One leaderboard over every suite: ``python -m benchmarks.leaderboard [--results results]``;
 a suite folder's own tables again from its runs.csv: ``python -m benchmarks.leaderboard --rebuild FOLDER``;
-a booktabs table for a paper: ``python -m benchmarks.leaderboard --latex [FOLDER ...]``.
+a booktabs table for a paper: ``python -m benchmarks.leaderboard --latex [FOLDER ...]``;
+runs of one config on disjoint replicates pooled: ``python -m benchmarks.leaderboard --pool OUT FOLDER FOLDER ...``.
 
 Reads every ``<results>/<suite>/<dataset>/runs.csv`` and writes ``<results>/leaderboard.csv``,
 ``<results>/leaderboard.md`` and, per (suite, dataset), in ``<results>/plots/``: ``<suite>_<dataset>_recall.png``
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from benchmarks.report.latex import latex_table
 from benchmarks.report.rows import collect, current_rows, primary_metric
-from benchmarks.report.tables import build, markdown_notes, rebuild
+from benchmarks.report.tables import build, markdown_notes, pool, rebuild
 from benchmarks.runner.aggregate import COVERS, design_of_rows, leaderboard
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_text
@@ -63,8 +64,17 @@ def main(argv=None) -> int:
     p.add_argument("--latex", nargs="*", metavar="FOLDER",
                    help="instead: write each folder's leaderboard.tex, a booktabs table (all folders under --results "
                         "when none is named)")
+    p.add_argument("--pool", nargs="+", metavar=("OUT", "FOLDER"),
+                   help="instead: pool the rows of two or more runs of one config on disjoint replicates (a run and "
+                        "its replication reruns) into the results folder OUT, with its tables")
     add_debug_flag(p)
     args = p.parse_args(argv)
+    if args.pool:
+        out, folders = Path(args.pool[0]), [Path(f) for f in args.pool[1:]]
+        board = pool(out, folders, "python -m benchmarks.leaderboard --pool " + " ".join(args.pool))
+        print(f"{out}: pooled {len(folders)} runs; wrote runs.csv, leaderboard.csv, leaderboard.md, pairwise.csv "
+              f"({len(board)} rows)")
+        return 0
     if args.rebuild:
         for folder in map(Path, args.rebuild):
             board = rebuild(folder)

@@ -61,6 +61,46 @@ def rebuild(folder: Path) -> pd.DataFrame:
                               notes)
 
 
+def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
+    """Write ``out``'s runs.csv and tables from the rows of several runs of one config on disjoint replicates
+    (a run and its replication reruns): every folder's rows must carry one and the same config hash, and no
+    (method, seed) may appear twice. The intervals then cover all the replicates together. Returns the
+    leaderboard. The notes are the first folder's, with a line naming the pooled runs."""
+    if len(folders) < 2:
+        raise UserError(f"--pool needs two or more results folders to pool; got {len(folders)}")
+    parts = []
+    for folder in folders:
+        if not (folder / "runs.csv").is_file():
+            raise UserError(f"--pool {folder}: no runs.csv there; expected a results folder <results>/<suite>/<dataset>")
+        rows = current_rows(folder)
+        hashes = sorted(set(rows["config_hash"].astype(str)))
+        if len(hashes) != 1:
+            raise UserError(f"--pool {folder}: its leaderboard holds {len(hashes)} configs ({', '.join(hashes)}); "
+                            f"expected the rows of one config")
+        parts.append((folder, rows, hashes[0]))
+    first_hash = parts[0][2]
+    other = [f"{folder} ({h})" for folder, _, h in parts if h != first_hash]
+    if other:
+        raise UserError(f"--pool: every folder must hold runs of one config; {parts[0][0]} has config hash "
+                        f"{first_hash}, but {', '.join(other)}")
+    runs = pd.concat([rows for _, rows, _ in parts], ignore_index=True)
+    twice = runs[runs.duplicated(["method", "seed"], keep=False)]
+    if len(twice):
+        shared = sorted({int(s) for s in twice["seed"]})
+        raise UserError(f"--pool: seeds {shared} appear in more than one folder; pooled runs must be on disjoint "
+                        f"replicates")
+    title, notes = markdown_notes(parts[0][0] / "leaderboard.md")
+    seeds = {str(folder): sorted({int(s) for s in rows["seed"]}) for folder, rows, _ in parts}
+    commits = sorted({str(c) for c in runs["commit"]}) if "commit" in runs.columns else []
+    said = [f"Command: `{command}`",
+            "Pooled runs of one config on disjoint replicates: " + "; ".join(f"{f} seeds {s}" for f, s in seeds.items())
+            + (f" (rows from commits {', '.join(commits)})" if commits else "") + "."]
+    notes = said + [n for n in notes if not n.startswith(("Command:", "Commit:"))]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "runs.csv", runs.to_csv(index=False))
+    return write_suite_tables(out, runs, primary_metric(runs), title or f"{out.parent.name}: {out.name}", notes)
+
+
 def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame, str]:
     """Merge, aggregate and draw; returns (leaderboard table, markdown) without writing the tables."""
     found = collect(results)

@@ -11,13 +11,13 @@ from user_error import user_error
 
 
 def _folder(results, suite, dataset, metric_values, config_hash="c1", commit="abc1234", board=True, extra=None,
-            replicates=None):
+            replicates=None, seeds=(0, 1)):
     """A fake <results>/<suite>/<dataset>/ with runs.csv, leaderboard.csv and runs/<id>.json histories."""
     folder = results / suite / dataset
     (folder / "runs").mkdir(parents=True)
     rows = []
     for method, values in metric_values.items():
-        for seed in (0, 1):  # values(seed) -> {metric: value}
+        for seed in seeds:  # values(seed) -> {metric: value}
             v = values
             run_id = f"{method}-{config_hash}-s{seed}"
             row = {"run_id": run_id, "suite": suite, "dataset": dataset, "teacher": "T",
@@ -132,3 +132,38 @@ def test_rebuild_rewrites_a_folder_from_its_runs_csv(tmp_path, capsys):
     assert "old note" not in md and "| old |" not in md and "Resolving power" in md
     assert not [p for p in results.rglob("*.tmp")]
     assert "pairwise.csv" in capsys.readouterr().out
+
+
+def test_pool_joins_runs_of_one_config_on_disjoint_replicates(tmp_path, capsys):
+    from scipy import stats
+
+    first = _folder(tmp_path / "a", "retrieval", "fonts", {"teacher": lambda s: {"recall@1": 0.9, "map@r": 0.3},
+                                                            "none": lambda s: {"recall@1": 0.5 + s / 100, "map@r": 0.1},
+                                                            "rkd": lambda s: {"recall@1": 0.52 + s / 50, "map@r": 0.12}})
+    (first / "leaderboard.md").write_text("# retrieval: fonts\n\nCommand: `the run`  \nCommit: `abc`.  \n"
+                                          "Replicates: full.  \n\n| method |\n")
+    second = _folder(tmp_path / "b", "retrieval", "fonts", {"teacher": lambda s: {"recall@1": 0.9, "map@r": 0.3},
+                                                             "none": lambda s: {"recall@1": 0.5 + s / 100, "map@r": 0.1},
+                                                             "rkd": lambda s: {"recall@1": 0.5 - s / 80, "map@r": 0.1}},
+                     seeds=(6, 7), commit="def5678")
+    out = tmp_path / "pooled" / "retrieval" / "fonts"
+    assert leaderboard.main(["--pool", str(out), str(first), str(second)]) == 0
+    board = pd.read_csv(out / "leaderboard.csv").set_index("method")
+    gains = [100 * ((0.52 + s / 50) - (0.5 + s / 100)) for s in (0, 1)] + \
+            [100 * ((0.5 - s / 80) - (0.5 + s / 100)) for s in (6, 7)]
+    mean = sum(gains) / 4
+    half = stats.t.ppf(0.975, 3) * pd.Series(gains).std() / 2
+    assert board.loc["rkd", "gain_vs_none"] == pytest.approx(mean, abs=1e-3)
+    assert board.loc["rkd", "gain_ci_halfwidth"] == pytest.approx(half, abs=1e-3)
+    assert board.loc["rkd", "gain_seeds"] == 4 and len(pd.read_csv(out / "runs.csv")) == 12
+    md = (out / "leaderboard.md").read_text()
+    assert f"seeds [0, 1]; {second} seeds [6, 7] (rows from commits abc1234, def5678)" in md
+    assert "Replicates: full." in md and "Commit: `abc`" not in md and "`the run`" not in md
+
+    err = user_error(capsys, leaderboard.main, ["--pool", str(tmp_path / "x"), str(first), str(first)])
+    assert "seeds [0, 1] appear in more than one folder" in err  # the same replicates twice are not independent
+    other = _folder(tmp_path / "c", "retrieval", "fonts", {"none": lambda s: {"recall@1": 0.5, "map@r": 0.1}},
+                    config_hash="c2", seeds=(9,))
+    assert user_error(capsys, leaderboard.main, ["--pool", str(tmp_path / "y"), str(first), str(other)]).startswith(
+        f"error: --pool: every folder must hold runs of one config; {first} has config hash c1")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before anything is written
