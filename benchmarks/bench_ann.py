@@ -22,7 +22,13 @@ import subprocess
 import sys
 import time
 
+import faiss
 import numpy as np
+
+from benchmarks.runner.results_io import atomic_write_json
+from retrieval.metrics.approximate import approximate_recall_at_k, build_approximate_index
+from retrieval.metrics.knn import knn_leave_one_out
+from retrieval.metrics.retrieval_metrics import _recall_hits
 
 KS = (1, 10, 100)
 
@@ -45,12 +51,6 @@ def peak_rss_mb() -> float:
 
 def measure(kind: str, n: int, dim: int, queries: int, options: dict) -> dict:
     """One measurement in this process: build (approximate only), search, recall on the sample."""
-    import faiss
-
-    from retrieval.metrics.approximate import approximate_recall_at_k, build_approximate_index
-    from retrieval.metrics.knn import knn_leave_one_out
-    from retrieval.metrics.retrieval_metrics import _recall_hits
-
     x, labels = make_data(n, dim)
     sample = np.sort(np.random.default_rng(1).choice(n, size=min(queries, n), replace=False))
     base_mb = peak_rss_mb()
@@ -114,7 +114,6 @@ def main(argv=None) -> int:
         print(f"{r['index']:<6} {r['build_s']:8.1f} {search:>10} {r['peak_mb']:8.0f} {cells}")
     print("* exact search time for all queries extrapolated from the sample; diff = recall minus exact, in points")
     if args.json:
-        from benchmarks.runner.results_io import atomic_write_json
         atomic_write_json(args.json, {"n": args.n, "dim": args.dim, "queries": args.queries, "nprobe": args.nprobe,
                                       "ef_search": args.ef_search, "results": results})
     return 0

@@ -28,6 +28,8 @@ import tempfile
 import pandas as pd
 
 from benchmarks.bench_default_run import finish, gains, parser, read_board, target_lines, timed_default_run, verdicts
+from benchmarks.runner.config import resolve_config
+from benchmarks.runner.tasks.classification import train_config
 
 SUITE, PRIMARY = "classification", "top1"
 MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH = 10 * 60, 3.0, 1.0
@@ -35,8 +37,6 @@ MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH = 10 * 60, 3.0, 1.0
 
 def same_schedule(cfg: dict) -> bool:
     """Whether teacher and student train with the same options (epochs, lr, schedule, batch...)."""
-    from benchmarks.runner.tasks.classification import train_config
-
     return train_config(cfg, "teacher", False) == train_config(cfg, "student", False)
 
 
@@ -77,9 +77,6 @@ def main(argv=None) -> int:
     p.add_argument("--convergence", action="store_true",
                    help="also train the teacher and none with twice the epochs and check the gap there")
     args = p.parse_args(argv)
-    from benchmarks.runner.config import resolve_config
-    from benchmarks.runner.tasks.classification import train_config
-
     cfg = resolve_config(SUITE, args.config)
     seconds = None if args.check_only else timed_default_run(SUITE, args.out, args.config, keep_cache=args.keep_cache)
     longer = None

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.runner.coverage import DESIGNS, aggregate_check, setting_seed, simulate_coverage
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
 
@@ -35,8 +36,6 @@ AGGREGATE_SETTING = {"n": 8, "tau": 0.5, "sigma": SIGMA}
 
 def settings() -> list[dict]:
     """The rows of the sweep: (design, n, tau, sigma, dist)."""
-    from benchmarks.runner.coverage import DESIGNS
-
     rows = [{"design": d, "n": n, "tau": tau, "sigma": SIGMA, "dist": "normal"}
             for d in DESIGNS for n in NS for tau in TAUS]
     rows += [{"design": d, "n": 8, "tau": 0.5, "sigma": 1.0, "dist": "normal"} for d in DESIGNS]
@@ -182,7 +181,6 @@ def main(argv=None) -> int:
     args = p.parse_args(raw)
     if args.tables < 1 or args.aggregate_tables < 1:
         raise UserError(f"--tables {args.tables}, --aggregate-tables {args.aggregate_tables}: expected at least 1")
-    from benchmarks.runner.coverage import DESIGNS, aggregate_check, setting_seed, simulate_coverage
 
     start = time.perf_counter()
     rows = []

@@ -46,6 +46,16 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
+from pytorch_metric_learning.samplers import MPerClassSampler
+from torch.utils.data import DataLoader, Subset
+from torchvision.datasets import ImageFolder
+from torchvision.transforms import v2
+
+from benchmarks.make_recipe_data import write_cub
+from retrieval.data import build_dataset
+from retrieval.data.base import open_rgb, pil_to_uint8
+from retrieval.data.transforms import photo_transform
+from retrieval.engine import TrainConfig, loaders, make_train_loader
 
 TARGET = 1.0
 VARIANTS = ("project", "project (PIL resize)", "project (forkserver)", "previous loader", "ImageFolder")
@@ -56,14 +66,10 @@ VARIANTS = ("project", "project (PIL resize)", "project (forkserver)", "previous
 def write_images(root, classes: int, per_class: int, sizes=None) -> Path:
     """CUB-format JPEGs under ``root`` (``classes`` classes in each official half); returns the
     ``CUB_200_2011`` folder."""
-    from benchmarks.make_recipe_data import write_cub
-
     return write_cub(root, classes=classes, per_class=per_class, sizes=sizes)
 
 
 def project_dataset(base, tensor_jpeg: bool = True):
-    from retrieval.data import build_dataset
-
     dataset = build_dataset("cub200", base, "fit")
     dataset.tensor_jpeg = tensor_jpeg
     return dataset
@@ -72,11 +78,6 @@ def project_dataset(base, tensor_jpeg: bool = True):
 def imagefolder_dataset(base, paths):
     """ImageFolder over ``base/images`` restricted to ``paths`` (the project's fit split), with
     the project's training transform."""
-    from torch.utils.data import Subset
-    from torchvision.datasets import ImageFolder
-
-    from retrieval.data.transforms import photo_transform
-
     folder = ImageFolder(str(Path(base) / "images"), transform=photo_transform("fit"))
     wanted = {os.path.realpath(p) for p in paths}
     keep = [i for i, (p, _) in enumerate(folder.samples) if os.path.realpath(p) in wanted]
@@ -88,15 +89,11 @@ def imagefolder_dataset(base, paths):
 # --------------------------------------------------------------------------- loaders
 
 def _train_cfg(batch: int, workers: int):
-    from retrieval.engine import TrainConfig
-
     return TrainConfig(batch_size=batch, m_per_class=5, num_workers=workers, progress=False)
 
 
 def project_loaders(dataset, batch: int, workers: int, context: str | None = None):
     """``epoch -> loader``: the trainer's loader, built once (``context``: another start method)."""
-    from retrieval.engine import loaders, make_train_loader
-
     if context is None:
         loader = make_train_loader(dataset, _train_cfg(batch, workers))
     else:
@@ -111,9 +108,6 @@ def project_loaders(dataset, batch: int, workers: int, context: str | None = Non
 
 def previous_loaders(dataset, batch: int, workers: int):
     """``epoch -> loader``: the loader as it was, rebuilt each epoch with spawn workers."""
-    from pytorch_metric_learning.samplers import MPerClassSampler
-    from torch.utils.data import DataLoader
-
     def build(epoch):
         sampler = MPerClassSampler(dataset.labels, m=5, batch_size=batch, length_before_new_iter=len(dataset))
         return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True, num_workers=workers,
@@ -123,8 +117,6 @@ def previous_loaders(dataset, batch: int, workers: int):
 
 def imagefolder_loaders(dataset, batch: int, workers: int):
     """``epoch -> loader``: ImageFolder's DataLoader with its defaults (new workers each epoch)."""
-    from torch.utils.data import DataLoader
-
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers)
     return lambda epoch: loader, lambda: None
 
@@ -213,11 +205,6 @@ def per_image_timings(paths, repeat: int = 2) -> dict:
     transform; PIL-decoded uint8 tensor to it (the project's hand-over); torchvision.io.decode_jpeg
     to it; and the decodes alone. Also how far decode_jpeg is from PIL's decode, and the tensor
     resize from PIL's (uint8 levels, over all pixels of these images)."""
-    from torchvision.transforms import v2
-
-    from retrieval.data.base import open_rgb, pil_to_uint8
-    from retrieval.data.transforms import photo_transform
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision 0.29 deprecates its image decoders
         from torchvision.io import ImageReadMode, decode_jpeg, read_file

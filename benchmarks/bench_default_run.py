@@ -28,8 +28,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
+from benchmarks.runner.config import resolve_config
 from benchmarks.runner.results_io import atomic_write_json
+from benchmarks.runner.tasks import retrieval as suite
+from retrieval.data import build_dataset
 
 MAX_SECONDS, MIN_GAP, MAX_HALFWIDTH, MAX_MACS_RATIO = 15 * 60, 5.0, 0.5, 0.3
 MIN_STAGE1, MIN_STAGE4 = 16, 4
@@ -37,11 +41,6 @@ MIN_STAGE1, MIN_STAGE4 = 16, 4
 
 def stage_sizes(cfg: dict) -> dict:
     """{role: [(H, W) of stages 1..4]} of the config's teacher and student on one image of its test split."""
-    import torch
-
-    from benchmarks.runner.tasks import retrieval as suite
-    from retrieval.data import build_dataset
-
     d = cfg["dataset"]
     image = build_dataset(d["name"], d.get("root"), "test", **dict(d.get("options") or {}))[0]["image"]
     out = {}
@@ -165,7 +164,6 @@ def finish(numbers: dict, ok: dict, lines: list[str], json_path: str | None) -> 
 
 def main(argv=None) -> int:
     args = parser(__doc__).parse_args(argv)
-    from benchmarks.runner.config import resolve_config
 
     cfg = resolve_config("retrieval", args.config)
     seconds = None if args.check_only else timed_default_run("retrieval", args.out, args.config,

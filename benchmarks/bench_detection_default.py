@@ -21,8 +21,17 @@ import sys
 
 import pandas as pd
 
-from benchmarks.bench_default_run import (MAX_SECONDS, MIN_GAP, finish, gains, parser, read_board, target_lines,
-                                          timed_default_run)
+from benchmarks.bench_default_run import (
+    MAX_SECONDS,
+    MIN_GAP,
+    finish,
+    gains,
+    parser,
+    read_board,
+    target_lines,
+    timed_default_run,
+)
+from benchmarks.runner.config import resolve_config
 
 SUITE, PRIMARY = "detection", "ap"
 MAX_HALFWIDTH = 2.0  # AP points
@@ -39,7 +48,6 @@ def report(numbers: dict, ok: dict) -> list[str]:
 
 def main(argv=None) -> int:
     args = parser(__doc__).parse_args(argv)
-    from benchmarks.runner.config import resolve_config
 
     cfg = resolve_config(SUITE, args.config)
     # an empty cache: the scenes are generated into it

@@ -27,7 +27,11 @@ import subprocess
 import sys
 import time
 
+import faiss
 import numpy as np
+
+from retrieval.metrics import evaluate
+from retrieval.metrics.knn import fetch_count
 
 SOP_IMAGES, SOP_CLASSES = 60502, 11316
 MAX_TIME_RATIO = 1.1
@@ -67,10 +71,6 @@ def cpu_seconds() -> float:
 
 def measure_search(x: np.ndarray, labels: np.ndarray, ks: tuple[int, ...]) -> dict:
     """(a) One bare FAISS search of all queries for evaluate's per-query fetch count."""
-    import faiss
-
-    from retrieval.metrics.knn import fetch_count
-
     n_others = np.bincount(labels)[labels] - 1
     n_fetch = fetch_count(max(max(ks), int(n_others.max())), len(x))
     index = faiss.IndexFlatIP(x.shape[1])
@@ -82,8 +82,6 @@ def measure_search(x: np.ndarray, labels: np.ndarray, ks: tuple[int, ...]) -> di
 
 def measure_evaluate(x: np.ndarray, labels: np.ndarray, ks: tuple[int, ...]) -> dict:
     """(b) ``retrieval.metrics.evaluate`` with every metric."""
-    from retrieval.metrics import evaluate
-
     start = time.perf_counter()
     metrics = evaluate(x, labels, ks=ks)
     return {"seconds": time.perf_counter() - start, "metrics": metrics}

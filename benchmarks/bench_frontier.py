@@ -36,9 +36,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
 from benchmarks.runner.stats import t_quantile
+from benchmarks.runner.tasks import get_suite
 
 TARGETS = {"retrieval": 0.5, "classification": 1.0, "detection": 2.0}
 BUDGETS = {"retrieval": 900, "classification": 600, "detection": 900}
@@ -86,8 +88,6 @@ def _is_config(source: str) -> bool:
 def read_design(source: str, out: Path, suite: str, name: str) -> tuple[pd.DataFrame, float, str]:
     """(rows, wall seconds, what they are) of a design: its ``--run`` folder, or the result folders of
     ``source`` (``FOLDER[+FOLDER...]``, each holding ``runs.csv`` and a timing file)."""
-    from benchmarks.report.rows import current_rows
-
     if _is_config(source):
         dest = out / suite / name
         folders, label = [Path(p).parent for p in sorted(dest.glob("*/*/runs.csv"))], source
@@ -164,7 +164,6 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/frontier")
     add_debug_flag(p)
     args = p.parse_args(argv)
-    from benchmarks.runner.tasks import get_suite
 
     primary = get_suite(args.suite).PRIMARY
     target = args.target or TARGETS[args.suite]

@@ -30,6 +30,21 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import run
+from benchmarks.bench_eval import make_data
+from benchmarks.make_recipe_data import write_cub
+from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
+from benchmarks.runner.suite_runner import seed_init
+from benchmarks.runner.tasks import retrieval as suite
+from benchmarks.runner.tasks.common import train_options
+from benchmarks.runner.tasks.retrieval import prepare
+from retrieval.engine.mixed_precision import MixedPrecision
+from retrieval.engine.trainer import make_optimizer, make_train_loader
+from retrieval.methods import build_method
+from retrieval.metric_losses import build_task_loss
+from retrieval.metrics import evaluate
+from retrieval.metrics.knn import cpu_search, gpu_available
+
 COMBOS = [(False, False), (True, False), (False, True), (True, True)]  # (amp, channels_last)
 WARMUP = 3
 SOP_N, SOP_DIM, SOP_KS = 60502, 128, (1, 10, 100, 1000)
@@ -37,8 +52,6 @@ SOP_N, SOP_DIM, SOP_KS = 60502, 128, (1, 10, 100, 1000)
 
 def recipe_config(data_root: Path, device: str, batch: int | None = None) -> dict:
     """The CUB recipe as the runner builds it, on ``data_root``, with random initial weights."""
-    from benchmarks import run
-
     argv = ["--config", str(Path(__file__).parent / "configs" / "cub200.yaml"), "--data-root", str(data_root),
             "--device", device]
     cfg, _ = run.build_config(run.parse_args(argv))
@@ -51,9 +64,6 @@ def recipe_config(data_root: Path, device: str, batch: int | None = None) -> dic
 
 def one_batch(cfg: dict, data: dict) -> dict:
     """A training batch drawn by the recipe's sampler (``m_per_class`` images of each class)."""
-    from benchmarks.runner.tasks.common import train_options
-    from retrieval.engine.trainer import make_train_loader
-
     tcfg = train_options(cfg, "student", progress=False)
     tcfg.num_workers = 0
     return next(iter(make_train_loader(data["fit"], tcfg)))
@@ -61,10 +71,6 @@ def one_batch(cfg: dict, data: dict) -> dict:
 
 def build_job(cfg: dict, data: dict, job: str, teacher=None):
     """The method object a job trains: the teacher (``none`` on the teacher network) or a student."""
-    from benchmarks.runner.tasks import retrieval as suite
-    from retrieval.metric_losses import build_task_loss
-    from retrieval.methods import build_method
-
     if job == "teacher":
         return build_method("none", student=suite._network(cfg, data, "teacher"),
                             task_loss=build_task_loss(**cfg["task_loss"]))
@@ -74,10 +80,6 @@ def build_job(cfg: dict, data: dict, job: str, teacher=None):
 def measure(method, batch: dict, cfg: dict, role: str, device: str, amp: bool, channels_last: bool,
             steps: int) -> dict:
     """images/s over ``steps`` training steps on ``batch`` (after ``WARMUP``), and the peak GPU memory."""
-    from benchmarks.runner.tasks.common import train_options
-    from retrieval.engine.mixed_precision import MixedPrecision
-    from retrieval.engine.trainer import make_optimizer
-
     tcfg = train_options(cfg, role, progress=False)
     method.to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -113,8 +115,6 @@ def measure(method, batch: dict, cfg: dict, role: str, device: str, amp: bool, c
 
 def training_table(cfg: dict, data: dict, device: str, steps: int, jobs=None, log=print) -> list[dict]:
     """One row per (job, amp, channels_last)."""
-    from benchmarks.runner.suite_runner import seed_init
-
     batch = one_batch(cfg, data)
     seed_init(cfg, 0)
     teacher = build_job(cfg, data, "teacher").student.to(device).eval()
@@ -137,10 +137,6 @@ def training_table(cfg: dict, data: dict, device: str, steps: int, jobs=None, lo
 
 def faiss_comparison(n: int = SOP_N, dim: int = SOP_DIM, ks=SOP_KS, seed: int = 0) -> dict:
     """Exact Recall@K of SOP-size embeddings searched by faiss on the GPU (when it can) and on the CPU."""
-    from benchmarks.bench_eval import make_data
-    from retrieval.metrics import evaluate
-    from retrieval.metrics.knn import cpu_search, gpu_available
-
     x, labels = make_data(n, dim, seed)
     out = {"n": n, "dim": dim, "ks": list(ks), "faiss_gpu": gpu_available()}
     start = time.perf_counter()
@@ -191,9 +187,6 @@ def main(argv=None) -> int:
         return 0
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
-    from benchmarks.make_recipe_data import write_cub
-    from benchmarks.runner.tasks.retrieval import prepare
-
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         root = write_cub(tmp, classes=args.classes, per_class=5)
         cfg = recipe_config(root, device, args.batch)
@@ -206,7 +199,6 @@ def main(argv=None) -> int:
     print(text)
     result = {"device": name, "torch": torch.__version__, "steps": args.steps, "training": rows, "search": search,
               "command": command.strip()}
-    from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
 
     if args.json:
         atomic_write_json(Path(args.json), result)

@@ -28,10 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import yaml
 
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.launch import make_launcher
 from benchmarks.runner.results_io import atomic_write_text, git_commit
 
 LAUNCHERS = ("local", "ray", "slurm")
@@ -67,8 +69,6 @@ def _tree_pss(root: psutil.Process) -> tuple[int, int]:
 
 def measure(launcher: str, folder: Path, interval: float) -> dict:
     """Run the grid under ``launcher`` in ``folder``; its wall time, peak memory and rows."""
-    import pandas as pd
-
     cfg = {**GRID, **({"launcher": SECTIONS[launcher]} if SECTIONS[launcher] else {})}
     config = folder / "grid.yaml"
     config.write_text(yaml.safe_dump(cfg))
@@ -126,7 +126,6 @@ def main(argv=None) -> int:
         raise UserError(f"--launchers {args.launchers}: expected some of {', '.join(LAUNCHERS)}")
     if args.interval <= 0:
         raise UserError(f"--interval {args.interval}: expected a positive number of seconds")
-    from benchmarks.runner.launch import make_launcher
 
     for name in launchers:
         make_launcher(SECTIONS[name])  # a missing extra is named before any run

@@ -28,14 +28,23 @@ import gc
 import importlib
 import json
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import psutil
+import torch
+
+from benchmarks.runner.config import deep_merge, default_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
 from benchmarks.runner.tasks import suite_task
+from retrieval.methods import list_methods, methods_for_task, needs_teacher
+from retrieval.numerics import cpu_numerics
 
 SUITES = ("retrieval", "classification")
 DEFAULT_OUT = Path("results/benchmarks/bench_methods.md")
@@ -69,7 +78,6 @@ def _rss_mb() -> float:
     kb = _status_kb("VmRSS")
     if kb is not None:
         return kb / 1024.0
-    import psutil
 
     return psutil.Process().memory_info().rss / 2 ** 20
 
@@ -78,7 +86,6 @@ def _peak_mb() -> float:
     kb = _status_kb("VmHWM")
     if kb is not None:
         return kb / 1024.0
-    import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2 ** 20 if sys.platform == "darwin" else 1024.0)
@@ -86,8 +93,6 @@ def _peak_mb() -> float:
 
 def default_setup(suite: str) -> dict:
     """The suite's default config, without its pretraining and with a token test split (unused)."""
-    from benchmarks.runner.config import default_config
-
     cfg = default_config(suite)
     cfg.pop("pretrain", None)
     cfg["dataset"].setdefault("options", {})["test_per_class"] = 2
@@ -102,9 +107,6 @@ def training_split(data: dict):
 def make_batch(dataset, batch_size: int, m_per_class: int | None, seed: int = 0) -> dict:
     """A training batch of real images: ``m_per_class`` images of each of batch/m classes, or a
     seeded random draw (the trainer's two samplers)."""
-    import numpy as np
-    import torch
-
     rng = np.random.default_rng(seed)
     labels = np.asarray(dataset.labels)
     if m_per_class:
@@ -120,11 +122,6 @@ def make_batch(dataset, batch_size: int, m_per_class: int | None, seed: int = 0)
 
 def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int) -> dict:
     """Time and peak memory of ``method_name``'s training step on ``suite``'s default."""
-    import torch
-
-    from benchmarks.runner.config import deep_merge
-    from retrieval.methods import needs_teacher
-
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     module = importlib.import_module(f"benchmarks.runner.tasks.{suite}")
@@ -164,8 +161,6 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
 
 
 def suite_methods(suite: str, wanted: list[str] | None) -> list[str]:
-    from retrieval.methods import list_methods, methods_for_task
-
     runs = methods_for_task(suite_task(suite))
     if wanted is None:
         return runs
@@ -224,9 +219,6 @@ def main(argv=None) -> int:
         raise UserError(f"--suites {args.suites}: expected some of {', '.join(SUITES)}")
     wanted = None if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
     plan = [(suite, m) for suite in suites for m in suite_methods(suite, wanted)]
-    from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
-    from retrieval.numerics import cpu_numerics
-
     shown = list(argv) if argv is not None else sys.argv[1:]
     rows = []
     start = time.perf_counter()

@@ -24,24 +24,23 @@ import subprocess
 import sys
 import time
 
+import torch
+
+from retrieval.methods.losses import activation_attention_loss, position_attention_loss, position_attention_loss_plain
+from retrieval.methods.losses.position_attention import DEFAULT_BLOCK_ELEMENTS, block_rows
+
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def child(kind: str, batch: int, size: int, cs: int, ct: int, threads: int) -> dict:
-    import torch
-
-    from retrieval.methods.losses import (activation_attention_loss, position_attention_loss,
-                                          position_attention_loss_plain)
-
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     fs = torch.randn(batch, cs, size, size, requires_grad=True)
     ft = torch.randn(batch, ct, size, size)
     n = size * size
     if kind == "matmul":  # the O(B·N²·C) arithmetic of the blocked term, as bare bmm calls
-        from retrieval.methods.losses.position_attention import DEFAULT_BLOCK_ELEMENTS, block_rows
 
         qs, qt = fs.detach().flatten(2), ft.flatten(2)
         rows = block_rows(batch, n, DEFAULT_BLOCK_ELEMENTS)  # the blocks the loss itself uses

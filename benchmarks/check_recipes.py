@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import make_recipe_data as make
+
 CONFIGS = Path(__file__).parent / "configs"
 # recipe -> (dataset writer, writer options, dry batch, evaluated images per split)
 RECIPES = {
@@ -53,8 +55,6 @@ def command(recipe: str, root: Path, out: Path, cache: Path) -> list[str]:
 
 def check(recipes: list[str], work: Path, log=print) -> dict[str, tuple[int, float]]:
     """(exit status, seconds) of the dry run of each recipe, run with data and weights under ``work``."""
-    from benchmarks import make_recipe_data as make
-
     torch_home = work / "torch_home"
     archs = sorted(make.recipe_weights())
     make.write_random_weights(torch_home, archs, make.recipe_weights())

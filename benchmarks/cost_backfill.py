@@ -31,7 +31,8 @@ from benchmarks.export import fresh_network, run_test_split
 from benchmarks.report.pareto import write_pareto
 from benchmarks.report.rows import current_rows, primary_metric
 from benchmarks.report.tables import markdown_notes as _markdown_notes, write_suite_tables
-from benchmarks.runner.results_io import (atomic_write_json, atomic_write_text, file_lock, git_commit, read_runs)
+from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, file_lock, git_commit, read_runs
+from benchmarks.runner.tasks.classification import num_classes
 from retrieval.cost import COST_COLUMNS, row_record, suite_cost
 
 NOTE_START = "Cost columns added afterwards by"
@@ -40,7 +41,6 @@ NOTE_START = "Cost columns added afterwards by"
 def _num_classes(cfg: dict, test) -> int | None:
     if cfg.get("suite") != "classification":
         return None
-    from benchmarks.runner.tasks.classification import num_classes
 
     return num_classes({"test": test})
 

@@ -35,15 +35,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import faiss
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from benchmarks.runner.errors import ArgumentParser, add_debug_flag, reports_user_errors
 from benchmarks.runner.reproduce import find_run
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
 from benchmarks.runner.suite_runner import student_checkpoint
-from benchmarks.runner.tasks import suites_of_task
+from benchmarks.runner.tasks import (
+    classification as classification_task,
+    detection as detection_task,
+    is_suite,
+    retrieval as retrieval_task,
+    suite_task,
+    suites_of_task,
+)
+from benchmarks.runner.tasks.retrieval import _model  # the suite's own builder (output_stride included)
+from retrieval.data import build_dataset
+from retrieval.data.folder import IMAGE_EXTENSIONS
+from retrieval.detection.data import build_detection_dataset
+from retrieval.models import create_classifier
 from retrieval.utils.cache_files import load_torch
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -111,26 +125,18 @@ def _weights(suite, cfg: dict, row: dict, cache_dir: Path) -> tuple[dict, Path]:
 
 
 def _suite(name: str | None, run_id: str):
-    if name in RETRIEVAL_SUITES:
-        from benchmarks.runner.tasks import retrieval as suite
-    elif name == "classification":
-        from benchmarks.runner.tasks import classification as suite
-    elif name == "detection":
-        from benchmarks.runner.tasks import detection as suite
-    else:
+    """The module of the task that ran suite ``name`` (its network builders)."""
+    modules = {"retrieval": retrieval_task, "classification": classification_task, "detection": detection_task}
+    if not is_suite(name) or suite_task(name) not in modules:
         raise SystemExit(f"run {run_id}: export of suite {name!r} is not supported; supported: {SUITES}")
-    return suite
+    return modules[suite_task(name)]
 
 
 def fresh_network(cfg: dict, role: str, num_classes: int | None = None):
     """The untrained network of ``role`` (``teacher`` or ``student``) of a saved run config: the embedding
     network of a retrieval suite, the classifier (``num_classes`` outputs) of the classification suite."""
-    from retrieval.models import create_classifier
-
     spec = cfg[role]
     if cfg.get("suite") in RETRIEVAL_SUITES:
-        from benchmarks.runner.tasks.retrieval import _model  # the suite's own builder (output_stride included)
-
         return _model({**spec, "pretrained": False})
     if cfg.get("suite") == "classification":
         return create_classifier(spec["arch"], num_classes, pretrained=False)
@@ -140,8 +146,6 @@ def fresh_network(cfg: dict, role: str, num_classes: int | None = None):
 
 def run_test_split(cfg: dict):
     """The test split of a saved run config's dataset, as the suite built it."""
-    from retrieval.data import build_dataset
-
     d = cfg["dataset"]
     return build_dataset(d["name"], d.get("root"), "test", **dict(d.get("options") or {}))
 
@@ -191,8 +195,6 @@ def _detector_backbone(suite, cfg: dict, role: str, state: dict, path: Path, cac
     """The detection suite's export: the detector's backbone and FPN (the RPN and RoI heads, with their
     data-dependent proposals and NMS, stay in PyTorch). Inputs are test images after the detector's own
     transform (normalise, resize to min_size/max_size, pad to a multiple of 32)."""
-    from retrieval.detection.data import build_detection_dataset
-
     key = "detector.roi_heads.box_predictor.cls_score.weight"
     if key not in state:
         raise SystemExit(f"the checkpoint {path} holds no detector ({key} missing)")
@@ -297,8 +299,6 @@ def export_run(run_id: str, results: Path, cache_dir: Path, dest: Path | None = 
 def folder_images(folder: Path) -> list[tuple[Path, str | None]]:
     """(image path, class) of every image under ``folder``, sorted: the class is the first sub-folder,
     or None for images directly in ``folder``. Hidden files and folders are skipped."""
-    from retrieval.data.folder import IMAGE_EXTENSIONS
-
     if not folder.is_dir():
         raise SystemExit(f"--index-folder {folder} is not a folder")
     found = []
@@ -315,8 +315,6 @@ def preprocess_like(test):
     """A function PIL image -> input tensor that prepares a file as the run's test split prepares its images:
     the split's own transform for image-file datasets; for in-memory tensor sets (the embedded data), the
     image is first resized to the split's (C, H, W) as uint8, then given the split's transform."""
-    from PIL import Image
-
     if hasattr(test, "paths"):  # ImageFileDataset: its transform reads PIL images
         return lambda img: test.transform(img.convert("RGB"))
     channels, height, width = (int(s) for s in test.images.shape[1:])
@@ -332,9 +330,6 @@ def write_index(onnx_path: Path, test, folder: Path, dest: Path, normalized: boo
                 batch_size: int = 64) -> tuple[int, Path]:
     """Embed every image under ``folder`` with the ONNX model and write a faiss flat index to ``dest``
     (inner product for L2-normalised embeddings, else L2) and the image list to ``dest`` with ``.json``."""
-    import faiss
-    from PIL import Image
-
     images = folder_images(folder)
     prepare, session = preprocess_like(test), _session(onnx_path)
     name = session.get_inputs()[0].name

@@ -47,13 +47,21 @@ import pickle
 import shutil
 import sys
 import zlib
+from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+import torch
+import yaml
 from PIL import Image, ImageDraw
+from scipy.io import savemat
+from torchvision.models import get_model
 
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
+from retrieval.data import build_dataset
+from retrieval.detection.data import build_detection_dataset
+from retrieval.models.torchvision_backbones import has_torchvision_weights, resolve_weights
 from retrieval.utils.atomic import atomic_write_via
 
 DATASETS = ("cub200", "cars196", "sop", "cifar100", "coco")
@@ -250,8 +258,6 @@ def write_cars(root, classes: int = 4, per_class: int = 5, seed: int = 0, sizes=
     ``classes`` classes in each official half (ids spread over 1-98 and 99-196), ``per_class``
     JPEGs each, 300-800 px wide; the ``test`` flags are mixed (the loader ignores them) and each
     box is the drawn car. Returns the folder to pass as ``--data-root``."""
-    from scipy.io import savemat
-
     _check_counts(classes, per_class)
     ids = spread(1, CARS_LAST_TRAIN, classes) + spread(CARS_LAST_TRAIN + 1, CARS_CLASSES, classes)
     base = _fresh(Path(root) / "cars196")
@@ -441,11 +447,6 @@ def write_random_weights(torch_home, archs, weights="DEFAULT", seed: int = 0) ->
     ``"DEFAULT"``), a list of names, or a mapping arch -> name(s). Returns the paths written.
     Deterministic by ``seed``; two weights of one architecture (V1, V2) get different tensors.
     The tensors are random, not ImageNet's: they only let ``pretrained: true`` run offline."""
-    import torch
-    from torchvision.models import get_model
-
-    from retrieval.models.torchvision_backbones import has_torchvision_weights, resolve_weights
-
     folder = Path(torch_home) / "hub" / "checkpoints"
     written = []
     for arch, name in _weights_names(archs, weights):
@@ -466,10 +467,6 @@ def write_random_weights(torch_home, archs, weights="DEFAULT", seed: int = 0) ->
 def recipe_weights() -> dict[str, list[str]]:
     """arch -> the weights names the packaged recipes load (``pretrained: true`` roles; a role
     without ``weights`` loads ``DEFAULT``)."""
-    from importlib import resources
-
-    import yaml
-
     found: dict[str, list[str]] = {}
     for name in ("cub200", "cars196", "sop", "cifar100", "detection_coco"):
         cfg = yaml.safe_load((resources.files("benchmarks") / "configs" / f"{name}.yaml").read_text()) or {}
@@ -486,11 +483,7 @@ def recipe_weights() -> dict[str, list[str]]:
 # ----------------------------------------------------------------------------- command
 
 def _describe(name: str, path: Path) -> str:
-    from retrieval.data import build_dataset
-
     if name == "coco":
-        from retrieval.detection.data import build_detection_dataset
-
         opts = {"ann_file": "annotations/instances_{split}.json", "image_dir": "{split}",
                 "split_names": {"train": "train2017", "val": "val2017", "test": "val2017"}}
         parts = []

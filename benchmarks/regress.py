@@ -33,10 +33,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.aggregate import design_of_rows, metric_columns
-from benchmarks.runner.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
+from benchmarks.runner.config import resolve_config
+from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
+from benchmarks.runner.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from retrieval.numerics import cpu_numerics
 
 KEY = ["suite", "dataset", "teacher", "student", "method"]
@@ -96,8 +97,6 @@ def quick_config(suite: str) -> Path:
 def run_quick(jobs: list[tuple[str, Path]], out: Path, cache: Path, processes: int) -> tuple[pd.DataFrame, list]:
     """Run each (suite, config) with ``python -m benchmarks.run``, its seeds split over
     ``processes`` processes that append to the same runs.csv (under its lock)."""
-    from benchmarks.runner.config import resolve_config
-
     commands = []
     for suite, config in jobs:
         seeds = list(resolve_config(suite, config)["seeds"])

@@ -7,16 +7,22 @@ import os
 import shlex
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 from benchmarks.runner import dry_run
+from benchmarks.runner.committed import committed_line
 from benchmarks.runner.config import deep_merge, default_config, key_origin, load_yaml, merge_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
 from benchmarks.runner.interrupt import reports_interrupts
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
-from benchmarks.runner.committed import committed_line
+from benchmarks.runner.preflight import preflight
+from benchmarks.runner.reproduce import reproduce
 from benchmarks.runner.results_io import git_commit
 from benchmarks.runner.tasks import get_suite, is_suite, list_suites, suite_task
+from benchmarks.runner.tracking import check_tracking
+from retrieval.engine import distributed
+from retrieval.methods import methods_for_task
 
 PLANNED = ()
 DEFAULT_OUT = "runs"  # git ignores it: rerunning a documented command leaves the checkout clean
@@ -35,7 +41,6 @@ def _every_method_if_all(methods: list[str], cfg: dict) -> list[str]:
     if methods != ["all"]:
         raise UserError(f"--methods {','.join(methods)}: 'all' stands alone (it names every method of the "
                         f"suite's task); list the methods instead")
-    from retrieval.methods import methods_for_task
 
     return methods_for_task(suite_task(cfg["suite"]) if is_suite(cfg.get("suite")) else None)
 
@@ -172,8 +177,6 @@ def build_config(args) -> tuple[dict, object]:
 def dataset_recipe(name: str) -> tuple[str, dict] | None:
     """(file, overlay) of the packaged recipe for dataset ``name``, if there is one: a file
     ``benchmarks/configs/<name>.yaml`` whose dataset section names it (cub200, folder, ...)."""
-    from importlib import resources
-
     ref = resources.files("benchmarks") / "configs" / f"{name}.yaml"
     if not ref.is_file():
         return None
@@ -187,7 +190,6 @@ def dataset_recipe(name: str) -> tuple[str, dict] | None:
 @reports_user_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from retrieval.engine import distributed
 
     torchrun = distributed.env_world_size() > 1  # started by torchrun --nproc_per_node=N, N > 1
     if torchrun and (args.reproduce or args.suite not in torchrun_suites()):
@@ -210,7 +212,6 @@ def main(argv=None) -> int:
         raise UserError("--dry-run runs each job in one process of its own; start it with python -m benchmarks.run")
     cfg, origin = build_config(args)
     if not args.dry_run:  # a missing tracking package stops the run here, before any data is read
-        from benchmarks.runner.tracking import check_tracking
 
         check_tracking(cfg, log=print if int(os.environ.get("RANK", "0") or 0) == 0 else (lambda *a, **k: None))
     launcher = (cfg.get("launcher") or {}).get("name") or "local"
@@ -219,7 +220,6 @@ def main(argv=None) -> int:
                         f"processes of its own; drop the launcher (or its config section)")
     if launcher != "local":
         make_launcher(cfg.get("launcher"))  # a missing extra stops the run here, before any data is read
-    from benchmarks.runner.preflight import preflight
 
     suite = get_suite(args.suite)
     start = time.perf_counter()
@@ -256,7 +256,6 @@ def _reproduce(args) -> int:
                                                  "device", "index") if getattr(args, k) is not None]
     if given:
         raise UserError(f"--reproduce takes its config, method and seed from the saved run; drop {given}")
-    from benchmarks.runner.reproduce import reproduce
 
     return reproduce(args.reproduce, Path(args.out), Path(args.cache_dir), progress=not args.no_progress)
 

@@ -1,6 +1,6 @@
 """The layers of the code point one way: the library (retrieval/) never imports the harness, the harness's
 machinery (benchmarks/runner/, benchmarks/report/) never imports a command (a module benchmarks/X.py run as
-python -m benchmarks.X), and the module-level imports form no cycle."""
+python -m benchmarks.X), the module-level imports form no cycle, and a function imports only what is optional."""
 
 import ast
 from pathlib import Path
@@ -79,4 +79,41 @@ def test_no_module_reaches_into_a_registry_s_private_table():
             if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("registry"):
                 bad += [f"{name}:{node.lineno} imports {a.name} from {node.module}" for a in node.names
                         if a.name.startswith("_")]
+    assert not bad, "\n".join(bad)
+
+
+OPTIONAL = ("ray", "submitit", "optuna", "mlflow", "tensorboard", "torch.utils.tensorboard")
+"""The cluster extra (pyproject.toml): a module imports these where they are used, so that the rest runs
+without them (``benchmarks.runner.launch.require`` names the extra when one is missing)."""
+
+LAZY = {
+    "retrieval.data.registry": "retrieval.data",  # the built-in loaders register on first query (timm's style)
+    "retrieval.models.registry": "retrieval.models",
+    "benchmarks.bench_data": "torchvision.io",  # its deprecation warning is silenced around the import
+    "benchmarks.export": "onnxruntime",  # a file's session is built only to check an export
+}
+"""Modules that import something other than an optional extra inside a function, and why."""
+
+
+def _function_imports(path: Path):
+    """(imported module, line) of every import inside a function of ``path``."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Import):
+                    yield from ((a.name, inner.lineno) for a in inner.names)
+                elif isinstance(inner, ast.ImportFrom) and not inner.level:
+                    yield inner.module, inner.lineno
+
+
+def test_functions_import_only_optional_extras():
+    bad = []
+    for name, path in MODULES.items():
+        for module, line in _function_imports(path):
+            if any(module == o or module.startswith(o + ".") for o in OPTIONAL):
+                continue
+            allowed = LAZY.get(name)
+            if allowed and (module == allowed or module.startswith(allowed + ".")):
+                continue
+            bad.append(f"{name}:{line} imports {module} inside a function")
     assert not bad, "\n".join(bad)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from benchmarks.report.plots import colors, figure, save
 from benchmarks.report.rows import current_rows, primary_metric
@@ -75,7 +76,6 @@ def plot_pareto(runs: pd.DataFrame, path: Path, title: str) -> bool:
         return False
     primary = primary_metric(runs)
     points = pareto_points(runs, primary)
-    from matplotlib.ticker import FuncFormatter
 
     ticks = FuncFormatter(tick)
     fig, axes, plt = figure(len(PANELS), 2, (5.2, 4.0))

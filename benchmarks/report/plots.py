@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from benchmarks.runner.results_io import atomic_write_via
@@ -21,10 +23,7 @@ def _label(part: pd.DataFrame, row) -> str:
 
 
 def figure(n: int, ncols: int, size=(4.2, 3.2)):
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     ncols = max(1, min(n, ncols))
     nrows = (n + ncols - 1) // ncols
@@ -36,8 +35,6 @@ def figure(n: int, ncols: int, size=(4.2, 3.2)):
 
 def colors(labels) -> dict:
     """One colour per method, the same in every panel and both plots (the teacher is black, dashed)."""
-    import matplotlib
-
     cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     students = sorted(set(labels) - {"teacher"}, key=lambda lab: (lab != "none", lab))
     return {"teacher": "black", **{lab: cycle[i % len(cycle)] for i, lab in enumerate(students)}}

@@ -24,6 +24,16 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def method_options(cfg: dict, method_name: str, options: dict | None) -> tuple[str, dict]:
+    """(registered method, options) of a run: a named variant (``{method: hmat, terms: ...}``)
+    inherits the configured options of the method it names."""
+    options = dict(options or {})
+    registered = options.pop("method", method_name)
+    if registered != method_name:
+        options = deep_merge(cfg["methods"].get(registered) or {}, options)
+    return registered, options
+
+
 def load_yaml(path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -91,3 +101,41 @@ def key_origin(path: str, sources: list[tuple[str, dict]], default: str):
         if found and parts:
             return name
     return default
+
+
+# ------------------------------------------------------------ the pretrain section (benchmarks.runner.tasks.pretrain)
+
+PRETRAIN_KEYS = ("dataset", "train", "seed")
+
+
+def pretrain_section(cfg: dict) -> dict | None:
+    """The config's ``pretrain`` section, checked; None when the networks start from scratch."""
+    section = cfg.get("pretrain")
+    if not section:
+        return None
+    unknown = set(section) - set(PRETRAIN_KEYS)
+    if unknown:
+        raise ValueError(f"pretrain: unknown key(s) {sorted(unknown)}; expected some of {list(PRETRAIN_KEYS)}")
+    for role in ("teacher", "student"):
+        if cfg[role].get("pretrained"):
+            raise ValueError(f"{role}: pretrained weights and a pretrain section exclude each other; "
+                             f"drop {role}.pretrained or the pretrain section")
+    return section
+
+
+def pretrain_dataset_spec(cfg: dict) -> dict:
+    """The pretraining data: ``pretrain.dataset`` (its name defaults to the generated set,
+    ``synthetic``). When that is the config's own dataset, the section is merged over the
+    config's dataset section (the same generator with other options: seed, classes); when
+    it is another one (say the run was given ``--dataset mnist``), it stands alone."""
+    section = deep_merge({"name": "synthetic"}, pretrain_section(cfg).get("dataset") or {})
+    if section["name"] == cfg["dataset"]["name"]:
+        spec = deep_merge(cfg["dataset"], section)
+        for key in SPLIT_KEYS:  # pretraining reads the whole train half: the val classes do not matter
+            spec.get("options", {}).pop(key, None)
+        return spec
+    return deep_merge({"root": None, "options": {}}, section)
+
+
+SPLIT_KEYS = ("val_fold", "val_fraction")
+"""Dataset options that only move classes between ``fit`` and ``val`` (the tuner's cross-validation folds)."""

@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _scipy_stats
 
+from benchmarks.runner.aggregate import tables as leaderboard_tables
 from benchmarks.runner.stats import LEVEL, paired_interval
 
 DESIGNS = ("full", "conditional")
@@ -195,8 +196,6 @@ def aggregate_check(design: str, n: int, tau: float, sigma: float, gains=None, t
     Returns ``max_abs_diff`` (largest |leaderboard - paired_interval| over the mean, low and high of every
     method and table, points) and per method ``coverage`` with its Wilson interval (``methods``: a list
     of dicts), plus the settings."""
-    from benchmarks.runner.aggregate import tables as leaderboard_tables
-
     gains = dict(GAINS if gains is None else gains)
     methods = ["none", *gains]
     true = np.array([0.0, *gains.values()])

@@ -28,23 +28,32 @@ temporary folder that is deleted afterwards, never in the cache of real runs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import multiprocessing
 import resource
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import psutil
+import torch
+from pycocotools.coco import COCO
 
 from benchmarks.runner.config import deep_merge
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import replicate_config
+from benchmarks.runner.results_io import atomic_write_via
 from benchmarks.runner.suite_runner import student_step, teacher_step
 from benchmarks.runner.tasks import get_suite
+from retrieval.engine.trainer import reporting_progress
 
 DEFAULT_OUT = "dry-run"
 STEPS, EVAL_IMAGES = 2, 64
@@ -121,11 +130,6 @@ class LabelledSubset:
 
 
 def _coco_subset(dataset, image_ids: list[int]):
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-
     keep = set(image_ids)
     full = dataset.coco.dataset
     sub = COCO()
@@ -150,14 +154,10 @@ class LoaderMemory:
     INTERVAL = 0.5
 
     def __init__(self):
-        import threading
-
         self.peak_mb, self._stop = 0.0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        import psutil
-
         me = psutil.Process()
         while not self._stop.is_set():
             total = 0
@@ -210,10 +210,6 @@ class _Clock:
 def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: str, seed: int | None,
             method: str | None, eval_images: int) -> dict:
     """One job of the dry run, in this (fresh) process: its measurements and bounded test metrics."""
-    import torch
-
-    from retrieval.engine.trainer import reporting_progress
-
     suite = get_suite(suite_name)
     quiet = lambda *a, **k: None  # noqa: E731
     data = suite.prepare_data(cfg, Path(data_cache), quiet)
@@ -314,8 +310,6 @@ def job_context(suite_name: str):
 def _end_job_processes() -> None:
     """SIGKILL every process this one started (the fork server, a job process, one being forked, their loader
     workers) but multiprocessing's resource tracker, which then frees what the killed ones held."""
-    import psutil
-
     for child in psutil.Process().children(recursive=True):
         try:
             if "resource_tracker" not in " ".join(child.cmdline()):
@@ -327,10 +321,6 @@ def _end_job_processes() -> None:
 def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, commit: str, steps: int = STEPS,
             eval_images: int = EVAL_IMAGES, log=print) -> Path:
     """Dry-run every job of ``recipe`` (one seed); write and print the table; return its folder."""
-    import pandas as pd
-
-    from benchmarks.runner.results_io import atomic_write_via
-
     suite = get_suite(suite_name)
     seed = list(recipe.get("seeds") or [0])[0]
     cfg = replicate_config(dry_config(recipe, steps), seed)  # that seed's replicate (its data, weights, teacher)

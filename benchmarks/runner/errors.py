@@ -12,6 +12,9 @@ import argparse
 import functools
 import sys
 
+from retrieval.data.base import DatasetNotFoundError  # imported late: it pulls in torch
+from retrieval.numerics import choice
+
 EXIT_USER_ERROR = 2
 
 
@@ -20,8 +23,6 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple:
-    from retrieval.data.base import DatasetNotFoundError  # imported late: it pulls in torch
-
     return UserError, DatasetNotFoundError
 
 
@@ -42,8 +43,6 @@ def one_line(message: str) -> str:
 
 def _check_environment() -> None:
     """Environment variables the project reads, checked before any work (``HMAT_CPU_ISA``)."""
-    from retrieval.numerics import choice
-
     try:
         choice()
     except ValueError as err:

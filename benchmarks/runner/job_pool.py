@@ -37,6 +37,7 @@ from multiprocessing import connection, get_context
 
 import psutil
 
+from benchmarks.runner import progress as live
 from benchmarks.runner.errors import UserError
 
 SAMPLE_INTERVAL = 0.5
@@ -198,8 +199,6 @@ def _serve(conn, parent: int, events: bool, steps: bool) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
     channel = _EventChannel(conn)
     if events:
-        from benchmarks.runner import progress as live
-
         options = live.pool_options(channel, steps)
         options["initializer"](*options["initargs"])
     while True:

@@ -25,8 +25,12 @@ already holds; the cache and results folders must be on storage every node sees.
 from __future__ import annotations
 
 import importlib
+import socket
 
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.job_pool import JobPool
+from benchmarks.runner.ray_pool import RayPool
+from benchmarks.runner.slurm_pool import SlurmPool
 
 LAUNCHERS = ("local", "ray", "slurm")
 EXTRA = 'pip install -e ".[cluster]"'
@@ -49,8 +53,6 @@ class LocalLauncher:
     in_process = True  # with one worker, run_jobs calls the jobs itself
 
     def pool(self, workers: int, events=None, steps: bool = False, run=None):
-        from benchmarks.runner.job_pool import JobPool
-
         return JobPool(workers, events=events, steps=steps, run=run)
 
     def describe(self) -> str:
@@ -69,8 +71,6 @@ class RayLauncher:
         check_reachable(self.options.get("address"))
 
     def pool(self, workers: int, events=None, steps: bool = False, run=None):
-        from benchmarks.runner.ray_pool import RayPool
-
         return RayPool(workers, events=events, steps=steps, run=run, **self.options)
 
     def describe(self) -> str:
@@ -83,7 +83,6 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
     else one line says so (Ray itself would retry for minutes). ``auto`` and None are left to Ray."""
     if not address or address == "auto":
         return
-    import socket
 
     host, _, port = address.split("://", 1)[-1].rpartition(":")
     if not host or not port.isdigit():
@@ -106,8 +105,6 @@ class SlurmLauncher:
         require("submitit", "the slurm launcher")
 
     def pool(self, workers: int, events=None, steps: bool = False, run=None):
-        from benchmarks.runner.slurm_pool import SlurmPool
-
         options = dict(self.options)
         folder = options.pop("folder", None) or self.folder
         if folder is None:

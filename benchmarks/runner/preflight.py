@@ -25,8 +25,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
+from benchmarks.runner import suite_runner
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.replicates import replicate_config
+from benchmarks.runner.sampler_fit import fit_sampler, split_stats
 from benchmarks.runner.schema import check_config
+from benchmarks.runner.suite_runner import method_options
+from retrieval.data import CorruptImageError, check_images
+from retrieval.data.base import DatasetNotFoundError
+from retrieval.methods import build_method
+from retrieval.metric_losses import build_task_loss
 
 SAMPLE = 500  # images decoded per split by default; --check-data all decodes every one
 CHECK_DATA = ("sample", "all")
@@ -49,7 +59,6 @@ def check_device(device: str | None, launcher: str | None = None) -> None:
     Skipped for the ``ray`` and ``slurm`` launchers (``launcher``), whose jobs run on other nodes."""
     if (launcher or "local") != "local":
         return
-    import torch
 
     text = str(device or "cpu")
     try:
@@ -71,12 +80,9 @@ def check_device(device: str | None, launcher: str | None = None) -> None:
 
 
 def _prepare(suite, cfg: dict, cache_dir: Path, log):
-    from benchmarks.runner.suite_runner import suite_data
-    from retrieval.data.base import DatasetNotFoundError
-
     name = cfg["dataset"]["name"]
     try:
-        return suite_data(suite, cfg, cache_dir, log)
+        return suite_runner.suite_data(suite, cfg, cache_dir, log)
     except DatasetNotFoundError:
         raise
     except (ValueError, OSError) as exc:  # the loaders' messages say what was wrong with the files
@@ -85,8 +91,6 @@ def _prepare(suite, cfg: dict, cache_dir: Path, log):
 
 def check_images_of(data: dict, mode: str) -> None:
     """Decode the images of every split that lists its files (a sample, or all)."""
-    from retrieval.data import CorruptImageError, check_images
-
     for split, dataset in data.items():
         paths = getattr(dataset, "paths", None)
         if not paths:
@@ -98,8 +102,6 @@ def check_images_of(data: dict, mode: str) -> None:
 
 
 def fit_splits(cfg: dict, data: dict) -> tuple[dict, list[str]]:
-    from benchmarks.runner.sampler_fit import fit_sampler, split_stats
-
     stats = {split: split_stats(data[split]) for split in ("fit", "val", "test") if split in data}
     return fit_sampler(cfg, stats)
 
@@ -109,10 +111,6 @@ def build_methods(cfg: dict, data: dict, teacher, build_student, fit: str = "fit
     options that the schema cannot judge alone (stages, connectors, labels) fail here, in one line.
     ``build_student()`` is a new untrained student; ``data[fit]`` the split whose labels it trains on;
     ``task_loss(**cfg["task_loss"])`` the suite's task loss (default: the metric losses of retrieval)."""
-    from benchmarks.runner.suite_runner import method_options
-    from retrieval.metric_losses import build_task_loss
-    from retrieval.methods import build_method
-
     task_loss = task_loss or build_task_loss
     for name in cfg["run"]:
         registered, options = method_options(cfg, name, cfg["methods"].get(name))
@@ -133,7 +131,6 @@ def preflight(suite, cfg: dict, out_dir, cache_dir, check_data: str | None = Non
     check_writable(out_dir, "results folder (--out)")
     check_writable(cache_dir, "cache folder (--cache-dir)")
     check_device(cfg.get("device"), (cfg.get("launcher") or {}).get("name"))  # before any data is built
-    from benchmarks.runner.replicates import replicate_config
 
     data = _prepare(suite, replicate_config(cfg, cfg["seeds"][0]), Path(cache_dir), log)  # the run's first replicate
     check_images_of(data, check_data)

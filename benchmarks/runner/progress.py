@@ -31,6 +31,10 @@ import threading
 import time
 from contextlib import contextmanager
 
+from tqdm import tqdm
+
+from retrieval.engine.trainer import reporting_progress
+
 STEP_INTERVAL = 0.1
 """Seconds between two step events a job sends (the last step of an epoch is always sent)."""
 
@@ -76,8 +80,6 @@ class Reporter:
         self._closed = threading.Event()
         self._ticker = None
         if self.bars:
-            from tqdm import tqdm
-
             self._tqdm = tqdm
             self._overall = tqdm(total=self.total, desc="jobs", unit="job", position=0, leave=True,
                                  file=self.stream, bar_format=OVERALL_FORMAT, dynamic_ncols=True)
@@ -292,7 +294,6 @@ def run_job(name: str, fn, *args):
     sink = _SINK
     if sink is None:
         return fn(*args)
-    from retrieval.engine.trainer import reporting_progress
 
     previous, _JOB = _JOB, name
     sink({"event": "start", "job": name})

@@ -20,7 +20,7 @@ import os
 import sys
 from collections import deque
 
-from benchmarks.runner import interrupt
+from benchmarks.runner import interrupt, progress as live
 from benchmarks.runner.job_pool import Job, JobDied, JobTraceback, deliver
 
 POLL = 0.2
@@ -29,8 +29,6 @@ POLL = 0.2
 
 def _task(name: str, fn, args: tuple, run, queue, steps: bool):
     """What a Ray worker runs for one job: ``run(name, fn, *args)`` with the job's events on ``queue``."""
-    from benchmarks.runner import progress as live
-
     saved = live._SINK, live._STEPS  # a reused worker process: the next job starts as this one did
     if queue is not None:
         live._init_worker(_Put(queue), steps)

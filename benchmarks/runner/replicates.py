@@ -35,6 +35,11 @@ import copy
 
 import numpy as np
 
+from benchmarks.runner.config import pretrain_dataset_spec
+from retrieval.data import is_generated as retrieval_generated, seed_draws
+from retrieval.data.registry import GENERATED_DRAW
+from retrieval.detection.data import GENERATED
+
 DESIGNS = ("full", "conditional")
 STREAMS = {"data": 1, "pretrain_data": 2, "pretrain": 3, "init": 4}
 """The independent streams a replicate's seed is split into (``numpy.random.SeedSequence`` keys)."""
@@ -68,17 +73,11 @@ def draw(seed: int, stream: str) -> int:
 
 def is_generated(name: str) -> bool:
     """Whether dataset ``name`` is generated from a ``seed`` option (so that a replicate draws it anew)."""
-    from retrieval.data import is_generated as retrieval_generated
-    from retrieval.detection.data import GENERATED
-
     return name in GENERATED or retrieval_generated(name)
 
 
 def data_draw(name: str) -> str:
     """What a replicate's draw of dataset ``name`` (a generated one) changes, for the tables' notes."""
-    from retrieval.data import seed_draws
-    from retrieval.data.registry import GENERATED_DRAW
-
     return seed_draws(name) or GENERATED_DRAW
 
 
@@ -96,8 +95,6 @@ def replicate_config(cfg: dict, seed: int) -> dict:
         out["dataset"].setdefault("options", {})
         out["dataset"]["options"] = {**(out["dataset"]["options"] or {}), "seed": draw(seed, "data")}
     if out.get("pretrain"):
-        from benchmarks.runner.tasks.pretrain import pretrain_dataset_spec
-
         section = out["pretrain"]
         if is_generated(pretrain_dataset_spec(cfg)["name"]):
             dataset = dict(section.get("dataset") or {})

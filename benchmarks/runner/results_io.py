@@ -8,6 +8,7 @@ import json
 import shlex
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -96,8 +97,6 @@ PACKAGES = ("torch", "torchvision", "faiss-cpu", "faiss-gpu", "faiss", "pytorch-
 
 def package_versions(names=PACKAGES) -> dict:
     """Installed versions (pip metadata) of the packages that decide a result; absent ones left out."""
-    from importlib import metadata
-
     versions = {}
     for name in names:
         try:

@@ -29,6 +29,7 @@ import numpy as np
 
 from benchmarks.runner.config import deep_merge
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.tasks.pretrain import SPLIT_KEYS, pretrain_dataset_spec  # imports torch
 
 TRAIN_DEFAULTS = {"batch_size": 128, "m_per_class": 5, "sampler": "m_per_class"}
 """``retrieval.engine.TrainConfig``'s defaults for the keys read here (a test keeps them equal)."""
@@ -170,7 +171,6 @@ def _pretrains_on_own_data(cfg: dict) -> bool:
     pretraining data (``benchmarks.runner.tasks.pretrain.pretrain_dataset_spec``) is the run's dataset."""
     if not cfg.get("pretrain"):
         return False
-    from benchmarks.runner.tasks.pretrain import SPLIT_KEYS, pretrain_dataset_spec  # imports torch
 
     def normalised(spec: dict) -> dict:
         options = {k: v for k, v in (spec.get("options") or {}).items() if k not in SPLIT_KEYS}

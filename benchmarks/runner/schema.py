@@ -18,13 +18,21 @@ import inspect
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from benchmarks.runner.config import deep_merge
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.replicates import design_problems
+from benchmarks.runner.suite_runner import method_options
 from benchmarks.runner.tasks import is_suite, list_suites, schema_of, suite_task
 from retrieval.data.registry import dataset_loader, list_datasets
-from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT
+from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT, TrainConfig
+from retrieval.methods.options import options_model
 from retrieval.methods.registry import is_method, list_methods, method_class, method_tasks
+from retrieval.metric_losses.metric_loss import LOSSES, MINERS
+from retrieval.metrics.approximate import INDEXES
+from retrieval.models import list_models
+from retrieval.models.torchvision_backbones import has_torchvision_weights, known_weights, resolve_weights
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -210,8 +218,6 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: tupl
 # ----------------------------------------------------------------------------- semantic checks
 
 def merged_train(cfg: dict, role: str) -> dict:
-    from benchmarks.runner.config import deep_merge
-
     return deep_merge(cfg.get("train") or {}, (cfg.get(role) or {}).get("train") or {})
 
 
@@ -219,8 +225,6 @@ def train_rules(train: dict, where: str, ks=None, suite: str = "retrieval", vali
                 ) -> list[tuple[str, str]]:
     """The cross-field rules of one merged training section (``where``: its key path);
     ``validated=False`` for a run without validation (pretraining): no eval_every or metric rule."""
-    from retrieval.engine.trainer import TrainConfig
-
     defaults = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
     t = {**defaults, **train}
     out = []
@@ -260,7 +264,6 @@ def dataset_option_problems(name: str, options: dict, path: str) -> list[tuple[s
     except Exception:  # an annotation that does not resolve: check the names only
         hints = {}
     out = []
-    from pydantic import TypeAdapter
 
     for key, value in (options or {}).items():
         if key not in valid:
@@ -280,8 +283,6 @@ def dataset_option_problems(name: str, options: dict, path: str) -> list[tuple[s
 def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]:
     """Every ``methods`` entry (a registered method or a named variant of one; only the entry
     ``only`` if given) against the method's options model, and every ``run`` entry known."""
-    from benchmarks.runner.suite_runner import method_options
-    from retrieval.methods.options import options_model
     out = []
     methods = cfg.get("methods") or {}
     for name, options in methods.items():
@@ -314,13 +315,9 @@ def method_problems(cfg: dict, only: str | None = None) -> list[tuple[str, str]]
 def weights_problems(arch: str, weights, path: str) -> list[tuple[str, str]]:
     """A role's ``weights`` against torchvision's weights of its architecture
     (``torchvision.models.get_model_weights``); architectures without any reject the key."""
-    from retrieval.models.torchvision_backbones import has_torchvision_weights, known_weights, resolve_weights
-
     if weights is None:
         return []
     if not has_torchvision_weights(arch):
-        from retrieval.models import list_models
-
         with_weights = [name for name in list_models() if has_torchvision_weights(name)]
         return [(path, f"{arch} has no torchvision weights, so weights {weights!r} cannot apply; drop the key "
                        f"(weights apply to {with_weights})")]
@@ -333,9 +330,6 @@ def weights_problems(arch: str, weights, path: str) -> list[tuple[str, str]]:
 
 
 def name_problems(cfg: dict) -> list[tuple[str, str]]:
-    from retrieval.metric_losses.metric_loss import LOSSES, MINERS
-    from retrieval.models import list_models
-
     detection = cfg["suite"] == "detection"
     out = _name_check(cfg["dataset"]["name"], DETECTION_DATASETS if detection else list_datasets(), "dataset.name")
     if not out and not detection:
@@ -350,8 +344,6 @@ def name_problems(cfg: dict) -> list[tuple[str, str]]:
             out += _name_check(task["miner"], MINERS, "task_loss.miner")
     index = (cfg.get("eval") or {}).get("index") or []
     if index:
-        from retrieval.metrics.approximate import INDEXES
-
         for i, name in enumerate([index] if isinstance(index, str) else index):
             out += _name_check(name, INDEXES, f"eval.index[{i}]")
     return out
@@ -368,7 +360,6 @@ def config_problems(cfg: dict) -> list[tuple[str, str]]:
         schema.model_validate(cfg)
     except ValidationError as exc:
         return pydantic_problems(exc, schema)  # the names and rules below assume the structure
-    from benchmarks.runner.replicates import design_problems
 
     out = design_problems(cfg) + name_problems(cfg) + method_problems(cfg)
     ks = (cfg.get("eval") or {}).get("ks")

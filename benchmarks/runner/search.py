@@ -54,8 +54,12 @@ from benchmarks.runner.errors import UserError
 from benchmarks.runner.job_pool import Job
 from benchmarks.runner.launch import LocalLauncher, require
 from benchmarks.runner.results_io import atomic_write_text, git_commit
+from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.suite_runner import student_step, teacher_seed_of
+from benchmarks.runner.tasks import get_suite
 from benchmarks.runner.tracking import tracking
+from retrieval.engine import trainer
+from retrieval.engine.trainer import NonFiniteLossError, reporting_progress
 
 RANGE_KEYS = {"low", "high", "log", "step", "type"}
 PRIMITIVE = (type(None), bool, int, float, str)
@@ -179,8 +183,6 @@ class PruningCallback:
 
 
 def _installed_callback():
-    from retrieval.engine import trainer
-
     getter = getattr(trainer, "current_progress_callback", None)
     return getter() if getter is not None else trainer._PROGRESS_CALLBACK.get()
 
@@ -190,7 +192,6 @@ def trial_job(job: dict, method: str, space: dict, storage: str, study_name: str
     """Train one trial's students, one per (fold, seed) of ``job["units"]``, on ``fit``, scored on
     ``val``; return ``{"state": complete | pruned | diverged, "value", "attrs"}`` (the driver tells)."""
     optuna = require_optuna()
-    from retrieval.engine.trainer import NonFiniteLossError, reporting_progress
 
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(optuna, pruner))
     trial = optuna.trial.Trial(study, trial_id)
@@ -440,9 +441,6 @@ def reproduce(suite_name: str, config_file, chosen: dict, seeds: int, out_dir: P
     test included), into ``out_dir/<suite>/<dataset>/``; its leaderboard carries the gains over ``none``
     paired by seed with their 95% intervals. ``command`` (the tuner's) heads its leaderboard. Returns
     that folder."""
-    from benchmarks.runner.schema import check_config
-    from benchmarks.runner.tasks import get_suite
-
     cfg = resolve_config(suite_name, config_file)
     methods = [m for m in chosen if m != "none"]
     for method in methods:
@@ -473,8 +471,6 @@ def teacher_jobs(job: dict, units: list) -> list:
 def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: int, header: str, launcher=None) -> dict:
     """``python -m benchmarks.tune --search optuna``: check the spaces, run or resume the studies, write
     ``search.csv`` and print the choice; return ``{method: options}``."""
-    from benchmarks.runner.schema import method_problems
-
     spaces = {method: parse_space(args.grid, method, options) for method, options in grid.items()}
     for method, space in spaces.items():  # every choice and both ends of every range, before any job
         for options in corner_options(space):

@@ -37,21 +37,21 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.report.pareto import write_pareto
+from benchmarks.report.tables import write_suite_tables
 from benchmarks.runner import interrupt, progress as live
-from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.config import config_hash, deep_merge, method_options  # noqa: F401 (re-exported)
 from benchmarks.runner.jobs import job_count, run_jobs
 from benchmarks.runner.launch import LocalLauncher, make_launcher
 from benchmarks.runner.replicates import design_note, design_of, replicate_config, replicate_draws
-from benchmarks.report.tables import write_suite_tables
-from benchmarks.report.pareto import write_pareto
-from benchmarks.runner.tasks import get_suite
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
+from benchmarks.runner.tasks import get_suite
 from benchmarks.runner.tracking import teacher_run_id, tracking
 from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed, seed_everything
 from retrieval.engine.train_state import trainable_state
-from retrieval.utils.cache_files import has_keys, intact, load_torch
 from retrieval.methods import list_methods, needs_teacher
+from retrieval.utils.cache_files import has_keys, intact, load_torch
 
 _PREPARED: dict = {}
 
@@ -299,16 +299,6 @@ def train_seeded_student(cfg: dict, seed: int, build, train_fn, checkpoint: Path
 def method_needs_teacher(cfg: dict, method_name: str) -> bool:
     """Whether a run of ``method_name`` (registered or a named variant of the config) reads a teacher."""
     return needs_teacher(method_options(cfg, method_name, cfg["methods"].get(method_name))[0])
-
-
-def method_options(cfg: dict, method_name: str, options: dict | None) -> tuple[str, dict]:
-    """(registered method, options) of a run: a named variant (``{method: hmat, terms: ...}``)
-    inherits the configured options of the method it names."""
-    options = dict(options or {})
-    registered = options.pop("method", method_name)
-    if registered != method_name:
-        options = deep_merge(cfg["methods"].get(registered) or {}, options)
-    return registered, options
 
 
 def write_runs(suite, cfg: dict, data: dict, dest: Path, results: list[dict]) -> list[dict]:

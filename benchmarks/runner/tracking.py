@@ -53,8 +53,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks.runner.config import deep_merge, method_options
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.launch import EXTRA
+from retrieval.engine import distributed
+from retrieval.engine.trainer import current_progress_callback, reporting_progress
 
 TRACKERS = ("tensorboard", "mlflow", "none")
 DEFAULT = "tensorboard"
@@ -120,9 +123,6 @@ def flatten(tree, prefix: str = "") -> dict:
 def run_params(cfg: dict, role: str, method: str | None = None, seed: int | None = None) -> dict:
     """The hyperparameters of one run: the ``role``'s section (teacher or student) and its training options
     merged over the shared ones, the task loss and, for a student, its method and the method's options."""
-    from benchmarks.runner.config import deep_merge
-    from benchmarks.runner.suite_runner import method_options
-
     spec = dict(cfg.get(role) or {})
     train = deep_merge(cfg.get("train") or {}, spec.pop("train", None) or {})
     params = {"suite": cfg.get("suite"), "dataset": (cfg.get("dataset") or {}).get("name"), "role": role,
@@ -352,8 +352,6 @@ def make_trackers(job: dict, run_id: str, params: dict) -> list:
     """The trackers the job's config asks for, for the run ``run_id`` of hyperparameters ``params`` (none
     under torchrun's other ranks, or when the default tracker's package is missing: ``check_tracking`` has
     said so)."""
-    from retrieval.engine import distributed
-
     cfg = job["cfg"]
     tracker, uri, explicit = tracking_options(cfg)
     if tracker == "none" or not distributed.is_main():
@@ -378,8 +376,6 @@ def make_trackers(job: dict, run_id: str, params: dict) -> list:
 def tracking(job: dict, run_id: str, role: str, method: str | None = None, seed: int | None = None):
     """Within the block, the training loop's events also go to the run's trackers (see the module's
     docstring); yields the ``Tracking`` whose ``finish(test)`` writes the test metrics."""
-    from retrieval.engine.trainer import current_progress_callback, reporting_progress
-
     trackers = make_trackers(job, run_id, run_params(job["cfg"], role, method, seed))
     tracked = Tracking(trackers, current_progress_callback())
     with reporting_progress(tracked if trackers else tracked.forward):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from retrieval.cost.counts import count_macs, count_parameters, weights_file_bytes
@@ -37,8 +38,6 @@ def suite_cost(model: nn.Module, dataset, cfg: dict) -> dict:
     """``cost_columns`` of ``model`` at the input size of ``dataset`` (the suite's test split), with the
     config's ``cost`` section: ``threads`` (default: the config's ``threads``, else torch's current count),
     ``repeats`` (default 5) and ``warmup`` (default 2)."""
-    import torch
-
     opts = cfg.get("cost") or {}
     threads = int(opts.get("threads") or cfg.get("threads") or torch.get_num_threads())
     return cost_columns(model, input_shape_of(dataset), threads=threads, repeats=int(opts.get("repeats", 5)),

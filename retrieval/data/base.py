@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import Transform
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -111,8 +114,6 @@ def to_rgb(img, background=(255, 255, 255)):
     under transparent pixels does not matter; 16- and 32-bit greyscale (``I;16``, ``I``) is
     scaled to 8 bits from its 16-bit range, float greyscale (``F``) clipped to 0-255.
     """
-    from PIL import Image
-
     if img.mode == "RGB" and "transparency" not in img.info:
         return img
     if img.mode.startswith("I;16"):  # 16-bit greyscale: 65535 -> 255
@@ -135,8 +136,6 @@ def open_rgb(path, draft: int | None = None, exif_transpose: bool = False):
     much faster for large photos that are resized to N anyway; other formats decode in full.
     With ``exif_transpose`` the EXIF orientation tag (phone photos) is applied, as image
     viewers do. Exceptions are PIL's."""
-    from PIL import Image, ImageOps
-
     with Image.open(path) as img:
         if draft and img.format == "JPEG":
             img.draft("RGB", (int(draft), int(draft)))
@@ -156,8 +155,6 @@ def check_images(paths, limit: int | None = None, seed: int = 0) -> int:
     About a millisecond per small image. Returns the number of files checked. The
     one-line message names the first bad files, each with PIL's reason, and their count.
     """
-    from PIL import Image
-
     paths = sorted(Path(p) for p in paths)  # the sample does not depend on the order given
     total = len(paths)
     if limit is not None:
@@ -190,8 +187,6 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 def pil_to_uint8(img) -> torch.Tensor:
     """An RGB PIL image as a uint8 (3, H, W) tensor (torchvision's ``pil_to_tensor``)."""
-    from torchvision.transforms.v2.functional import pil_to_tensor
-
     return pil_to_tensor(img)
 
 
@@ -238,8 +233,6 @@ class ImageFileDataset(RetrievalDataset):
 
 def _is_v2(transform) -> bool:
     """Whether ``transform`` is a torchvision v2 transform (they take tensors and PIL images alike)."""
-    from torchvision.transforms.v2 import Transform
-
     return isinstance(transform, Transform)
 
 

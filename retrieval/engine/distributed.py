@@ -35,9 +35,11 @@ from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
+import torch.distributed._functional_collectives as fc
+from pytorch_metric_learning.samplers import MPerClassSampler
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, RandomSampler, Sampler
-
 
 # --------------------------------------------------------------------------- process group and ranks
 
@@ -147,7 +149,6 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     gradient is ``world_size`` times that of its rows, which DDP's averaging undoes."""
     if not is_distributed():
         return x
-    import torch.distributed._functional_collectives as fc
 
     # all_gather_single_autograd is the newer name of all_gather_tensor_autograd (deprecated in torch 2.14)
     gather_autograd = getattr(fc, "all_gather_single_autograd", None) or fc.all_gather_tensor_autograd
@@ -222,8 +223,6 @@ def rank_batch_sampler(dataset, cfg, rank_index: int | None = None, world: int |
     0's seed on every rank: see ``SharedShuffle``), sliced. With m_per_class,
     the per-rank batch must be a multiple of ``m_per_class`` so each class group of
     ``m_per_class`` consecutive images stays on one rank."""
-    from pytorch_metric_learning.samplers import MPerClassSampler
-
     rank_index = rank() if rank_index is None else rank_index
     world = world_size() if world is None else world
     if cfg.batch_size % world:
@@ -267,7 +266,6 @@ def wrap_for_training(method: nn.Module, device: str) -> Callable:
     their gathered updates, and only rank 0's BatchNorm statistics are evaluated or saved)."""
     if not is_distributed():
         return method.training_step
-    from torch.nn.parallel import DistributedDataParallel
 
     dev = torch.device(device)
     if dev.type == "cuda":

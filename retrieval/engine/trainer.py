@@ -34,7 +34,7 @@ from retrieval.engine import distributed, loaders
 from retrieval.engine.embed import compute_embeddings
 from retrieval.engine.mixed_precision import MixedPrecision
 from retrieval.engine.train_state import capture_rng, load_train_state, restore_rng, save_train_state, trainable_state
-
+from retrieval.metrics import evaluate
 
 OPTIMIZERS = ("adam", "sgd")
 SAMPLERS = ("m_per_class", "random")
@@ -148,8 +148,6 @@ def _worker_train_loader(dataset, cfg: TrainConfig, collate) -> DataLoader:
 
 
 def evaluate_model(model, dataset, cfg: TrainConfig, desc: str = "eval") -> dict:
-    from retrieval.metrics import evaluate
-
     emb, labels = compute_embeddings(model, dataset, num_workers=cfg.num_workers, device=cfg.device,
                                      progress=cfg.progress, desc=desc)
     return evaluate(emb, labels, ks=cfg.ks)

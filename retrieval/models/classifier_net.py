@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from retrieval.models.registry import create_backbone
+
 
 class ClassifierNet(nn.Module):
     def __init__(self, backbone, num_classes: int):
@@ -41,6 +43,4 @@ class ClassifierNet(nn.Module):
 
 def create_classifier(name: str, num_classes: int, pretrained: bool = False, **kwargs) -> ClassifierNet:
     """``ClassifierNet`` on the registered backbone ``name`` (see ``list_models()``)."""
-    from retrieval.models.registry import create_backbone
-
     return ClassifierNet(create_backbone(name, pretrained=pretrained, **kwargs), num_classes)

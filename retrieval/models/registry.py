@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
+
+from retrieval.models.embedding_net import EmbeddingNet
 
 _MODELS: dict[str, Callable] = {}
 
@@ -33,8 +36,6 @@ def create_backbone(name: str, pretrained: bool = False, weights: str | None = N
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(_MODELS)}")
     if weights is not None:
-        import inspect
-
         if "weights" not in inspect.signature(_MODELS[name]).parameters:
             with_weights = sorted(n for n, f in _MODELS.items() if "weights" in inspect.signature(f).parameters)
             raise ValueError(f"{name} has no torchvision weights, so weights={weights!r} cannot apply; "
@@ -46,8 +47,6 @@ def create_backbone(name: str, pretrained: bool = False, weights: str | None = N
 def create_model(name: str, embedding_dim: int = 128, normalize: bool = True, pretrained: bool = False,
                  pooling: str = "avg", num_classes: int | None = None, **kwargs):
     """Build an ``EmbeddingNet``: backbone ``name`` + global pooling + linear embedding (+ L2 norm)."""
-    from retrieval.models.embedding_net import EmbeddingNet
-
     backbone = create_backbone(name, pretrained=pretrained, **kwargs)
     return EmbeddingNet(backbone, embedding_dim=embedding_dim, normalize=normalize, pooling=pooling,
                         num_classes=num_classes)

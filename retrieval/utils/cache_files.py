@@ -27,6 +27,9 @@ import time
 import zipfile
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
+
 DAMAGED = ".damaged-"
 """The infix of a damaged file's new name: ``teacher.pt`` -> ``teacher.pt.damaged-20260101T120000Z``."""
 
@@ -34,8 +37,6 @@ DAMAGED = ".damaged-"
 def say(message: str) -> None:
     """Print ``message`` on stderr, above any progress bar of this process (``tqdm.write``)."""
     try:
-        from tqdm import tqdm
-
         tqdm.write(message, file=sys.stderr)
     except Exception:  # noqa: BLE001 (a message must never stop the run)
         print(message, file=sys.stderr, flush=True)
@@ -104,8 +105,6 @@ def check_archive(path) -> None:
 def read_torch(path, check=None):
     """A ``torch.save`` file's content after ``check_archive``, loaded with ``weights_only=True``;
     ``check(obj)`` (optional) raises if the content is not what the caller expects."""
-    import torch
-
     check_archive(path)
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if check is not None:

@@ -23,12 +23,13 @@ import torch
 from torch import nn
 
 from benchmarks.runner.config import config_hash
+from benchmarks.runner.preflight import build_methods
 from benchmarks.runner.replicates import design_of
 from benchmarks.runner.schema import EvalSection, PretrainSection, RunConfig, Section, TaskLoss, TrainSection
-from benchmarks.runner.task import Task
 from benchmarks.runner.suite_runner import cached_teacher, method_options, seed_init, train_seeded_student
-from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
+from benchmarks.runner.task import Task
 from benchmarks.runner.tasks.common import result_row, run_id_of, train_options  # noqa: F401 (run_id_of: a hook)
+from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
 from retrieval.methods import build_method
@@ -260,8 +261,6 @@ class ClassificationTask(Task, hooks_from=sys.modules[__name__]):
     name, METRICS, SCHEMA, ORDER, TORCHRUN = "classification", ("top1", "top5"), ClassificationConfig, 1, TORCHRUN
 
     def check_methods(self, cfg: dict, data: dict) -> None:
-        from benchmarks.runner.preflight import build_methods
-
         classes = num_classes(data)
         fit, _ = splits_for(train_config(cfg, "student", False))
         build_methods(cfg, data, _classifier(cfg["teacher"], classes), lambda: _classifier(cfg["student"], classes), fit,

@@ -23,50 +23,21 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.config import (  # noqa: F401 (the section's helpers, re-exported)
+    PRETRAIN_KEYS as KEYS,
+    SPLIT_KEYS,
+    config_hash,
+    deep_merge,
+    pretrain_dataset_spec,
+    pretrain_section,
+)
 from benchmarks.runner.results_io import atomic_write_via, file_lock
 from benchmarks.runner.suite_runner import train_state_path
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
-from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
+from retrieval.metric_losses import build_task_loss
 from retrieval.utils.cache_files import load_torch
-
-KEYS = ("dataset", "train", "seed")
-
-
-def pretrain_section(cfg: dict) -> dict | None:
-    """The config's ``pretrain`` section, checked; None when the networks start from scratch."""
-    section = cfg.get("pretrain")
-    if not section:
-        return None
-    unknown = set(section) - set(KEYS)
-    if unknown:
-        raise ValueError(f"pretrain: unknown key(s) {sorted(unknown)}; expected some of {list(KEYS)}")
-    for role in ("teacher", "student"):
-        if cfg[role].get("pretrained"):
-            raise ValueError(f"{role}: pretrained weights and a pretrain section exclude each other; "
-                             f"drop {role}.pretrained or the pretrain section")
-    return section
-
-
-def pretrain_dataset_spec(cfg: dict) -> dict:
-    """The pretraining data: ``pretrain.dataset`` (its name defaults to the generated set,
-    ``synthetic``). When that is the config's own dataset, the section is merged over the
-    config's dataset section (the same generator with other options: seed, classes); when
-    it is another one (say the run was given ``--dataset mnist``), it stands alone."""
-    section = deep_merge({"name": "synthetic"}, pretrain_section(cfg).get("dataset") or {})
-    if section["name"] == cfg["dataset"]["name"]:
-        spec = deep_merge(cfg["dataset"], section)
-        for key in SPLIT_KEYS:  # pretraining reads the whole train half: the val classes do not matter
-            spec.get("options", {}).pop(key, None)
-        return spec
-    return deep_merge({"root": None, "options": {}}, section)
-
-
-SPLIT_KEYS = ("val_fold", "val_fraction")
-"""Dataset options that only move classes between ``fit`` and ``val`` (the tuner's cross-validation folds)."""
-
 
 VALIDATION_KEYS = ("eval_every", "select", "select_metric", "progress")  # pretraining has no validation
 

@@ -11,17 +11,33 @@ from typing import Literal
 import torch
 
 from benchmarks.runner.config import config_hash
+from benchmarks.runner.preflight import build_methods
+from benchmarks.runner.schema import (
+    EvalSection,
+    PositiveInt,
+    PretrainSection,
+    RunConfig,
+    Section,
+    TaskLoss,
+    TrainSection,
+)
+from benchmarks.runner.suite_runner import (  # noqa: F401
+    cached_teacher,
+    method_options,
+    seed_init,
+    student_checkpoint,
+    train_seeded_student,  # (student_checkpoint: read by benchmarks.visualize)
+)
+from benchmarks.runner.task import Task
 from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options  # noqa: F401 (a hook)
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
-from benchmarks.runner.schema import EvalSection, PositiveInt, PretrainSection, RunConfig, Section, TaskLoss, TrainSection
-from benchmarks.runner.task import Task
-from benchmarks.runner.suite_runner import (cached_teacher, method_options, seed_init, student_checkpoint,  # noqa: F401
-                                            train_seeded_student)  # (student_checkpoint: read by benchmarks.visualize)
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, seed_everything, train
 from retrieval.engine.embed import compute_embeddings
-from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
+from retrieval.metric_losses import build_task_loss
+from retrieval.metrics import evaluate
+from retrieval.metrics.approximate import INDEXES, approximate_recall_at_k
 from retrieval.models import create_model
 from retrieval.models.embedding_net import POOLINGS
 
@@ -96,9 +112,6 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
 def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
     """Exact Recall@K, MAP@R and R-Precision; plus ``<index>_recall@K`` for each approximate
     index named in ``cfg["eval"]["index"]`` (ivf, hnsw), from the same embeddings."""
-    from retrieval.metrics import evaluate
-    from retrieval.metrics.approximate import approximate_recall_at_k
-
     emb, labels = compute_embeddings(model, dataset, num_workers=tcfg.num_workers, device=tcfg.device,
                                      progress=tcfg.progress, desc=desc)
     out = evaluate(emb, labels, ks=tcfg.ks)
@@ -109,8 +122,6 @@ def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> di
 
 
 def approximate_indexes(cfg: dict) -> list[str]:
-    from retrieval.metrics.approximate import INDEXES
-
     names = cfg["eval"].get("index") or []
     names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in INDEXES]
@@ -233,8 +244,6 @@ class RetrievalTask(Task, hooks_from=sys.modules[__name__]):
     VARIANTS = ("hmat-ablation", "retrieval-scratch")  # benchmarks/configs/hmat-ablation.yaml, retrieval_scratch.yaml
 
     def check_methods(self, cfg: dict, data: dict) -> None:
-        from benchmarks.runner.preflight import build_methods
-
         build_methods(cfg, data, _model(cfg["teacher"]), lambda: _model(cfg["student"]))
 
     def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
