@@ -4,6 +4,7 @@ runs.csv, and the leaderboard merged over every folder of a results tree (the ro
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -63,8 +64,8 @@ def rebuild(folder: Path) -> pd.DataFrame:
 
 def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
     """Write ``out``'s runs.csv and tables from the rows of several runs of one config on disjoint replicates
-    (a run and its replication reruns): every folder's rows must carry one and the same config hash, and no
-    (method, seed) may appear twice. The intervals then cover all the replicates together. Returns the
+    (a run and its replication reruns): every folder must hold the same methods, each with the same config
+    hash (the hash of its config and options), and no (method, seed) may appear twice. The intervals then cover all the replicates together. Returns the
     leaderboard. The notes are the first folder's, with a line naming the pooled runs."""
     if len(folders) < 2:
         raise UserError(f"--pool needs two or more results folders to pool; got {len(folders)}")
@@ -73,16 +74,19 @@ def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
         if not (folder / "runs.csv").is_file():
             raise UserError(f"--pool {folder}: no runs.csv there; expected a results folder <results>/<suite>/<dataset>")
         rows = current_rows(folder)
-        hashes = sorted(set(rows["config_hash"].astype(str)))
-        if len(hashes) != 1:
-            raise UserError(f"--pool {folder}: its leaderboard holds {len(hashes)} configs ({', '.join(hashes)}); "
-                            f"expected the rows of one config")
-        parts.append((folder, rows, hashes[0]))
-    first_hash = parts[0][2]
-    other = [f"{folder} ({h})" for folder, _, h in parts if h != first_hash]
-    if other:
-        raise UserError(f"--pool: every folder must hold runs of one config; {parts[0][0]} has config hash "
-                        f"{first_hash}, but {', '.join(other)}")
+        hashes = rows.groupby("method")["config_hash"].agg(lambda h: ",".join(sorted(set(h.astype(str))))).to_dict()
+        mixed = {m: h for m, h in hashes.items() if "," in h}
+        if mixed:
+            raise UserError(f"--pool {folder}: method(s) {sorted(mixed)} hold rows of several configs "
+                            f"({'; '.join(f'{m}: {h}' for m, h in sorted(mixed.items()))}); expected one run of one config")
+        parts.append((folder, rows, hashes))
+    first, expected = parts[0][0], parts[0][2]
+    for folder, _, hashes in parts[1:]:
+        differ = sorted(m for m in set(expected) | set(hashes) if expected.get(m) != hashes.get(m))
+        if differ:
+            m = differ[0]
+            raise UserError(f"--pool: every folder must hold runs of one config; {m} has config hash "
+                            f"{expected.get(m, 'no row')} in {first} but {hashes.get(m, 'no row')} in {folder}")
     runs = pd.concat([rows for _, rows, _ in parts], ignore_index=True)
     twice = runs[runs.duplicated(["method", "seed"], keep=False)]
     if len(twice):
@@ -95,10 +99,19 @@ def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
     said = [f"Command: `{command}`",
             "Pooled runs of one config on disjoint replicates: " + "; ".join(f"{f} seeds {s}" for f, s in seeds.items())
             + (f" (rows from commits {', '.join(commits)})" if commits else "") + "."]
-    notes = said + [n for n in notes if not n.startswith(("Command:", "Commit:"))]
+    notes = said + [_without_run(n) for n in notes if not n.startswith("Command:") and _without_run(n)]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "runs.csv", runs.to_csv(index=False))
     return write_suite_tables(out, runs, primary_metric(runs), title or f"{out.parent.name}: {out.name}", notes)
+
+
+def _without_run(note: str) -> str:
+    """A note of a run's table without what belongs to that run alone: the ``Commit: `c`; seeds [...]; ``
+    head of a suite's second line (its metric description stays)."""
+    if not note.startswith("Commit:"):
+        return note
+    rest = re.sub(r"^Commit: `[^`]*`(; seeds \[[^\]]*\])?[;.]?\s*", "", note)
+    return rest[:1].upper() + rest[1:] if rest.strip() else ""
 
 
 def build(results: Path, command: str, plots: bool = True) -> tuple[pd.DataFrame, str]:

@@ -140,7 +140,7 @@ def test_pool_joins_runs_of_one_config_on_disjoint_replicates(tmp_path, capsys):
     first = _folder(tmp_path / "a", "retrieval", "fonts", {"teacher": lambda s: {"recall@1": 0.9, "map@r": 0.3},
                                                             "none": lambda s: {"recall@1": 0.5 + s / 100, "map@r": 0.1},
                                                             "rkd": lambda s: {"recall@1": 0.52 + s / 50, "map@r": 0.12}})
-    (first / "leaderboard.md").write_text("# retrieval: fonts\n\nCommand: `the run`  \nCommit: `abc`.  \n"
+    (first / "leaderboard.md").write_text("# retrieval: fonts\n\nCommand: `the run`  \nCommit: `abc`; seeds [0, 1]; metrics in % (over seeds).  \n"
                                           "Replicates: full.  \n\n| method |\n")
     second = _folder(tmp_path / "b", "retrieval", "fonts", {"teacher": lambda s: {"recall@1": 0.9, "map@r": 0.3},
                                                              "none": lambda s: {"recall@1": 0.5 + s / 100, "map@r": 0.1},
@@ -159,11 +159,13 @@ def test_pool_joins_runs_of_one_config_on_disjoint_replicates(tmp_path, capsys):
     md = (out / "leaderboard.md").read_text()
     assert f"seeds [0, 1]; {second} seeds [6, 7] (rows from commits abc1234, def5678)" in md
     assert "Replicates: full." in md and "Commit: `abc`" not in md and "`the run`" not in md
+    assert "\nMetrics in % (over seeds).  \n" in md
 
     err = user_error(capsys, leaderboard.main, ["--pool", str(tmp_path / "x"), str(first), str(first)])
     assert "seeds [0, 1] appear in more than one folder" in err  # the same replicates twice are not independent
     other = _folder(tmp_path / "c", "retrieval", "fonts", {"none": lambda s: {"recall@1": 0.5, "map@r": 0.1}},
                     config_hash="c2", seeds=(9,))
-    assert user_error(capsys, leaderboard.main, ["--pool", str(tmp_path / "y"), str(first), str(other)]).startswith(
-        f"error: --pool: every folder must hold runs of one config; {first} has config hash c1")
+    assert user_error(capsys, leaderboard.main, ["--pool", str(tmp_path / "y"), str(first), str(other)]) == (
+        f"error: --pool: every folder must hold runs of one config; none has config hash c1 in {first} but c2 in "
+        f"{other}")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before anything is written
