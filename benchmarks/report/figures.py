@@ -22,6 +22,8 @@ Kinds (``FOLDER`` is a results folder ``<results>/<suite>/<dataset>``, relative 
 - ``mean FOLDER METHOD``: the primary metric's mean, ``19.48``;
 - ``power FOLDER``: the resolving power, the median 95% half-width of the gains, ``1.22``;
 - ``seeds FOLDER``: the number of replicates, ``6``; ``commit FOLDER``: the commit of the table's run;
+- ``replication REPORT``: how many differences of a replication report (``benchmarks.replicate``; REPORT its
+  .md file) lie outside their intervals;
 - ``agreement REPORT``: the correlations of a proxy report (``benchmarks.proxy``; REPORT its .md file),
   ``Spearman -0.03 [-0.20, +0.17]; Pearson -0.04 [-0.11, +0.05]``;
 - ``proxygain REPORT METHOD SIDE``: a method's gain in a proxy report on side ``a`` (the proxy) or ``b``
@@ -40,6 +42,7 @@ from benchmarks.runner.results_io import read_runs
 
 BLOCK = re.compile(r"<!-- figure: (?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /figure -->", re.S)
 COMMIT = re.compile(r"^Commit: `([0-9a-f]+)`", re.M)
+POOLED = re.compile(r"\(rows from commits ([0-9a-f, ]+)\)")
 
 
 class FigureError(ValueError):
@@ -68,8 +71,10 @@ def _row(board: pd.DataFrame, folder: str, method: str) -> pd.Series:
 
 
 def _commit(root: Path, folder: str) -> str:
+    """The commit of a folder's run, or the commits of a pooled folder's rows (``leaderboard --pool``)."""
     md = root / folder / "leaderboard.md"
-    found = COMMIT.search(md.read_text()) if md.is_file() else None
+    text = md.read_text() if md.is_file() else ""
+    found = COMMIT.search(text) or POOLED.search(text)
     return found.group(1) if found else "unknown"
 
 
@@ -104,7 +109,8 @@ def headline(root: Path, folder: str, doc_dir: Path | None = None) -> str:
         lines.append(f"| {row['method']} | {row[f'{primary}_mean']:.2f} ± {row[f'{primary}_std']:.2f} | {gain} | {rank} |")
     design = board["replicates"].dropna().iloc[0] if "replicates" in board and board["replicates"].notna().any() else "?"
     link = Path(os.path.relpath(root / folder / "leaderboard.md", doc_dir if doc_dir is not None else root)).as_posix()
-    lines += ["", f"{_seeds(board)} replicates ({design}), commit `{_commit(root, folder)}`; bold: the interval "
+    commit = _commit(root, folder)
+    lines += ["", f"{_seeds(board)} replicates ({design}), commit{'s' * (',' in commit)} `{commit}`; bold: the interval "
               f"excludes 0. Full table: [{folder}/leaderboard.md]({link})."]
     return "\n".join(lines)
 
@@ -159,6 +165,18 @@ def pair_text(root: Path, folder: str, a: str, b: str) -> str:
     raise FigureError(f"{folder}/pairwise.csv: no pair {a}, {b} on {primary}")
 
 
+REPLICATION = re.compile(r"\*\*(\d+) of (\d+) differences\*\* lie outside their 95% interval")
+
+
+def replication_text(root: Path, report: str) -> str:
+    """'0 of 24 differences outside their 95% intervals' from a replication report (``benchmarks.replicate``)."""
+    path = root / report
+    found = REPLICATION.search(path.read_text()) if path.is_file() else None
+    if not found:
+        raise FigureError(f"{report}: no replication report there (python -m benchmarks.replicate)")
+    return f"{found.group(1)} of {found.group(2)} differences outside their 95% intervals"
+
+
 AGREEMENT = re.compile(r"\*\*Agreement of the gains[^*]*\*\*: (Spearman [^;]+; Pearson [^\]]+\])")
 
 
@@ -187,7 +205,7 @@ def render(spec: str, root: Path, doc_dir: Path | None = None) -> str:
     """The text of the figure ``spec`` ("kind arg ...") from the results under ``root`` (the repository);
     links are relative to ``doc_dir``, the folder of the document (default: ``root``)."""
     kind, *args = spec.split()
-    one = {"gain": 2, "mean": 2, "power": 1, "seeds": 1, "commit": 1, "headline": 1, "leaderboard": 1, "pair": 3, "agreement": 1,
+    one = {"gain": 2, "mean": 2, "power": 1, "seeds": 1, "commit": 1, "headline": 1, "leaderboard": 1, "pair": 3, "agreement": 1, "replication": 1,
            "proxygain": 3}
     if kind in one and len(args) != one[kind] or kind == "gains" and not args:
         raise FigureError(f"figure {spec!r}: {kind} takes {one.get(kind, '1 or more')} argument(s)")
@@ -197,6 +215,8 @@ def render(spec: str, root: Path, doc_dir: Path | None = None) -> str:
         return "\n" + gains(root, args) + "\n"
     if kind == "agreement":
         return agreement_text(root, args[0])
+    if kind == "replication":
+        return replication_text(root, args[0])
     if kind == "proxygain":
         return proxy_gain_text(root, *args)
     if kind == "leaderboard":

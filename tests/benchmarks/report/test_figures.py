@@ -104,3 +104,18 @@ def test_proxy_report_figures(tmp_path):
         render("proxygain p.md rkd c", tmp_path)
     with pytest.raises(FigureError, match="no method 'kd'"):
         render("proxygain p.md kd a", tmp_path)
+
+
+def test_replication_and_pooled_figures(tmp_path):
+    (tmp_path / "r.md").write_text("# Replication check\n\n**3 of 24 differences** lie outside their 95% interval "
+                                   "(expected by chance: about 5%).\n")
+    assert render("replication r.md", tmp_path) == "3 of 24 differences outside their 95% intervals"
+    (tmp_path / "p.md").write_text("# Proxy check\n")
+    with pytest.raises(FigureError, match="no replication report"):
+        render("replication p.md", tmp_path)
+    folder = tmp_path / "pooled" / "retrieval" / "fonts"
+    folder.mkdir(parents=True)
+    (folder / "leaderboard.md").write_text("# retrieval: fonts\n\nCommand: `x`  \nPooled runs of one config on "
+                                           "disjoint replicates: a seeds [0]; b seeds [1] (rows from commits "
+                                           "abc1234, def5678).  \n")
+    assert render("commit pooled/retrieval/fonts", tmp_path) == "`abc1234, def5678`"
