@@ -199,11 +199,12 @@ def train_state_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".state.pt")
 
 
-def cached_teacher(path: Path, build, seed: int, train_fn, test_fn, primary: str, log=print,
+def cached_teacher(path: Path, cfg: dict, seed: int, network, train_fn, test_fn, primary: str, log=print,
                    complete=None) -> tuple:
-    """The teacher of every task, cached at ``path``: ``build(cached) -> model`` makes the network (under
-    the run's initial-weight seed; ``cached``: its weights are about to be loaded, so a task may skip what
-    only training needs, such as a pretrained backbone); then its weights are loaded from ``path``, or it
+    """The teacher of every task, cached at ``path``: ``network(cached) -> model`` makes the network under
+    the config's initial weights of ``seed`` (``seed_init``; then every generator is seeded with ``seed``
+    for training; ``cached``: its weights are about to be loaded, so a task may skip what only training
+    needs, such as a pretrained backbone); then its weights are loaded from ``path``, or it
     is trained with ``train_fn(model, state_path) -> TrainResult`` (resumable), scored with
     ``test_fn(model) -> metrics`` (``test_fn`` None: no test split, as in the tuner; the record's test is
     None) and weights and record are cached atomically. ``complete(record) -> bool``: whether a cached
@@ -213,7 +214,9 @@ def cached_teacher(path: Path, build, seed: int, train_fn, test_fn, primary: str
     or trains (all take rank 0's branch); rank 0 alone scores and writes, and the others wait for it and
     return its record."""
     blob = load_teacher(path)  # None: not cached, or damaged (moved aside); under torchrun rank 0's answer
-    model = build(blob is not None)
+    seed_init(cfg, seed)
+    model = network(blob is not None)
+    seed_everything(seed)
     if blob is not None:
         model.load_state_dict(blob["state_dict"])
         log(f"teacher seed {seed}: loaded from cache {path}")

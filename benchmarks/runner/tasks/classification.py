@@ -26,12 +26,12 @@ from benchmarks.runner.config import config_hash
 from benchmarks.runner.preflight import build_methods
 from benchmarks.runner.replicates import design_of
 from benchmarks.runner.schema import EvalSection, PretrainSection, RunConfig, Section, TaskLoss, TrainSection
-from benchmarks.runner.suite_runner import cached_teacher, method_options, seed_init, train_seeded_student
+from benchmarks.runner.suite_runner import cached_teacher, method_options, train_seeded_student
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks.common import result_row, run_id_of, train_options  # noqa: F401 (run_id_of: a hook)
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from retrieval.data import build_dataset
-from retrieval.engine import TrainConfig, evaluate_classifier, seed_everything, train
+from retrieval.engine import TrainConfig, evaluate_classifier, train
 from retrieval.methods import build_method
 from retrieval.models import create_classifier
 
@@ -136,17 +136,11 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     path = teacher_checkpoint(cfg, cache_dir, seed)
     tcfg = train_config(cfg, "teacher", progress)
 
-    def build(cached: bool):
-        seed_init(cfg, seed)
-        model = _network(cfg, data, "teacher")
-        seed_everything(seed)
-        return model
-
     def fit(model, state):
         method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
         return _train(method, data, tcfg, f"teacher s{seed}", state)
 
-    model, record = cached_teacher(path, build, seed, fit,
+    model, record = cached_teacher(path, cfg, seed, lambda cached: _network(cfg, data, "teacher"), fit,
                                    (lambda model: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"))
                                    if "test" in data else None, PRIMARY, log)  # the tuner has no test split
     return model, record, chash

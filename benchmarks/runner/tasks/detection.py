@@ -22,14 +22,14 @@ import torch
 from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.schema import PretrainSection, RunConfig, Section, TrainSection
 from benchmarks.runner.task import Task
-from benchmarks.runner.suite_runner import cached_teacher, method_options, seed_init, teacher_key, train_seeded_student
+from benchmarks.runner.suite_runner import cached_teacher, method_options, teacher_key, train_seeded_student
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, pretrain_section
 from benchmarks.runner.tasks.classification import build_task_loss, pretrain_classifier
 from benchmarks.runner.tasks.common import result_row, student_run_id, train_options
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method
-from retrieval.engine import TrainConfig, distributed, seed_everything, train
+from retrieval.engine import TrainConfig, distributed, train
 
 PRIMARY = "ap"
 TORCHRUN = True  # benchmarks.run accepts this suite under torchrun (see docs/distributed.md)
@@ -118,14 +118,8 @@ def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, pro
     path = teacher_checkpoint(cfg, cache_dir, seed)
     tcfg = train_config(cfg, "teacher", progress)
 
-    def build(cached: bool):
-        seed_init(cfg, seed)
-        model = _network(cfg, data, "teacher")
-        seed_everything(seed)
-        return model
-
     model, record = cached_teacher(
-        path, build, seed,
+        path, cfg, seed, lambda cached: _network(cfg, data, "teacher"),
         lambda model, state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}", state),
         (lambda model: evaluate_detector(model, data["test"], tcfg, desc="teacher test")) if "test" in data else None,
         PRIMARY, log)  # the tuner has no test split

@@ -21,18 +21,18 @@ from benchmarks.runner.schema import (
     TaskLoss,
     TrainSection,
 )
-from benchmarks.runner.suite_runner import (  # noqa: F401
+from benchmarks.runner.suite_runner import (  # noqa: F401 (seed_init, student_checkpoint: read through this module)
     cached_teacher,
     method_options,
     seed_init,
     student_checkpoint,
-    train_seeded_student,  # (student_checkpoint: read by benchmarks.visualize)
+    train_seeded_student,
 )
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options  # noqa: F401 (a hook)
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from retrieval.data import build_dataset
-from retrieval.engine import TrainConfig, seed_everything, train
+from retrieval.engine import TrainConfig, train
 from retrieval.engine.embed import compute_embeddings
 from retrieval.methods import build_method
 from retrieval.metric_losses import build_task_loss
@@ -89,11 +89,8 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
     """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
     tcfg = train_options(cfg, "teacher", progress)
 
-    def build(cached: bool):  # a cached teacher needs no pretrained backbone: its weights are loaded
-        seed_init(cfg, seed)
-        model = _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
-        seed_everything(seed)
-        return model
+    def network(cached: bool):  # a cached teacher needs no pretrained backbone: its weights are loaded
+        return _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
 
     def fit(model, state):
         method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
@@ -103,7 +100,7 @@ def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=
         return record["test"] is not None and all(any(k.startswith(f"{index}_") for k in record["test"])
                                                   for index in approximate_indexes(cfg))
 
-    model, record = cached_teacher(teacher_checkpoint(cfg, cache_dir, seed), build, seed, fit,
+    model, record = cached_teacher(teacher_checkpoint(cfg, cache_dir, seed), cfg, seed, network, fit,
                                    (lambda model: evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test"))
                                    if "test" in data else None, PRIMARY, log, complete)
     return model, record, teacher_hash(cfg)

@@ -10,9 +10,8 @@ from retrieval.utils.cache_files import DAMAGED, intact
 
 
 def _teacher(path, trained: list, built: list | None = None, complete=None, scored: list | None = None):
-    def build(cached):
+    def network(cached):
         (built if built is not None else []).append(cached)
-        torch.manual_seed(0)
         return nn.Linear(3, 2)
 
     def train(model, state_path):
@@ -25,7 +24,7 @@ def _teacher(path, trained: list, built: list | None = None, complete=None, scor
         (scored if scored is not None else []).append(float(model.weight[0, 0]))
         return {"acc": 0.75}
 
-    return cached_teacher(path, build, 0, train, test, "acc", log=lambda *a: None, complete=complete)
+    return cached_teacher(path, {}, 0, network, train, test, "acc", log=lambda *a: None, complete=complete)
 
 
 def test_a_damaged_teacher_is_trained_again(tmp_path, capsys):
