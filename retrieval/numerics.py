@@ -27,8 +27,6 @@ from __future__ import annotations
 import os
 import platform
 
-import torch
-
 SWITCH = "HMAT_CPU_ISA"
 CHOICES = ("avx2", "native")
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
@@ -93,4 +91,6 @@ def pin_faiss(faiss_module) -> None:
 
 def cpu_numerics() -> str:
     """What torch's CPU kernels use and why, e.g. ``AVX2 (portable)`` or ``AVX512 (native)``."""
+    import torch  # not at the top: this module sets the CPU variables before torch is first imported
+
     return f"{torch.backends.cpu.get_cpu_capability()} ({'portable' if portable() else 'native'})"

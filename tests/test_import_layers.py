@@ -87,12 +87,24 @@ OPTIONAL = ("ray", "submitit", "optuna", "mlflow", "tensorboard", "torch.utils.t
 without them (``benchmarks.runner.launch.require`` names the extra when one is missing)."""
 
 LAZY = {
+    "retrieval.numerics": "torch",  # it sets the CPU-kernel variables that torch reads, so never imports it first
     "retrieval.data.registry": "retrieval.data",  # the built-in loaders register on first query (timm's style)
     "retrieval.models.registry": "retrieval.models",
     "benchmarks.bench_data": "torchvision.io",  # its deprecation warning is silenced around the import
     "benchmarks.export": "onnxruntime",  # a file's session is built only to check an export
 }
 """Modules that import something other than an optional extra inside a function, and why."""
+
+
+def test_the_package_sets_the_cpu_variables_before_torch_is_imported():
+    """``import retrieval`` pins the CPU kernels through environment variables that torch reads: torch must not
+    be imported before they are set (``retrieval.numerics`` imports no torch at module level)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('ATEN_CPU_CAPABILITY', None); import retrieval.numerics as n; "
+            "assert 'torch' not in sys.modules, 'retrieval.numerics imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def _function_imports(path: Path):
