@@ -87,6 +87,7 @@ OPTIONAL = ("ray", "submitit", "optuna", "mlflow", "tensorboard", "torch.utils.t
 without them (``benchmarks.runner.launch.require`` names the extra when one is missing)."""
 
 LAZY = {
+    "benchmarks.runner.errors": "retrieval",  # every command imports it: --help and a bad flag answer before torch
     "retrieval.numerics": "torch",  # it sets the CPU-kernel variables that torch reads, so never imports it first
     "retrieval.data.registry": "retrieval.data",  # the built-in loaders register on first query (timm's style)
     "retrieval.models.registry": "retrieval.models",

@@ -12,9 +12,6 @@ import argparse
 import functools
 import sys
 
-from retrieval.data.base import DatasetNotFoundError  # imported late: it pulls in torch
-from retrieval.numerics import choice
-
 EXIT_USER_ERROR = 2
 
 
@@ -23,6 +20,8 @@ class UserError(Exception):
 
 
 def _user_error_types() -> tuple:
+    from retrieval.data.base import DatasetNotFoundError  # imported late: it pulls in torch
+
     return UserError, DatasetNotFoundError
 
 
@@ -43,6 +42,8 @@ def one_line(message: str) -> str:
 
 def _check_environment() -> None:
     """Environment variables the project reads, checked before any work (``HMAT_CPU_ISA``)."""
+    from retrieval.numerics import choice  # late: every command imports this module, and --help needs no library
+
     try:
         choice()
     except ValueError as err:
