@@ -165,15 +165,21 @@ def pair_text(root: Path, folder: str, a: str, b: str) -> str:
     raise FigureError(f"{folder}/pairwise.csv: no pair {a}, {b} on {primary}")
 
 
+def _report_match(root: Path, report: str, pattern: re.Pattern, missing: str) -> re.Match:
+    """``pattern``'s first match in the report file ``report``; ``missing`` names what was expected there."""
+    path = root / report
+    found = pattern.search(path.read_text()) if path.is_file() else None
+    if not found:
+        raise FigureError(f"{report}: {missing}")
+    return found
+
+
 REPLICATION = re.compile(r"\*\*(\d+) of (\d+) differences\*\* lie outside their 95% interval")
 
 
 def replication_text(root: Path, report: str) -> str:
     """'0 of 24 differences outside their 95% intervals' from a replication report (``benchmarks.replicate``)."""
-    path = root / report
-    found = REPLICATION.search(path.read_text()) if path.is_file() else None
-    if not found:
-        raise FigureError(f"{report}: no replication report there (python -m benchmarks.replicate)")
+    found = _report_match(root, report, REPLICATION, "no replication report there (python -m benchmarks.replicate)")
     return f"{found.group(1)} of {found.group(2)} differences outside their 95% intervals"
 
 
@@ -181,11 +187,8 @@ AGREEMENT = re.compile(r"\*\*Agreement of the gains[^*]*\*\*: (Spearman [^;]+; P
 
 
 def agreement_text(root: Path, report: str) -> str:
-    path = root / report
-    found = AGREEMENT.search(path.read_text()) if path.is_file() else None
-    if not found:
-        raise FigureError(f"{report}: no proxy report with an agreement line there (python -m benchmarks.proxy)")
-    return found.group(1)
+    return _report_match(root, report, AGREEMENT,
+                         "no proxy report with an agreement line there (python -m benchmarks.proxy)").group(1)
 
 
 def proxy_gain_text(root: Path, report: str, method: str, side: str) -> str:
