@@ -137,9 +137,19 @@ class TrackingSection(Section):
     uri: str | None = None  # MLflow's tracking URI (default: the file store <out>/mlruns)
 
 
+class RoleModel(Section):
+    """A role's network (``teacher``, ``student``): what every task's networks share; a task's own model
+    section adds its keys."""
+    arch: str
+    pretrained: bool = False
+    weights: str | None = None  # torchvision's name (IMAGENET1K_V1), read with pretrained; checked in name_problems
+    train: TrainSection | None = None
+
+
 class RunConfig(Section):
     """The keys every suite shares; a task's ``SCHEMA`` (in its module, ``benchmarks.runner.tasks.<task>``)
-    adds the roles' networks and its own sections."""
+    adds the roles' networks and its own sections (``ScoredConfig`` for the tasks with a task loss and an
+    ``eval`` section)."""
     suite: str
     dataset: DatasetSection
     train: TrainSection | None = None
@@ -155,6 +165,13 @@ class RunConfig(Section):
     device: Device | None = None
     cost: CostSection | None = None
     tracking: TrackingSection | None = None
+    pretrain: PretrainSection | None = None
+
+
+class ScoredConfig(RunConfig):
+    """A run config with a task loss and an ``eval`` section (retrieval, classification)."""
+    task_loss: TaskLoss
+    eval: EvalSection
 
 
 DETECTION_DATASETS = ("mnist-scenes", "coco")  # retrieval.detection.data.build_detection_dataset

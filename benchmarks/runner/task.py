@@ -1,8 +1,8 @@
 """What a task is: everything the harness knows of retrieval, classification or detection.
 
 A task is one module of ``benchmarks.runner.tasks`` (``retrieval.py``, ``classification.py``,
-``detection.py``) that ends with ``TASK = <Task subclass>()``; the registry finds it there, with nothing
-to add anywhere else. The class declares the task's name, its metrics (the first is the primary one: the
+``detection.py``) whose ``Task`` subclass is decorated with ``@register_task``; the registry finds it
+there, with nothing to add anywhere else. The class declares the task's name, its metrics (the first is the primary one: the
 leaderboard's and the tuner's), the pydantic model of its config, the suite names that run it with
 configs of their own (``VARIANTS``: the HMAT ablation and the from-scratch protocol are configs of the
 retrieval task, not code), and its hooks: data, networks, teacher, student, evaluation, the result row
@@ -16,11 +16,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from benchmarks.runner.config import config_hash
 from benchmarks.runner.suite_runner import run_suite
 from benchmarks.runner.tasks.common import environment
 
 
-HOOKS = ("prepare_data", "teacher_checkpoint", "teacher_hash", "load_or_train_teacher", "run_id_of", "train_student",
+HOOKS = ("prepare_data", "teacher_identity", "teacher_name", "load_or_train_teacher", "run_id_of", "train_student",
          "evaluate_student", "make_row", "cost_networks", "table_notes", "check_methods", "setup_names", "setup")
 """The methods a task may take from the functions of its module (``class X(Task, hooks_from=module)``)."""
 
@@ -53,8 +54,8 @@ class Task(ABC):
         for hook in HOOKS if hooks_from is not None else ():
             if hook not in vars(cls) and callable(vars(hooks_from).get(hook)):
                 setattr(cls, hook, staticmethod(vars(hooks_from)[hook]))
-        if cls.METRICS and not cls.PRIMARY:
-            cls.PRIMARY = cls.METRICS[0]
+        if vars(cls).get("METRICS") and "PRIMARY" not in vars(cls):
+            cls.PRIMARY = cls.METRICS[0]  # a subclass that declares its own metrics gets their first
 
     @property
     def suites(self) -> tuple[str, ...]:
@@ -71,12 +72,20 @@ class Task(ABC):
         """The run's datasets, ``{split: dataset}`` (``cache_dir`` too, for the setup jobs)."""
 
     @abstractmethod
-    def teacher_checkpoint(self, cfg: dict, cache_dir: Path, seed: int) -> Path:
-        """Where the teacher of ``seed`` is cached."""
+    def teacher_identity(self, cfg: dict) -> dict:
+        """What decides the teacher's weights (hashed into its row's config hash and its cache file's name)."""
 
     @abstractmethod
+    def teacher_name(self, cfg: dict) -> str:
+        """The teacher network's name in its cache file's name."""
+
     def teacher_hash(self, cfg: dict) -> str:
         """The hash of what decides the teacher's weights (its row's config hash; its cache file's name)."""
+        return config_hash(self.teacher_identity(cfg))
+
+    def teacher_checkpoint(self, cfg: dict, cache_dir: Path, seed: int) -> Path:
+        """Where the teacher of ``seed`` is cached, named by ``teacher_hash``."""
+        return Path(cache_dir) / "teachers" / cfg["dataset"]["name"] / f"{self.teacher_name(cfg)}-{self.teacher_hash(cfg)}-seed{seed}.pt"
 
     @abstractmethod
     def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):

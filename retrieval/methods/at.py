@@ -3,8 +3,10 @@
 from retrieval.methods.distiller import TASKS, Distiller
 from retrieval.methods.losses.activation_attention import activation_attention_loss
 from retrieval.methods.options import Positive, Stages, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("at")
 class AttentionTransfer(Distiller):
     """loss_at = beta · Σ_{s in stages} L_act(F_s^student, F_s^teacher); stages are 1-based."""
 

@@ -16,8 +16,10 @@ from torch import nn
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.cc import cc_loss
 from retrieval.methods.options import Count, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("cc")
 class CorrelationCongruence(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 0.02,
                  feat_dim: Count = 128, **kw):

@@ -28,8 +28,10 @@ from retrieval.engine.distributed import gather, gather_with_grad
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.darkrank import darkrank_loss
 from retrieval.methods.options import Count, Positive, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("darkrank")
 class DarkRank(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 1.0,
                  alpha: Positive = 2.0, beta: Positive = 3.0, list_length: Annotated[Count, Field(le=1024)] = 4,

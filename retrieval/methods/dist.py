@@ -11,8 +11,10 @@ weight of 1 (torchdistill's ResNet-34 -> ResNet-18 ImageNet config).
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.dist import dist_loss
 from retrieval.methods.options import Temperature, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("dist")
 class DIST(Distiller):
     tasks = ("classification",)  # class probabilities
 

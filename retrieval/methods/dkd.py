@@ -12,8 +12,10 @@ trainer's (1-based, ``batch["epoch"]``); a batch without it gets the full term.
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.dkd import dkd_loss
 from retrieval.methods.options import Count, Temperature, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("dkd")
 class DecoupledKD(Distiller):
     tasks = ("classification",)  # class logits and labels
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.options import Stage, Weight
+from retrieval.methods.registry import register_method
 
 
 class HintRegressor(nn.Sequential):
@@ -37,6 +38,7 @@ class HintRegressor(nn.Sequential):
         super().__init__(conv, nn.BatchNorm2d(c_t), nn.ReLU())
 
 
+@register_method("fitnet")
 class FitNet(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 100.0,
                  stage: Stage = 3, **kw):

@@ -19,11 +19,13 @@ from retrieval.methods.losses.activation_attention import activation_attention_l
 from retrieval.methods.losses.channel_attention import ChannelConnector, channel_attention_loss
 from retrieval.methods.losses.position_attention import DEFAULT_BLOCK_ELEMENTS, position_attention_loss
 from retrieval.methods.options import Count, Temperature, Terms, Weight
+from retrieval.methods.registry import register_method
 
 KINDS = ("position", "activation", "channel")
 DEFAULT_TERMS = (("position", 1), ("activation", 2), ("activation", 3), ("activation", 4), ("channel", 4))
 
 
+@register_method("hmat")
 class HierarchicalMultiAttention(Distiller):
     tasks = TASKS  # backbone stages: a detector has them too
 

@@ -7,8 +7,10 @@
 from retrieval.methods.hmat import HierarchicalMultiAttention
 from retrieval.methods.losses.kd import kd_loss
 from retrieval.methods.options import Temperature, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("hmat+kd")
 class HierarchicalMultiAttentionKD(HierarchicalMultiAttention):
     tasks = ("classification",)  # its kd term needs class logits
 

@@ -6,8 +6,10 @@
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.kd import kd_loss
 from retrieval.methods.options import Temperature, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("kd")
 class KnowledgeDistillation(Distiller):
     tasks = ("classification",)  # soft targets need class logits
 

@@ -20,10 +20,12 @@ from torch import nn
 
 from retrieval.methods.distiller import TASKS, Distiller
 from retrieval.methods.options import Count, Weight
+from retrieval.methods.registry import register_method
 
 FEATURES = {"fpn": "fpn_levels", "stages": "stages"}
 
 
+@register_method("mimic")
 class FeatureMimic(Distiller):
     tasks = TASKS  # FPN levels (detection) or stages (any model)
 

@@ -2,8 +2,10 @@
 
 from retrieval.methods.distiller import TASKS, Distiller
 from retrieval.methods.options import Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("none")
 class NoDistillation(Distiller):
     needs_teacher = False
     tasks = TASKS

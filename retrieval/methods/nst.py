@@ -13,8 +13,10 @@ names linear and Gaussian kernels; the codes use the polynomial one, as here.
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.nst import nst_loss
 from retrieval.methods.options import Stages, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("nst")
 class NeuronSelectivityTransfer(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 50.0,
                  stages: Stages = (2, 3, 4), **kw):

@@ -28,6 +28,7 @@ from torch import nn
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.ofd import ofd_loss, ofd_margin
 from retrieval.methods.options import Count, Stages, Weight
+from retrieval.methods.registry import register_method
 from retrieval.models.backbone import preact_backbone
 
 
@@ -43,6 +44,7 @@ class OFDConnector(nn.Sequential):
         super().__init__(conv, bn)
 
 
+@register_method("ofd")
 class OverhaulFeatureDistillation(Distiller):
     feature_options = {"preact": True}
 

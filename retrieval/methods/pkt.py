@@ -16,8 +16,10 @@ from retrieval.engine.distributed import gather, gather_with_grad
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.pkt import pkt_loss
 from retrieval.methods.options import Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("pkt")
 class ProbabilisticKnowledgeTransfer(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 30000.0,
                  **kw):

@@ -1,69 +1,61 @@
-"""KD method registry: ``list_methods()``, ``build_method(name, **cfg)``, ``needs_teacher(name)``, ``method_tasks(name)``."""
+"""KD method registry in the style of the model and dataset registries (and timm's): a method class is
+registered by its own module with ``@register_method(name)``; this module imports none of them and loads
+the built-in ones on the first query. Queries: ``list_methods()``, ``is_method(name)``,
+``method_class(name)``, ``method_tasks(name)``, ``methods_for_task(task)``, ``needs_teacher(name)``,
+``build_method(name, **cfg)``."""
 
 from __future__ import annotations
 
-from retrieval.methods.at import AttentionTransfer
-from retrieval.methods.cc import CorrelationCongruence
-from retrieval.methods.crd import ContrastiveRepresentationDistillation
-from retrieval.methods.darkrank import DarkRank
-from retrieval.methods.dist import DIST
-from retrieval.methods.dkd import DecoupledKD
-from retrieval.methods.fitnet import FitNet
-from retrieval.methods.hmat import HierarchicalMultiAttention
-from retrieval.methods.hmat_kd import HierarchicalMultiAttentionKD
-from retrieval.methods.kd import KnowledgeDistillation
-from retrieval.methods.mimic import FeatureMimic
-from retrieval.methods.none import NoDistillation
-from retrieval.methods.nst import NeuronSelectivityTransfer
-from retrieval.methods.ofd import OverhaulFeatureDistillation
-from retrieval.methods.pkt import ProbabilisticKnowledgeTransfer
-from retrieval.methods.reviewkd import ReviewKD
-from retrieval.methods.rkd import RelationalKD
-from retrieval.methods.sp import SimilarityPreserving
-from retrieval.methods.vid import VariationalInformationDistillation
+import importlib
 
-_METHODS = {
-    "none": NoDistillation,
-    "at": AttentionTransfer,
-    "rkd": RelationalKD,
-    "crd": ContrastiveRepresentationDistillation,
-    "hmat": HierarchicalMultiAttention,
-    "kd": KnowledgeDistillation,  # on logits: classification
-    "hmat+kd": HierarchicalMultiAttentionKD,
-    "mimic": FeatureMimic,  # feature regression on FPN levels (detection) or stages
-    "pkt": ProbabilisticKnowledgeTransfer,
-    "sp": SimilarityPreserving,
-    "nst": NeuronSelectivityTransfer,
-    "fitnet": FitNet,
-    "dkd": DecoupledKD,  # on logits: classification
-    "dist": DIST,  # on logits: classification
-    "cc": CorrelationCongruence,
-    "vid": VariationalInformationDistillation,
-    "reviewkd": ReviewKD,
-    "darkrank": DarkRank,  # listwise, on embeddings: retrieval's ranking
-    "ofd": OverhaulFeatureDistillation,  # pre-ReLU stage maps
-}
+BUILTIN = ("none", "at", "rkd", "crd", "hmat", "kd", "hmat_kd", "mimic", "pkt", "sp", "nst", "fitnet", "dkd", "dist",
+           "cc", "vid", "reviewkd", "darkrank", "ofd")
+"""The modules of ``retrieval.methods`` that hold the built-in methods, in listing order (``--methods all``
+runs them in this order, so the zoo's tables keep theirs)."""
+
+_METHODS: dict[str, type] = {}
 
 
-def register_method(name: str, cls) -> None:
-    if name in _METHODS:
-        raise ValueError(f"method {name!r} is registered twice")
-    _METHODS[name] = cls
+def register_method(name: str):
+    """Class decorator: register a ``Distiller`` subclass as method ``name`` (its ``__init__`` signature
+    types the method's options in configs)."""
+
+    def wrap(cls):
+        if name in _METHODS and _METHODS[name] is not cls:
+            raise ValueError(f"method {name!r} is registered twice")
+        _METHODS[name] = cls
+        return cls
+
+    return wrap
+
+
+def _rank(item) -> tuple:
+    """Built-ins in ``BUILTIN`` order whatever order their modules were imported in; others after, as
+    registered."""
+    module = item[1].__module__.rsplit(".", 1)[-1]
+    inside = item[1].__module__.startswith("retrieval.methods.") and module in BUILTIN
+    return (BUILTIN.index(module), 0) if inside else (len(BUILTIN), list(_METHODS).index(item[0]))
+
+
+def _registered() -> dict[str, type]:
+    _import_builtin()
+    return dict(sorted(_METHODS.items(), key=_rank))
 
 
 def list_methods() -> list[str]:
-    return list(_METHODS)
+    return list(_registered())
 
 
 def is_method(name) -> bool:
-    return name in _METHODS
+    return isinstance(name, str) and name in _registered()
 
 
 def method_class(name: str):
     """The ``Distiller`` subclass registered as ``name`` (its signature types the method's options)."""
-    if name not in _METHODS:
-        raise ValueError(f"unknown KD method {name!r}; expected one of {list(_METHODS)}")
-    return _METHODS[name]
+    methods = _registered()
+    if name not in methods:
+        raise ValueError(f"unknown KD method {name!r}; expected one of {list(methods)}")
+    return methods[name]
 
 
 def needs_teacher(name: str) -> bool:
@@ -72,8 +64,8 @@ def needs_teacher(name: str) -> bool:
 
 
 def methods_for_task(task: str | None) -> list[str]:
-    """The registered methods that run on ``task`` (all of them for ``None``), in registry order."""
-    return [name for name in _METHODS if task is None or task in _METHODS[name].tasks]
+    """The registered methods that run on ``task`` (all of them for ``None``), in listing order."""
+    return [name for name, cls in _registered().items() if task is None or task in cls.tasks]
 
 
 def method_tasks(name: str) -> tuple[str, ...]:
@@ -84,3 +76,9 @@ def method_tasks(name: str) -> tuple[str, ...]:
 def build_method(name: str, **cfg):
     """Build method ``name`` with ``student``, ``teacher``, ``task_loss`` and its own options."""
     return method_class(name)(**cfg)
+
+
+def _import_builtin():
+    # Importing the modules runs their @register_method decorators.
+    for module in BUILTIN:
+        importlib.import_module(f"retrieval.methods.{module}")

@@ -25,9 +25,11 @@ from torch import nn
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.reviewkd import ABF, hcl_loss
 from retrieval.methods.options import Count, Stages, Weight
+from retrieval.methods.registry import register_method
 from retrieval.models.backbone import preact_backbone
 
 
+@register_method("reviewkd")
 class ReviewKD(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 5.0,
                  warmup_epochs: Count = 20, stages: Stages = (2, 3, 4), max_mid_channels: Count = 512,

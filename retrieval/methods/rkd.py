@@ -4,8 +4,10 @@ from retrieval.engine.distributed import gather, gather_with_grad
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.rkd import rkd_angle_loss, rkd_distance_loss
 from retrieval.methods.options import Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("rkd")
 class RelationalKD(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0,
                  distance_weight: Weight = 1.0, angle_weight: Weight = 2.0, **kw):

@@ -14,8 +14,10 @@ from retrieval.engine.distributed import gather, gather_with_grad
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.sp import sp_loss
 from retrieval.methods.options import Stages, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("sp")
 class SimilarityPreserving(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 3000.0,
                  stages: Stages = (4,), **kw):

@@ -15,8 +15,10 @@ from torch import nn
 from retrieval.methods.distiller import Distiller
 from retrieval.methods.losses.vid import EPS, INIT_PRED_VAR, VIDRegressor
 from retrieval.methods.options import Positive, Stages, Weight
+from retrieval.methods.registry import register_method
 
 
+@register_method("vid")
 class VariationalInformationDistillation(Distiller):
     def __init__(self, student, teacher, task_loss=None, task_weight: Weight = 1.0, weight: Weight = 1.0,
                  stages: Stages = (2, 3, 4), init_pred_var: Positive = INIT_PRED_VAR, **kw):

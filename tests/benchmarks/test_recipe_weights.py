@@ -141,8 +141,9 @@ def test_weights_on_an_architecture_without_torchvision_weights_is_an_error(suit
 def test_the_teacher_cache_follows_the_weights(tmp_path):
     from pathlib import Path
 
-    from benchmarks.runner.tasks import detection, retrieval
+    from benchmarks.runner.tasks import get_task
 
+    retrieval, detection = get_task("retrieval"), get_task("detection")
     cub = resolve_config("retrieval", str(CONFIGS / "cub200.yaml"))
     v1 = retrieval.teacher_checkpoint(cub, Path("cache"), 0)
     v2 = retrieval.teacher_checkpoint(deep_merge(cub, {"teacher": {"weights": "IMAGENET1K_V2"}}), Path("cache"), 0)

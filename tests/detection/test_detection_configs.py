@@ -4,7 +4,7 @@ students, per-role detector sizes) and the full-scale COCO recipe, merged over i
 from importlib import resources
 
 from benchmarks.runner.config import deep_merge, resolve_config
-from benchmarks.runner.tasks.detection import _teacher_identity, train_config
+from benchmarks.runner.tasks.detection import teacher_identity, train_config
 
 
 def _coco():
@@ -31,7 +31,7 @@ def test_the_coco_recipe_does_not_inherit_the_defaults_protocol():
     cfg = _coco()
     assert cfg["init_seed"] is None  # initial weights from the run seed, as before the default fixed them
     assert cfg["teacher_seed"] is None  # a teacher per seed
-    assert _teacher_identity(cfg)["init_seed"] is None  # so the recipe's teacher cache names keep their init
+    assert teacher_identity(cfg)["init_seed"] is None  # so the recipe's teacher cache names keep their init
     assert cfg["dataset"]["name"] == "coco" and "train_images" not in cfg["dataset"]["options"]
     assert cfg["teacher_cache"] is False  # COCO's images differ in size
     # HMAT's position attention on the FPN's finest stage: stride 4 is stage 1 of a ResNet (stage 2 of the

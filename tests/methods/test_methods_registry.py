@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from retrieval.metric_losses import build_task_loss
-from retrieval.methods import build_method, list_methods
+from retrieval.methods import Distiller, build_method, is_method, list_methods, method_class, method_tasks, register_method
+from retrieval.methods import registry
 from tests.methods.tiny_nets import make_batch, make_models
 
 TRAIN_LABELS = [i // 5 for i in range(20)]  # 4 classes x 5 samples
@@ -194,3 +197,29 @@ def test_every_method_declares_the_tasks_it_runs_on():
     assert detection == {"none", "at", "hmat", "mimic"}  # rkd and crd read an embedding a detector lacks
     with pytest.raises(ValueError, match="unknown KD method 'bogus'"):
         method_tasks("bogus")
+
+
+def test_the_registry_module_imports_no_method_and_lists_builtins_in_their_order():
+    """The registry imports no method module itself (timm's style); the built-ins are listed in ``BUILTIN``
+    order whatever module was imported first, so ``--methods all`` keeps its order."""
+    code = ("import retrieval.methods.ofd, retrieval.methods.kd; "
+            "import retrieval.methods.registry as r; "
+            "names = r.list_methods(); "
+            "assert names[:5] == ['none', 'at', 'rkd', 'crd', 'hmat'] and names[-2:] == ['darkrank', 'ofd'], names")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    source = open(sys.modules["retrieval.methods.registry"].__file__).read()
+    assert "from retrieval.methods." not in source and "import retrieval.methods." not in source
+
+
+def test_register_method_decorates_an_outside_class_and_refuses_a_taken_name(monkeypatch):
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+
+    @register_method("my_kd_for_test")
+    class MyKD(Distiller):
+        pass
+
+    assert is_method("my_kd_for_test") and method_class("my_kd_for_test") is MyKD
+    assert list_methods()[-1] == "my_kd_for_test"  # after the built-ins
+    assert method_tasks("my_kd_for_test") == tuple(Distiller.tasks)
+    with pytest.raises(ValueError, match="registered twice"):
+        register_method("at")(MyKD)

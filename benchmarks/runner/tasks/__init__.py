@@ -1,5 +1,7 @@
-"""The tasks, one registry: each module of this package that ends with ``TASK = <Task subclass>()``
-(``benchmarks.runner.task.Task``) is a task, found here with nothing to register anywhere else.
+"""The tasks, one registry in the style of the method, dataset and model registries: a task's module
+(a module of this package) registers its ``Task`` subclass (``benchmarks.runner.task.Task``) with
+``@register_task``; the registry imports this package's modules on the first query, so adding a task
+registers nothing anywhere else.
 
 A suite name (a config's ``suite``) is a task run under a protocol: ``retrieval``, ``classification`` and
 ``detection`` are the three tasks' defaults; a task's ``VARIANTS`` (``hmat-ablation`` and
@@ -18,17 +20,27 @@ import pkgutil
 from functools import lru_cache
 
 
+_REGISTERED: dict = {}
+
+
+def register_task(cls):
+    """Class decorator: register one instance of the ``Task`` subclass ``cls`` under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"task class {cls.__name__} declares no name")
+    known = _REGISTERED.get(cls.name)
+    if known is not None and type(known).__qualname__ != cls.__qualname__:
+        raise RuntimeError(f"two modules of {__name__} declare the task {cls.name!r}")
+    _REGISTERED[cls.name] = cls()
+    _tasks.cache_clear(), _suites.cache_clear()
+    return cls
+
+
 @lru_cache(maxsize=None)
 def _tasks() -> dict:
     """{task name: Task}, in listing order (``Task.ORDER``, then the name)."""
-    found = {}
-    for info in pkgutil.iter_modules(__path__):
-        task = getattr(importlib.import_module(f"{__name__}.{info.name}"), "TASK", None)
-        if task is not None:
-            if task.name in found:
-                raise RuntimeError(f"two modules of {__name__} declare the task {task.name!r}")
-            found[task.name] = task
-    return dict(sorted(found.items(), key=lambda item: (item[1].ORDER, item[0])))
+    for info in pkgutil.iter_modules(__path__):  # importing a task's module runs its @register_task
+        importlib.import_module(f"{__name__}.{info.name}")
+    return dict(sorted(_REGISTERED.items(), key=lambda item: (item[1].ORDER, item[0])))
 
 
 @lru_cache(maxsize=None)

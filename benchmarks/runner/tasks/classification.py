@@ -22,13 +22,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.runner.config import config_hash
 from benchmarks.runner.preflight import build_methods
 from benchmarks.runner.replicates import design_of
-from benchmarks.runner.schema import EvalSection, PretrainSection, RunConfig, Section, TaskLoss, TrainSection
+from benchmarks.runner.schema import RoleModel, ScoredConfig
 from benchmarks.runner.suite_runner import cached_teacher, method_options, train_seeded_student
 from benchmarks.runner.task import Task
-from benchmarks.runner.tasks.common import result_row, run_id_of, train_options  # noqa: F401 (run_id_of: a hook)
+from benchmarks.runner.tasks import register_task
+from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options  # noqa: F401 (hooks)
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, train
@@ -107,43 +107,14 @@ def _network(cfg: dict, data: dict, role: str):
     return model
 
 
-def _teacher_identity(cfg: dict) -> dict:
-    return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "train": cfg.get("train", {}),
-            "task_loss": cfg["task_loss"], "eval": cfg["eval"], "init_seed": cfg.get("init_seed"),
-            **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
-
-
-def teacher_hash(cfg: dict) -> str:
-    """The hash of what decides the teacher's weights: its row's config hash and its cache file's name."""
-    return config_hash(_teacher_identity(cfg))
-
-
-def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
-    """Where the teacher of ``seed`` is cached (named by the hash of what decides its weights)."""
-    chash = teacher_hash(cfg)
-    return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{cfg['teacher']['arch']}-{chash}-seed{seed}.pt"
+def teacher_name(cfg: dict) -> str:
+    return cfg["teacher"]["arch"]
 
 
 def _train(method, data: dict, tcfg: TrainConfig, name: str, state_path=None, state_tag=None):
     fit, val = splits_for(tcfg)
     return train(method, data[fit], data[val] if val else None, tcfg, name=name, evaluator=evaluate_classifier,
                  state_path=state_path, state_tag=state_tag)
-
-
-def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
-    """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""
-    chash = teacher_hash(cfg)
-    path = teacher_checkpoint(cfg, cache_dir, seed)
-    tcfg = train_config(cfg, "teacher", progress)
-
-    def fit(model, state):
-        method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
-        return _train(method, data, tcfg, f"teacher s{seed}", state)
-
-    model, record = cached_teacher(path, cfg, seed, lambda cached: _network(cfg, data, "teacher"), fit,
-                                   (lambda model: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"))
-                                   if "test" in data else None, PRIMARY, log)  # the tuner has no test split
-    return model, record, chash
 
 
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
@@ -232,27 +203,32 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
             f"(method - none) / (teacher - none) on top-1."]
 
 
-class ClassifierModel(Section):
-    """A role's classifier (``retrieval.models.create_classifier``)."""
-    arch: str
-    pretrained: bool = False
-    weights: str | None = None
-    train: TrainSection | None = None
+class ClassificationConfig(ScoredConfig):
+    teacher: RoleModel  # a classifier (retrieval.models.create_classifier)
+    student: RoleModel
 
 
-class ClassificationConfig(RunConfig):
-    teacher: ClassifierModel
-    student: ClassifierModel
-    task_loss: TaskLoss
-    eval: EvalSection
-    pretrain: PretrainSection | None = None
-
-
+@register_task
 class ClassificationTask(Task, hooks_from=sys.modules[__name__]):
     """Classification: classifiers trained with cross-entropy, scored by top-1 and top-5 accuracy on the
     test split (see ``benchmarks.runner.task.Task``)."""
 
     name, METRICS, SCHEMA, ORDER, TORCHRUN = "classification", ("top1", "top5"), ClassificationConfig, 1, TORCHRUN
+
+    def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
+        """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""
+        chash = self.teacher_hash(cfg)
+        path = self.teacher_checkpoint(cfg, cache_dir, seed)
+        tcfg = train_config(cfg, "teacher", progress)
+
+        def fit(model, state):
+            method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
+            return _train(method, data, tcfg, f"teacher s{seed}", state)
+
+        model, record = cached_teacher(path, cfg, seed, lambda cached: _network(cfg, data, "teacher"), fit,
+                                       (lambda model: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"))
+                                       if "test" in data else None, PRIMARY, log)  # the tuner has no test split
+        return model, record, chash
 
     def check_methods(self, cfg: dict, data: dict) -> None:
         classes = num_classes(data)
@@ -260,5 +236,3 @@ class ClassificationTask(Task, hooks_from=sys.modules[__name__]):
         build_methods(cfg, data, _classifier(cfg["teacher"], classes), lambda: _classifier(cfg["student"], classes), fit,
                       build_task_loss)
 
-
-TASK = ClassificationTask()

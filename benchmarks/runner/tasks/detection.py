@@ -19,9 +19,10 @@ from typing import Any
 
 import torch
 
-from benchmarks.runner.config import config_hash, deep_merge
-from benchmarks.runner.schema import PretrainSection, RunConfig, Section, TrainSection
+from benchmarks.runner.config import deep_merge
+from benchmarks.runner.schema import RoleModel, RunConfig
 from benchmarks.runner.task import Task
+from benchmarks.runner.tasks import register_task
 from benchmarks.runner.suite_runner import cached_teacher, method_options, teacher_key, train_seeded_student
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, pretrain_section
 from benchmarks.runner.tasks.classification import build_task_loss, pretrain_classifier
@@ -78,7 +79,7 @@ def _network(cfg: dict, data: dict, role: str):
     return model
 
 
-def _teacher_identity(cfg: dict) -> dict:
+def teacher_identity(cfg: dict) -> dict:
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "detector": cfg.get("detector", {}),
             "train": cfg.get("train", {}), "init_seed": cfg.get("init_seed"),
             **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
@@ -91,39 +92,18 @@ def _cache_key(cfg: dict) -> dict:
 
 def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
     """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
-    return student_run_id(method_name, {**_teacher_identity(cfg), **teacher_key(cfg), **_cache_key(cfg),
+    return student_run_id(method_name, {**teacher_identity(cfg), **teacher_key(cfg), **_cache_key(cfg),
                                         "student": cfg["student"], "method": method_name,
                                         "method_options": cfg["methods"].get(method_name) or {}}, seed)
 
 
-def teacher_hash(cfg: dict) -> str:
-    """The hash of what decides the teacher's weights: its row's config hash and its cache file's name."""
-    return config_hash(_teacher_identity(cfg))
-
-
-def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
-    """Where the teacher of ``seed`` is cached (named by the hash of what decides its weights)."""
-    chash = teacher_hash(cfg)
-    return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{cfg['teacher']['arch']}-fpn-{chash}-seed{seed}.pt"
+def teacher_name(cfg: dict) -> str:
+    return f"{cfg['teacher']['arch']}-fpn"
 
 
 def _train(method, data: dict, tcfg: TrainConfig, name: str, state_path=None, state_tag=None):
     return train(method, data["train"], data["val"], tcfg, name=name, evaluator=evaluate_detector,
                  state_path=state_path, state_tag=state_tag)
-
-
-def load_or_train_teacher(cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
-    """Train the teacher detector for ``seed`` or load it from the cache. Returns (model, record, hash)."""
-    chash = teacher_hash(cfg)
-    path = teacher_checkpoint(cfg, cache_dir, seed)
-    tcfg = train_config(cfg, "teacher", progress)
-
-    model, record = cached_teacher(
-        path, cfg, seed, lambda cached: _network(cfg, data, "teacher"),
-        lambda model, state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}", state),
-        (lambda model: evaluate_detector(model, data["test"], tcfg, desc="teacher test")) if "test" in data else None,
-        PRIMARY, log)  # the tuner has no test split
-    return model, record, chash
 
 
 def build_student_method(cfg: dict, data: dict, teacher, method_name: str, options: dict | None):
@@ -211,12 +191,8 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
     return _notes(cfg, data, commit, *_names(cfg))
 
 
-class DetectorModel(Section):
+class DetectorModel(RoleModel):
     """A role's detector (``retrieval.detection.create_detector``)."""
-    arch: str
-    pretrained: bool = False
-    weights: str | None = None
-    train: TrainSection | None = None
     detector: dict[str, Any] | None = None
 
 
@@ -224,15 +200,26 @@ class DetectionConfig(RunConfig):
     teacher: DetectorModel
     student: DetectorModel
     detector: dict[str, Any] | None = None
-    pretrain: PretrainSection | None = None
     teacher_cache: bool = False  # the frozen teacher's features of each training image, kept from its first pass
 
 
+@register_task
 class DetectionTask(Task, hooks_from=sys.modules[__name__]):
     """Detection: Faster R-CNN detectors, scored by COCO AP on the test split (see
     ``benchmarks.runner.task.Task``)."""
 
     name, METRICS, SCHEMA, ORDER, TORCHRUN = "detection", ("ap", "ap50"), DetectionConfig, 2, TORCHRUN
 
+    def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
+        """Train the teacher detector for ``seed`` or load it from the cache. Returns (model, record, hash)."""
+        chash = self.teacher_hash(cfg)
+        path = self.teacher_checkpoint(cfg, cache_dir, seed)
+        tcfg = train_config(cfg, "teacher", progress)
 
-TASK = DetectionTask()
+        model, record = cached_teacher(
+            path, cfg, seed, lambda cached: _network(cfg, data, "teacher"),
+            lambda model, state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}", state),
+            (lambda model: evaluate_detector(model, data["test"], tcfg, desc="teacher test")) if "test" in data else None,
+            PRIMARY, log)  # the tuner has no test split
+        return model, record, chash
+

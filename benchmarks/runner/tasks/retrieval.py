@@ -10,17 +10,8 @@ from typing import Literal
 
 import torch
 
-from benchmarks.runner.config import config_hash
 from benchmarks.runner.preflight import build_methods
-from benchmarks.runner.schema import (
-    EvalSection,
-    PositiveInt,
-    PretrainSection,
-    RunConfig,
-    Section,
-    TaskLoss,
-    TrainSection,
-)
+from benchmarks.runner.schema import PositiveInt, RoleModel, ScoredConfig
 from benchmarks.runner.suite_runner import (  # noqa: F401 (seed_init, student_checkpoint: read through this module)
     cached_teacher,
     method_options,
@@ -29,6 +20,7 @@ from benchmarks.runner.suite_runner import (  # noqa: F401 (seed_init, student_c
     train_seeded_student,
 )
 from benchmarks.runner.task import Task
+from benchmarks.runner.tasks import register_task
 from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options  # noqa: F401 (a hook)
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from retrieval.data import build_dataset
@@ -74,36 +66,8 @@ def _model_name(spec: dict) -> str:
     return f"{spec['arch']}-{spec['embedding_dim']}"
 
 
-def teacher_hash(cfg: dict) -> str:
-    """The hash of what decides the teacher's weights: its row's config hash and its cache file's name."""
-    return config_hash(teacher_identity(cfg))
-
-
-def teacher_checkpoint(cfg: dict, cache_dir: Path, seed: int) -> Path:
-    """Where the teacher of ``seed`` is cached (named by the hash of what decides its weights)."""
-    chash = teacher_hash(cfg)
-    return cache_dir / "teachers" / cfg["dataset"]["name"] / f"{_model_name(cfg['teacher'])}-{chash}-seed{seed}.pt"
-
-
-def load_or_train_teacher(cfg, data, seed, cache_dir: Path, progress: bool, log=print):
-    """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
-    tcfg = train_options(cfg, "teacher", progress)
-
-    def network(cached: bool):  # a cached teacher needs no pretrained backbone: its weights are loaded
-        return _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
-
-    def fit(model, state):
-        method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
-        return train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}", state_path=state)
-
-    def complete(record) -> bool:  # a teacher trained by the tuner has no test metrics, or lacks an approx. index
-        return record["test"] is not None and all(any(k.startswith(f"{index}_") for k in record["test"])
-                                                  for index in approximate_indexes(cfg))
-
-    model, record = cached_teacher(teacher_checkpoint(cfg, cache_dir, seed), cfg, seed, network, fit,
-                                   (lambda model: evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test"))
-                                   if "test" in data else None, PRIMARY, log, complete)
-    return model, record, teacher_hash(cfg)
+def teacher_name(cfg: dict) -> str:
+    return _model_name(cfg["teacher"])
 
 
 def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
@@ -213,32 +177,46 @@ def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
             f"(method - none) / (teacher - none) on recall@1."]
 
 
-class EmbeddingModel(Section):
+class EmbeddingModel(RoleModel):
     """A role's embedding network (``retrieval.models.create_model``)."""
-    arch: str
     embedding_dim: PositiveInt = 128
     normalize: bool = True
-    pretrained: bool = False
-    weights: str | None = None  # torchvision's name (IMAGENET1K_V1), read with pretrained; checked in name_problems
     pooling: Literal[POOLINGS] = "avg"
     output_stride: Literal[8, 16, 32] | None = None
-    train: TrainSection | None = None
 
 
-class RetrievalConfig(RunConfig):
+class RetrievalConfig(ScoredConfig):
     teacher: EmbeddingModel
     student: EmbeddingModel
-    task_loss: TaskLoss
-    eval: EvalSection
-    pretrain: PretrainSection | None = None
 
 
+@register_task
 class RetrievalTask(Task, hooks_from=sys.modules[__name__]):
     """Retrieval: embedding networks trained with a metric loss, scored by Recall@K, MAP@R and R-Precision
     on classes never seen in training (see ``benchmarks.runner.task.Task``)."""
 
     name, METRICS, SCHEMA, ORDER, TORCHRUN = "retrieval", ("recall@1", "map@r"), RetrievalConfig, 0, TORCHRUN
     VARIANTS = ("hmat-ablation", "retrieval-scratch")  # benchmarks/configs/hmat-ablation.yaml, retrieval_scratch.yaml
+
+    def load_or_train_teacher(self, cfg, data, seed, cache_dir: Path, progress: bool, log=print):
+        """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""
+        tcfg = train_options(cfg, "teacher", progress)
+
+        def network(cached: bool):  # a cached teacher needs no pretrained backbone: its weights are loaded
+            return _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
+
+        def fit(model, state):
+            method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
+            return train(method, data["fit"], data["val"], tcfg, name=f"teacher s{seed}", state_path=state)
+
+        def complete(record) -> bool:  # a teacher trained by the tuner has no test metrics, or lacks an approx. index
+            return record["test"] is not None and all(any(k.startswith(f"{index}_") for k in record["test"])
+                                                      for index in approximate_indexes(cfg))
+
+        model, record = cached_teacher(self.teacher_checkpoint(cfg, cache_dir, seed), cfg, seed, network, fit,
+                                       (lambda model: evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test"))
+                                       if "test" in data else None, PRIMARY, log, complete)
+        return model, record, self.teacher_hash(cfg)
 
     def check_methods(self, cfg: dict, data: dict) -> None:
         build_methods(cfg, data, _model(cfg["teacher"]), lambda: _model(cfg["student"]))
@@ -249,5 +227,3 @@ class RetrievalTask(Task, hooks_from=sys.modules[__name__]):
         approximate_indexes(cfg)
         return super().run(cfg, out_dir, cache_dir, commit, progress, log, launcher)
 
-
-TASK = RetrievalTask()

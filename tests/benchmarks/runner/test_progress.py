@@ -269,12 +269,12 @@ def test_a_failed_job_is_said_once():
 
 def test_a_suite_run_with_2_workers_says_each_thing_once(tmp_path):
     from benchmarks.runner.config import deep_merge, resolve_config
-    from benchmarks.runner.tasks import retrieval
+    from benchmarks.runner.tasks import get_task
     from tiny_retrieval import tiny_retrieval
 
     cfg = deep_merge(resolve_config("retrieval", None), tiny_retrieval(seeds=[0], run=["none"], workers=2))
     lines = []
-    retrieval.TASK.run(cfg, tmp_path / "out", tmp_path / "cache", "test", progress=True, log=lines.append)
+    get_task("retrieval").run(cfg, tmp_path / "out", tmp_path / "cache", "test", progress=True, log=lines.append)
     data = [ln for ln in lines if ln.startswith("data synthetic: ")]
     assert len(data) == 1, lines  # said by the main process only, not once more by each worker
     for job, run in [("setup teacher s0", "pretrain teacher"), ("setup student s0", "pretrain student"),

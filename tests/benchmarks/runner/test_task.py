@@ -77,8 +77,8 @@ def test_the_registry_agrees_with_the_tasks_and_the_methods():
 
 
 def test_a_task_is_one_module_of_the_package(tmp_path, monkeypatch):
-    """Adding a task is a module with ``TASK = ...``: the registry lists it, its variants and its schema,
-    with nothing registered anywhere else."""
+    """Adding a task is a module whose class is decorated with ``@register_task``: the registry lists it, its
+    variants and its schema, with nothing registered anywhere else."""
     import sys
 
     import benchmarks.runner.tasks as tasks
@@ -86,13 +86,14 @@ def test_a_task_is_one_module_of_the_package(tmp_path, monkeypatch):
     module = tmp_path / "segmentation_task_for_test.py"
     module.write_text(
         "from benchmarks.runner.schema import RunConfig\n"
-        "from benchmarks.runner.task import Task\n"
+        "from benchmarks.runner.tasks import register_task\n"
         "import benchmarks.runner.tasks.retrieval as r\n\n"
         "class Config(RunConfig):\n    pass\n\n"
-        "class Segmentation(Task, hooks_from=r):\n"
-        "    name, METRICS, SCHEMA, ORDER, VARIANTS = 'segmentation', ('miou',), Config, 9, ('segmentation-long',)\n\n"
-        "TASK = Segmentation()\n")
+        "@register_task\n"
+        "class Segmentation(r.RetrievalTask):\n"
+        "    name, METRICS, SCHEMA, ORDER, VARIANTS = 'segmentation', ('miou',), Config, 9, ('segmentation-long',)\n")
     monkeypatch.setattr(tasks, "__path__", [*tasks.__path__, str(tmp_path)])  # as if the file were in the package
+    monkeypatch.setattr(tasks, "_REGISTERED", dict(tasks._REGISTERED))
     tasks._tasks.cache_clear(), tasks._suites.cache_clear()
     try:
         assert list_tasks()[-1] == "segmentation" and get_suite("segmentation-long").PRIMARY == "miou"

@@ -29,9 +29,9 @@ def _config(**changes) -> dict:
 
 
 def _run_suite(cfg: dict, out: Path, cache: Path) -> Path:
-    from benchmarks.runner.tasks import retrieval
+    from benchmarks.runner.tasks import get_task
 
-    retrieval.TASK.run(cfg, out, cache, "test", progress=False, log=lambda *a, **k: None)
+    get_task("retrieval").run(cfg, out, cache, "test", progress=False, log=lambda *a, **k: None)
     return out / SUBDIR
 
 

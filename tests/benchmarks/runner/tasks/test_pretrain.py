@@ -8,7 +8,7 @@ import torch
 from benchmarks.runner.config import deep_merge, resolve_config
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import train_state_path
-from benchmarks.runner.tasks import pretrain
+from benchmarks.runner.tasks import get_task, pretrain
 from benchmarks.runner.tasks import retrieval as suite
 from tiny_retrieval import tiny_retrieval
 
@@ -83,7 +83,8 @@ def test_the_file_name_follows_what_decides_the_weights(tmp_path):
 def test_the_teacher_cache_depends_on_the_pretrain_section(tmp_path):
     cfg = deep_merge(resolve_config("retrieval", None), tiny_retrieval())
     other = deep_merge(cfg, {"pretrain": {"train": {"epochs": 3}}})
-    assert suite.teacher_checkpoint(cfg, tmp_path, 0) != suite.teacher_checkpoint(other, tmp_path, 0)
+    task = get_task("retrieval")
+    assert task.teacher_checkpoint(cfg, tmp_path, 0) != task.teacher_checkpoint(other, tmp_path, 0)
     assert suite.run_id_of(cfg, "at", 0) != suite.run_id_of(other, "at", 0)
 
 
