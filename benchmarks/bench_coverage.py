@@ -1,5 +1,5 @@
 """Benchmark: how often the 95% interval of a gain over ``none`` covers the true gain, under full and
-conditional replicates (simulated tables; the model is in ``benchmarks.runner.coverage``).
+conditional replicates (simulated tables; the model is in ``benchmarks.report.coverage``).
 
 Each row simulates ``--tables`` tables of n replicates of ``none`` and one method with a true gain of
 0.3 points, scores every table with the leaderboard's interval (``stats.paired_interval``) and counts
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.runner.coverage import DESIGNS, aggregate_check, setting_seed, simulate_coverage
+from benchmarks.report.coverage import DESIGNS, aggregate_check, setting_seed, simulate_coverage
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
 
@@ -129,7 +129,7 @@ def markdown(command: str, commit: str, args, rows: list[dict], checks: list[dic
              "true gain, with the Wilson 95% interval of that share (the simulation's own uncertainty);",
              "- analytic: the exact coverage under the normal model: 95% for full; for conditional "
              "2 F(c / k) - 1 with F the Student t distribution with n - 1 degrees of freedom, "
-             "c = t(0.975, n-1) and k = sqrt(1 + n tau^2 / sigma^2) (derived in benchmarks/runner/coverage.py);",
+             "c = t(0.975, n-1) and k = sqrt(1 + n tau^2 / sigma^2) (derived in benchmarks/report/coverage.py);",
              "- covers own draw: conditional only, the share of intervals holding the gain of the table's own "
              "draw, g + du: what the conditional interval does estimate;",
              "- mean half-width: the mean over the tables of the interval's half-width, in points.",

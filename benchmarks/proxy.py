@@ -8,7 +8,7 @@ Reads each folder's ``runs.csv`` (the rows of its latest suite run: those whose 
 reports per method the gain over ``none`` on each (paired by replicate, with its 95% interval), the
 two conclusions and whether they hold, flip or are reached on one folder only, then the Spearman and
 Pearson correlations of the mean gains with 95% bootstrap intervals over each run's replicates
-(``benchmarks.runner.proxy``). Prints the report and writes ``<out>.md`` and ``<out>.csv`` (one row
+(``benchmarks.report.proxy``). Prints the report and writes ``<out>.md`` and ``<out>.csv`` (one row
 per method); ``--out`` defaults to ``results/proxy/<suite>_<proxy dataset>_<real dataset>.md``.
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
-from benchmarks.runner.proxy import (DRAWS, agreement, check_run, common_methods, compare, seed_gains, summary,
+from benchmarks.report.proxy import (DRAWS, agreement, check_run, common_methods, compare, seed_gains, summary,
                                      to_markdown)
 from benchmarks.runner.results_io import command_line, git_commit, write_report
 

@@ -8,7 +8,7 @@ Without ``--current`` it runs the quick config of each suite in the baseline
 (``benchmarks/configs/quick_<suite>.yaml``, or ``--config``) into a temporary folder.
 For every (suite, dataset, teacher, student, method) of the baseline and every compared
 metric, the current rows are paired with the baseline rows by seed, d = current - baseline
-(the statistics of ``benchmarks.runner.stats``). A ``REGRESSION`` is
+(the statistics of ``benchmarks.report.stats``). A ``REGRESSION`` is
 
 - a significant drop: the one-sided upper bound mean(d) + t(level, n-1) * sd(d) / sqrt(n) is
   below 0 (with sd == 0: mean(d) < 0; a bit-identical rerun, d == 0, is no drop), or
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner.aggregate import design_of_rows, metric_columns
+from benchmarks.report.aggregate import design_of_rows, metric_columns
 from benchmarks.runner.config import resolve_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
-from benchmarks.runner.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
+from benchmarks.report.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from retrieval.numerics import cpu_numerics
 
 KEY = ["suite", "dataset", "teacher", "student", "method"]

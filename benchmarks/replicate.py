@@ -12,7 +12,7 @@ run id that the given config gives its method and seed, or the check stops befor
 command on other replicates (``--second-seeds``; by default as many seeds as the first run has,
 numbered after its largest), written to ``<out>/second/<suite>/<dataset>/``. Per method and metric the
 check prints both gains over ``none``, their difference with its 95% interval and z, and every
-conclusion of one run that the other contradicts (``benchmarks.runner.replication``), and writes
+conclusion of one run that the other contradicts (``benchmarks.report.replication``), and writes
 ``<out>/<suite>_<dataset>.md`` and ``.csv``.
 
 If the intervals cover what varies between reruns, about 1 difference in 20 lies outside its
@@ -33,7 +33,7 @@ from benchmarks import run as runner
 from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.replicates import replicate_config
-from benchmarks.runner.replication import compare, summary, to_markdown
+from benchmarks.report.replication import compare, summary, to_markdown
 from benchmarks.runner.results_io import atomic_write_json, command_line, git_commit, write_report
 from benchmarks.runner.tasks import get_suite
 

@@ -43,7 +43,7 @@ backbones are shared by all folds (pretraining reads the whole training half).
 poor trials on their validation metric, the study in a SQLite file (default
 ``<out>/<suite>/<dataset>/optuna.db``) so that rerunning the command resumes it; lists in the grid
 file are categorical parameters, ``{low, high[, log][, step]}`` a range. It writes ``search.csv`` (a row
-per trial). The same validation-only rule and folds apply. See ``benchmarks.runner.search``.
+per trial). The same validation-only rule and folds apply. See ``benchmarks.runner.tune.search``.
 
 ``--reproductions N`` (either search), after the choice is written: a benchmark run of the suite's
 config with each method's chosen options, ``none`` and the teacher over seeds 0..N-1, into
@@ -61,10 +61,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner import search as sampled
+from benchmarks.runner.tune import search as sampled
 from benchmarks.runner.config import deep_merge, load_yaml, resolve_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
-from benchmarks.runner.interrupt import reports_interrupts
+from benchmarks.runner.launch.interrupt import reports_interrupts
 from benchmarks.runner.jobs import run_jobs
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
 from benchmarks.runner.preflight import check_device
@@ -72,7 +72,7 @@ from benchmarks.runner.results_io import atomic_write_text, git_commit
 from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.tracking import check_tracking
 from benchmarks.runner.suite_runner import teacher_seed_of
-from benchmarks.runner.tuning import (cell_job, metrics_of, tunable_suites, expand, fold_config, score_after_choice,
+from benchmarks.runner.tune.grid import (cell_job, metrics_of, tunable_suites, expand, fold_config, score_after_choice,
                                       select_metric, setup_jobs, teacher_job, tune_data, tuning_config)
 
 

@@ -32,7 +32,7 @@ def gain_cell(row) -> str:
 
 
 def latex_table(board: pd.DataFrame, primary: str, title: str, covers: str) -> str:
-    """The booktabs table of one leaderboard (``benchmarks.runner.aggregate.leaderboard``'s columns);
+    """The booktabs table of one leaderboard (``benchmarks.report.aggregate.leaderboard``'s columns);
     ``covers`` says which sources of randomness the replicates redraw."""
     name = NAMES.get(primary, primary)
     seeds = board.loc[board["method"] != "teacher", "seeds"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner.aggregate import metric_columns
+from benchmarks.report.aggregate import metric_columns
 from benchmarks.runner.results_io import read_runs
 
 PRIMARY = ("recall@1", "top1")  # retrieval-like suites, then classification

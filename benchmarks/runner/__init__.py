@@ -1,2 +1,3 @@
-"""The machinery behind the commands of ``benchmarks``: config loading and checks, the suites,
-the run loop, the jobs and their launchers, progress, results I/O and statistics."""
+"""The machinery behind the commands of ``benchmarks``: config loading and checks, the tasks
+(``tasks/``), the run loop and its jobs, where they run (``launch/``), tuning (``tune/``), progress,
+tracking and results I/O. Statistics and tables are in ``benchmarks.report``."""

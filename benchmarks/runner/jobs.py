@@ -10,7 +10,7 @@ seed), each distinct teacher is trained once, before the students that use it. W
 start at once, beside the teachers, instead of waiting for theirs. The ``launcher``
 (``benchmarks.runner.launch``; default: local) says where the jobs run. Locally, with one
 worker the jobs run in this process in order (seed by seed); with more, in a pool of
-``workers`` long-lived processes (``benchmarks.runner.job_pool``; ``spawn``: each one imports torch
+``workers`` long-lived processes (``benchmarks.runner.launch.job_pool``; ``spawn``: each one imports torch
 afresh, runs its jobs on its own threads and keeps its data from job to job). With the ``ray``
 or ``slurm`` launcher, up to ``workers`` jobs at once are Ray tasks or SLURM jobs, in the same
 order: the teachers before the students that read them. Every job seeds
@@ -24,9 +24,9 @@ shows them all, the same way with one worker or several. Jobs are named ``teache
 ``<method> s<seed>`` and, for setup jobs given as ``(name, job)`` pairs, by their name.
 
 A job that raises stops the run with its own error. A job whose process dies (the OOM
-killer, a signal, a crash in native code) stops it with ``benchmarks.runner.job_pool.JobDied``, one
+killer, a signal, a crash in native code) stops it with ``benchmarks.runner.launch.job_pool.JobDied``, one
 line naming the job (suite, method, seed), the signal and the memory it had reached. Either
-way, and on Ctrl-C or SIGTERM (``benchmarks.runner.interrupt``: the interrupt is noted with the jobs
+way, and on Ctrl-C or SIGTERM (``benchmarks.runner.launch.interrupt``: the interrupt is noted with the jobs
 done and stopped), every other job and every DataLoader worker is killed at once; the
 training states saved after each epoch let the same command resume.
 """
@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import contextlib
 
-from benchmarks.runner import interrupt, progress as live
-from benchmarks.runner.job_pool import Job
+from benchmarks.runner import progress as live
+
+from benchmarks.runner.launch import interrupt
+from benchmarks.runner.launch.job_pool import Job
 from benchmarks.runner.launch import LocalLauncher
 
 

@@ -6,7 +6,7 @@ Every job, in this process or in a pool worker, sends events (plain dicts) to on
 (``test``), and the training loop's own events (``epoch_start``, ``step``, ``eval``,
 ``epoch``, ``end``; see ``retrieval.engine.trainer.train``), tagged with the job's name.
 A pool worker sends them through what it is handed when it starts (``pool_options``: any
-object with a ``put``; ``benchmarks.runner.job_pool`` gives each process its own pipe, on which a
+object with a ``put``; ``benchmarks.runner.launch.job_pool`` gives each process its own pipe, on which a
 job's events come before its result), read by the main process; a job run in this process
 sends them to the reporter directly. Either way the main process prints everything, so each
 message appears once.

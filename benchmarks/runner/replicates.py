@@ -3,7 +3,7 @@
 A run's ``seeds`` name its replicates. Inside one replicate every method shares everything random
 that is not the method itself (the data, the pretrained backbones, the initial weights, the
 teacher, the batch order), so two methods are compared paired by replicate
-(``benchmarks.runner.stats``). What a replicate draws anew decides what the interval of a gain
+(``benchmarks.report.stats``). What a replicate draws anew decides what the interval of a gain
 covers. The config's ``replicates`` key chooses it:
 
 - ``full`` (the default): each replicate draws everything an independent rerun of the benchmark

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner.aggregate import metric_columns
+from benchmarks.report.aggregate import metric_columns
 from benchmarks.runner.preflight import check_device
 from benchmarks.runner.results_io import git_commit
 from benchmarks.runner.replicates import replicate_config

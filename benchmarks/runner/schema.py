@@ -104,7 +104,7 @@ class CostSection(Section):
 
 
 class RayOptions(Section):
-    """Options of the ray launcher (``benchmarks.runner.ray_pool.RayPool``)."""
+    """Options of the ray launcher (``benchmarks.runner.launch.ray_pool.RayPool``)."""
     address: str | None = None        # an existing cluster (``auto``, ``ray://host:10001``); None: a local instance
     cpus_per_job: PositiveFloat | None = None   # default: the config's threads (1 when unset)
     gpus_per_job: Annotated[float, Field(ge=0)] | None = None  # default: 1 on device cuda, else 0
@@ -112,7 +112,7 @@ class RayOptions(Section):
 
 
 class SlurmOptions(Section):
-    """Options of the slurm launcher (``benchmarks.runner.slurm_pool.SlurmPool``)."""
+    """Options of the slurm launcher (``benchmarks.runner.launch.slurm_pool.SlurmPool``)."""
     folder: str | None = None         # submitit's job files and logs (default: <cache-dir>/slurm); shared storage
     partition: str | None = None
     time_min: PositiveInt = 240

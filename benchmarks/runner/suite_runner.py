@@ -39,7 +39,8 @@ import torch
 
 from benchmarks.report.pareto import write_pareto
 from benchmarks.report.tables import write_suite_tables
-from benchmarks.runner import interrupt, progress as live
+from benchmarks.runner import progress as live
+from benchmarks.runner.launch import interrupt
 from benchmarks.runner.config import config_hash, deep_merge, method_options  # noqa: F401 (re-exported)
 from benchmarks.runner.jobs import job_count, run_jobs
 from benchmarks.runner.launch import LocalLauncher, make_launcher
@@ -366,7 +367,7 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
             results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
                                log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of,
                                needs_teacher=partial(method_needs_teacher, cfg), launcher=launcher)
-        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (benchmarks.runner.interrupt): where the rows are
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (benchmarks.runner.launch.interrupt): where the rows are
             interrupt.note(exc, rows=dest / "runs.csv")
             raise
     if not distributed.is_main():  # rank 0 writes the run files and tables

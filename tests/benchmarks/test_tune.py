@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from benchmarks import tune
-from benchmarks.runner import tuning
+from benchmarks.runner.tune import grid as tuning
 from benchmarks.runner.config import resolve_config
 from benchmarks.runner.results_io import read_header
 from tiny_retrieval import tiny_retrieval

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from benchmarks import tune
-from benchmarks.runner import tuning
-from benchmarks.runner import search
+from benchmarks.runner.tune import grid as tuning
+from benchmarks.runner.tune import search
 from benchmarks.runner.errors import UserError
 from tiny_retrieval import tiny_retrieval
 from user_error import user_error

@@ -71,7 +71,7 @@ def test_student_is_cheaper_than_teacher_on_the_default_pair():
 
 
 def test_aggregate_knows_the_same_cost_columns():
-    from benchmarks.runner.aggregate import COST
+    from benchmarks.report.aggregate import COST
 
     assert tuple(COST) == COST_COLUMNS
 

@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks import leaderboard
 from benchmarks.report.latex import escape, gain_cell, latex_table
-from benchmarks.runner.aggregate import COVERS
+from benchmarks.report.aggregate import COVERS
 from user_error import user_error
 
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.job_pool import JobDied, how_it_ended
+from benchmarks.runner.launch.job_pool import JobDied, how_it_ended
 from benchmarks.runner.jobs import run_jobs
 
 
@@ -189,7 +189,7 @@ def test_stopping_the_main_process_ends_the_pool_processes(how, tmp_path):
 def test_a_process_interrupted_before_its_registration_is_killed_too(monkeypatch):
     """Ctrl-C between a job process's start and its registration as a worker: the pool still kills
     it (the interpreter's exit would otherwise wait for it while it waits for a job)."""
-    from benchmarks.runner import job_pool
+    from benchmarks.runner.launch import job_pool
 
     def interrupted(pid):
         raise KeyboardInterrupt

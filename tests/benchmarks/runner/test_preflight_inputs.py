@@ -10,7 +10,8 @@ import torch
 
 from benchmarks import run, tune
 from benchmarks.runner import preflight
-from benchmarks.runner import suite_runner, tuning
+from benchmarks.runner import suite_runner
+from benchmarks.runner.tune import grid as tuning
 from benchmarks.runner.errors import UserError
 
 SECONDS = 10

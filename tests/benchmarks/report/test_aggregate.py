@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from benchmarks.runner.aggregate import leaderboard, to_markdown
+from benchmarks.report.aggregate import leaderboard, to_markdown
 
 
 def _rows():

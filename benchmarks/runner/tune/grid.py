@@ -1,6 +1,6 @@
 """Tuning KD method options on validation data: the grid's cells, the jobs that train a teacher per
 (fold, seed) and a student per cell, and the scores read after the choice (``python -m benchmarks.tune``
-is the command; ``benchmarks.runner.search`` samples instead of enumerating)."""
+is the command; ``benchmarks.runner.tune.search`` samples instead of enumerating)."""
 
 from __future__ import annotations
 

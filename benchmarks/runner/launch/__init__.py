@@ -4,16 +4,16 @@
 (``name`` overrides ``options["name"]``; default ``local``). Each launcher gives ``run_jobs``
 (``benchmarks.runner.jobs``) a pool, ``launcher.pool(workers, events=None, steps=False, run=None)``:
 a context manager with ``submit(Job)`` and ``result() -> (job, value)``, the API of
-``benchmarks.runner.job_pool.JobPool``. A job that raises re-raises its own error from ``result()``;
+``benchmarks.runner.launch.job_pool.JobPool``. A job that raises re-raises its own error from ``result()``;
 a job whose process or node dies raises ``JobDied`` (one line, the job named). Leaving the block
 on an error stops every job still running.
 
 - ``local``: ``JobPool``, long-lived processes of this machine (``workers == 1``: the jobs run in the
   main process, in order);
 - ``ray``: every job is a Ray task declaring ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs
-  (default: the config's ``threads``, and one GPU on ``device: cuda``; ``benchmarks.runner.ray_pool``),
+  (default: the config's ``threads``, and one GPU on ``device: cuda``; ``benchmarks.runner.launch.ray_pool``),
   on the cluster at ``address`` or on a Ray instance started for the run;
-- ``slurm``: every job is a SLURM job submitted through submitit (``benchmarks.runner.slurm_pool``)
+- ``slurm``: every job is a SLURM job submitted through submitit (``benchmarks.runner.launch.slurm_pool``)
   with the section's partition, time, CPUs, GPUs and memory.
 
 Ray and submitit are the optional extra ``cluster``; a launcher that needs one that is missing
@@ -28,9 +28,9 @@ import importlib
 import socket
 
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.job_pool import JobPool
-from benchmarks.runner.ray_pool import RayPool
-from benchmarks.runner.slurm_pool import SlurmPool
+from benchmarks.runner.launch.job_pool import JobPool
+from benchmarks.runner.launch.ray_pool import RayPool
+from benchmarks.runner.launch.slurm_pool import SlurmPool
 
 LAUNCHERS = ("local", "ray", "slurm")
 EXTRA = 'pip install -e ".[cluster]"'
@@ -60,7 +60,7 @@ class LocalLauncher:
 
 
 class RayLauncher:
-    """Ray tasks (see ``benchmarks.runner.ray_pool.RayPool``)."""
+    """Ray tasks (see ``benchmarks.runner.launch.ray_pool.RayPool``)."""
 
     name = "ray"
     in_process = False
@@ -95,7 +95,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
 
 
 class SlurmLauncher:
-    """SLURM jobs through submitit (see ``benchmarks.runner.slurm_pool.SlurmPool``)."""
+    """SLURM jobs through submitit (see ``benchmarks.runner.launch.slurm_pool.SlurmPool``)."""
 
     name = "slurm"
     in_process = False

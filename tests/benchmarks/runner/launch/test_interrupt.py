@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from benchmarks.runner import interrupt
+from benchmarks.runner.launch import interrupt
 from benchmarks.runner.jobs import run_jobs
 from benchmarks.runner.launch import SlurmLauncher
-from benchmarks.runner.interrupt import Interrupted, describe, handling_signals, reports_interrupts
+from benchmarks.runner.launch.interrupt import Interrupted, describe, handling_signals, reports_interrupts
 
 
 def _wait_for_signal():

@@ -1,5 +1,5 @@
 """Does a proxy predict? The per-method gains on two runs, their conclusions and the bootstrap
-correlation of the mean gains (benchmarks.runner.proxy)."""
+correlation of the mean gains (benchmarks.report.proxy)."""
 
 import itertools
 import math
@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.proxy import (agreement, check_run, common_methods, compare, rowwise_pearson, rowwise_spearman,
+from benchmarks.report.proxy import (agreement, check_run, common_methods, compare, rowwise_pearson, rowwise_spearman,
                                      seed_gains, status, summary, to_markdown)
 
 T_975_2 = 4.303  # Student t(0.975, 2), from a table

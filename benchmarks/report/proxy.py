@@ -40,10 +40,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from benchmarks.runner.aggregate import metric_columns
+from benchmarks.report.aggregate import metric_columns
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.replication import conclusion
-from benchmarks.runner.stats import LEVEL, MIN_SEEDS, paired_interval
+from benchmarks.report.replication import conclusion
+from benchmarks.report.stats import LEVEL, MIN_SEEDS, paired_interval
 
 DRAWS = 2000
 REFERENCE = "none"

@@ -1,5 +1,5 @@
 """The replication check: two runs on disjoint replicates, compared method by method
-(benchmarks.runner.replication, python -m benchmarks.replicate)."""
+(benchmarks.report.replication, python -m benchmarks.replicate)."""
 
 import math
 
@@ -10,8 +10,8 @@ from scipy import stats as scipy_stats
 from tiny_retrieval import tiny_retrieval
 
 from benchmarks import replicate
-from benchmarks.runner.aggregate import tables
-from benchmarks.runner.replication import compare, conclusion, difference, gains_over_none, status, summary
+from benchmarks.report.aggregate import tables
+from benchmarks.report.replication import compare, conclusion, difference, gains_over_none, status, summary
 
 
 def _runs(scores: dict, seeds) -> pd.DataFrame:

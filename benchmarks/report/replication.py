@@ -1,6 +1,6 @@
 """A replication check: do two runs of one config, on disjoint replicates, tell the same story?
 
-Each run's ``pairwise.csv`` (``benchmarks.runner.aggregate``) holds, per metric, the paired gain of
+Each run's ``pairwise.csv`` (``benchmarks.report.aggregate``) holds, per metric, the paired gain of
 every method over ``none`` (mean over replicates, its sd and n). Two runs on disjoint replicates are
 independent, so for each method and metric
 
@@ -23,7 +23,7 @@ import math
 
 import pandas as pd
 
-from benchmarks.runner.stats import LEVEL, MIN_SEEDS, is_significant, t_quantile
+from benchmarks.report.stats import LEVEL, MIN_SEEDS, is_significant, t_quantile
 
 COLUMNS = ["method", "metric", "gain_1", "low_1", "high_1", "n_1", "gain_2", "low_2", "high_2", "n_2",
            "diff", "diff_low", "diff_high", "z", "outside", "conclusion_1", "conclusion_2", "status"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.runner.stats import MIN_SEEDS, paired_interval, pairwise, rank_ranges
+from benchmarks.report.stats import MIN_SEEDS, paired_interval, pairwise, rank_ranges
 
 GROUP = ["suite", "dataset", "teacher", "student", "method", "config_hash"]
 COST = ("params", "macs", "weights_bytes", "latency_ms_b1", "throughput_b64", "cost_threads")
@@ -27,7 +27,7 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
 def leaderboard(runs: pd.DataFrame, primary: str = "recall@1") -> pd.DataFrame:
     """One row per (dataset, teacher, student, method): mean/std over seeds of each metric, the
     gain over ``none`` paired by seed with its 95% interval, the range of ranks among the students,
-    and the share of the teacher-student gap closed, on ``primary`` (see ``benchmarks.runner.stats``).
+    and the share of the teacher-student gap closed, on ``primary`` (see ``benchmarks.report.stats``).
 
     Metric values are fractions in runs.csv and percentages (x100) here.
     """

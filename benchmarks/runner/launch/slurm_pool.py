@@ -24,7 +24,7 @@ import traceback
 from collections import deque
 from pathlib import Path
 
-from benchmarks.runner.job_pool import Job, JobDied, JobTraceback, deliver
+from benchmarks.runner.launch.job_pool import Job, JobDied, JobTraceback, deliver
 
 POLL = 1.0
 """Seconds between two looks at the submitted jobs (submitit caches SLURM's answers itself)."""

@@ -1,7 +1,7 @@
 """How often the 95% interval of a gain over ``none`` covers the true gain, under the full and the
 conditional replicate design: simulated tables, scored with the tables' own interval
-(``benchmarks.runner.stats.paired_interval``), and once through the leaderboard code itself
-(``benchmarks.runner.aggregate.tables``).
+(``benchmarks.report.stats.paired_interval``), and once through the leaderboard code itself
+(``benchmarks.report.aggregate.tables``).
 
 The model. The score of method m in replicate r is
 
@@ -63,8 +63,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _scipy_stats
 
-from benchmarks.runner.aggregate import tables as leaderboard_tables
-from benchmarks.runner.stats import LEVEL, paired_interval
+from benchmarks.report.aggregate import tables as leaderboard_tables
+from benchmarks.report.stats import LEVEL, paired_interval
 
 DESIGNS = ("full", "conditional")
 DISTRIBUTIONS = ("normal", "t5", "skewed")

@@ -1,4 +1,4 @@
-"""Paired intervals over seeds, pairwise comparisons and rank ranges (benchmarks.runner.stats), and their use in
+"""Paired intervals over seeds, pairwise comparisons and rank ranges (benchmarks.report.stats), and their use in
 the leaderboard: simulated tables with a known true gain, a missing seed, a single seed."""
 
 import math
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from benchmarks.runner.aggregate import leaderboard, pairwise_table, to_markdown
-from benchmarks.runner.stats import (is_significant, lower_bound, paired_interval, pairwise, rank_label, rank_ranges,
+from benchmarks.report.aggregate import leaderboard, pairwise_table, to_markdown
+from benchmarks.report.stats import (is_significant, lower_bound, paired_interval, pairwise, rank_label, rank_ranges,
                               upper_bound)
 
 

@@ -48,10 +48,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner import tuning
+from benchmarks.runner.tune import grid as tuning
 from benchmarks.runner.config import config_hash, deep_merge, resolve_config
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.job_pool import Job
+from benchmarks.runner.launch.job_pool import Job
 from benchmarks.runner.launch import LocalLauncher, require
 from benchmarks.runner.results_io import atomic_write_text, git_commit
 from benchmarks.runner.schema import check_config, method_problems

@@ -1,5 +1,5 @@
 """Coverage of the true gain by the 95% gain interval under full and conditional replicates
-(benchmarks.runner.coverage): the simulated model, the coverage of each design against its exact value,
+(benchmarks.report.coverage): the simulated model, the coverage of each design against its exact value,
 the leaderboard's own columns against the interval formula, determinism, and the bench_coverage command."""
 
 import json
@@ -10,8 +10,8 @@ import pytest
 from scipy import integrate
 from scipy import stats as scipy_stats
 
-from benchmarks.runner import coverage
-from benchmarks.runner.aggregate import tables as leaderboard_tables
+from benchmarks.report import coverage
+from benchmarks.report.aggregate import tables as leaderboard_tables
 
 TABLES = 2000
 SIGMA = 0.35

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner.aggregate import metric_columns
+from benchmarks.report.aggregate import metric_columns
 from benchmarks.runner.results_io import read_runs
 
 KEY = ["teacher", "student", "method", "seed", "config_hash"]

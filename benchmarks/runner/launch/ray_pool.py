@@ -20,8 +20,10 @@ import os
 import sys
 from collections import deque
 
-from benchmarks.runner import interrupt, progress as live
-from benchmarks.runner.job_pool import Job, JobDied, JobTraceback, deliver
+from benchmarks.runner import progress as live
+
+from benchmarks.runner.launch import interrupt
+from benchmarks.runner.launch.job_pool import Job, JobDied, JobTraceback, deliver
 
 POLL = 0.2
 """Seconds between two looks at the running tasks and the event queue."""

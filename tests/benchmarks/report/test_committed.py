@@ -1,4 +1,4 @@
-"""The comparison of a fresh run with the committed table (benchmarks.runner.committed)."""
+"""The comparison of a fresh run with the committed table (benchmarks.report.committed)."""
 
 import shutil
 
@@ -6,7 +6,7 @@ import pandas as pd
 import yaml
 
 from benchmarks import run
-from benchmarks.runner.committed import committed_line, compare_rows
+from benchmarks.report.committed import committed_line, compare_rows
 from tiny_retrieval import tiny_retrieval
 
 

@@ -1,0 +1,1 @@
+"""Tuning KD method options on validation data: the grid (``grid``) and the sampled search (``search``)."""
