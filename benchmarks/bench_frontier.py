@@ -37,9 +37,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.report.rows import current_rows
+from benchmarks.report.stats import t_quantile
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
-from benchmarks.report.stats import t_quantile
 from benchmarks.runner.tasks import get_suite
 
 TARGETS = {"retrieval": 0.5, "classification": 1.0, "detection": 2.0}

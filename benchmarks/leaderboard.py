@@ -29,10 +29,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmarks.report.aggregate import COVERS, design_of_rows, leaderboard
 from benchmarks.report.latex import latex_table
 from benchmarks.report.rows import collect, current_rows, primary_metric
 from benchmarks.report.tables import build, markdown_notes, pool, rebuild
-from benchmarks.report.aggregate import COVERS, design_of_rows, leaderboard
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_text
 

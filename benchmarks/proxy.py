@@ -20,10 +20,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.report.proxy import (
+    DRAWS,
+    agreement,
+    check_run,
+    common_methods,
+    compare,
+    seed_gains,
+    summary,
+    to_markdown,
+)
 from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
-from benchmarks.report.proxy import (DRAWS, agreement, check_run, common_methods, compare, seed_gains, summary,
-                                     to_markdown)
 from benchmarks.runner.results_io import command_line, git_commit, write_report
 
 MIN_METHODS = 3

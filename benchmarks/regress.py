@@ -34,10 +34,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.report.aggregate import design_of_rows, metric_columns
+from benchmarks.report.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from benchmarks.runner.config import resolve_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
-from benchmarks.report.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interval, upper_bound
 from retrieval.numerics import cpu_numerics
 
 KEY = ["suite", "dataset", "teacher", "student", "method"]

@@ -30,10 +30,10 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import run as runner
+from benchmarks.report.replication import compare, summary, to_markdown
 from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.replicates import replicate_config
-from benchmarks.report.replication import compare, summary, to_markdown
 from benchmarks.runner.results_io import atomic_write_json, command_line, git_commit, write_report
 from benchmarks.runner.tasks import get_suite
 

@@ -10,12 +10,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from benchmarks.runner import dry_run
 from benchmarks.report.committed import committed_line
+from benchmarks.runner import dry_run
 from benchmarks.runner.config import deep_merge, default_config, key_origin, load_yaml, merge_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
-from benchmarks.runner.launch.interrupt import reports_interrupts
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
+from benchmarks.runner.launch.interrupt import reports_interrupts
 from benchmarks.runner.preflight import preflight
 from benchmarks.runner.reproduce import reproduce
 from benchmarks.runner.results_io import git_commit

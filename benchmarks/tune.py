@@ -61,19 +61,30 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner.tune import search as sampled
 from benchmarks.runner.config import deep_merge, load_yaml, resolve_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, comma_list, reports_user_errors
-from benchmarks.runner.launch.interrupt import reports_interrupts
 from benchmarks.runner.jobs import run_jobs
 from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_launcher
+from benchmarks.runner.launch.interrupt import reports_interrupts
 from benchmarks.runner.preflight import check_device
 from benchmarks.runner.results_io import atomic_write_text, git_commit
 from benchmarks.runner.schema import check_config, method_problems
-from benchmarks.runner.tracking import check_tracking
 from benchmarks.runner.suite_runner import teacher_seed_of
-from benchmarks.runner.tune.grid import (cell_job, metrics_of, tunable_suites, expand, fold_config, score_after_choice,
-                                      select_metric, setup_jobs, teacher_job, tune_data, tuning_config)
+from benchmarks.runner.tracking import check_tracking
+from benchmarks.runner.tune import search as sampled
+from benchmarks.runner.tune.grid import (
+    cell_job,
+    expand,
+    fold_config,
+    metrics_of,
+    score_after_choice,
+    select_metric,
+    setup_jobs,
+    teacher_job,
+    tunable_suites,
+    tune_data,
+    tuning_config,
+)
 
 
 @reports_interrupts("python -m benchmarks.tune")  # SIGINT, SIGTERM: one line, exit 130 or 143

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
+from benchmarks.report.aggregate import si_number
 from benchmarks.report.plots import colors, figure, save
 from benchmarks.report.rows import current_rows, primary_metric
-from benchmarks.report.aggregate import si_number
 
 PANELS = (("macs", "MACs per image"), ("latency_ms_b1", "CPU latency per image, batch 1 (ms)"))
 KEY = ["teacher", "student", "method", "config_hash"]

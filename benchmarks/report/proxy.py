@@ -41,9 +41,9 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from benchmarks.report.aggregate import metric_columns
-from benchmarks.runner.errors import UserError
 from benchmarks.report.replication import conclusion
 from benchmarks.report.stats import LEVEL, MIN_SEEDS, paired_interval
+from benchmarks.runner.errors import UserError
 
 DRAWS = 2000
 REFERENCE = "none"

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.report.aggregate import COVERS, design_of_rows, leaderboard, tables, to_markdown
 from benchmarks.report.pareto import plot_pareto
 from benchmarks.report.plots import histories, plot_curves, plot_forest, plot_k_metrics
 from benchmarks.report.rows import collect, current_rows, primary_metric
-from benchmarks.report.aggregate import COVERS, design_of_rows, leaderboard, tables, to_markdown
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.results_io import atomic_write_text
-
 
 FOREST = "forest.png"
 

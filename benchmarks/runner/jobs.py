@@ -36,10 +36,8 @@ from __future__ import annotations
 import contextlib
 
 from benchmarks.runner import progress as live
-
-from benchmarks.runner.launch import interrupt
+from benchmarks.runner.launch import LocalLauncher, interrupt
 from benchmarks.runner.launch.job_pool import Job
-from benchmarks.runner.launch import LocalLauncher
 
 
 def job_count(seeds, methods, setup=(), teacher_of=None) -> int:

@@ -21,8 +21,8 @@ import pandas as pd
 
 from benchmarks.report.aggregate import metric_columns
 from benchmarks.runner.preflight import check_device
-from benchmarks.runner.results_io import git_commit
 from benchmarks.runner.replicates import replicate_config
+from benchmarks.runner.results_io import git_commit
 from benchmarks.runner.suite_runner import teacher_seed_of
 from benchmarks.runner.tasks import get_suite, is_suite, list_suites
 

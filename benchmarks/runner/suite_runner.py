@@ -40,10 +40,9 @@ import torch
 from benchmarks.report.pareto import write_pareto
 from benchmarks.report.tables import write_suite_tables
 from benchmarks.runner import progress as live
-from benchmarks.runner.launch import interrupt
 from benchmarks.runner.config import config_hash, deep_merge, method_options  # noqa: F401 (re-exported)
 from benchmarks.runner.jobs import job_count, run_jobs
-from benchmarks.runner.launch import LocalLauncher, make_launcher
+from benchmarks.runner.launch import LocalLauncher, interrupt, make_launcher
 from benchmarks.runner.replicates import design_note, design_of, replicate_config, replicate_draws
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
 from benchmarks.runner.tasks import get_suite

@@ -20,7 +20,6 @@ from benchmarks.runner.config import config_hash
 from benchmarks.runner.suite_runner import run_suite
 from benchmarks.runner.tasks.common import environment
 
-
 HOOKS = ("prepare_data", "teacher_identity", "teacher_name", "load_or_train_teacher", "run_id_of", "train_student",
          "evaluate_student", "make_row", "cost_networks", "table_notes", "check_methods", "setup_names", "setup")
 """The methods a task may take from the functions of its module (``class X(Task, hooks_from=module)``)."""

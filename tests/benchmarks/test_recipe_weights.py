@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
+from benchmarks.make_recipe_data import recipe_weights, write_random_weights
 from benchmarks.runner.config import deep_merge, default_config, key_origin, resolve_config
 from benchmarks.runner.errors import UserError
-from benchmarks.make_recipe_data import recipe_weights, write_random_weights
 from benchmarks.runner.schema import check_config, config_problems
 from retrieval.models import create_model
 from retrieval.models.torchvision_backbones import PretrainedWeightsNotFound, cached_weights_path, known_weights

@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from benchmarks import tune
-from benchmarks.runner.tune import grid as tuning
-from benchmarks.runner.config import resolve_config
-from benchmarks.runner.results_io import read_header
 from tiny_retrieval import tiny_retrieval
 from user_error import user_error
+
+from benchmarks import tune
+from benchmarks.runner.config import resolve_config
+from benchmarks.runner.results_io import read_header
+from benchmarks.runner.tune import grid as tuning
 
 TINY = tiny_retrieval(teacher={"train": {"epochs": 1}}, student={"train": {"epochs": 1}}, workers=1)
 

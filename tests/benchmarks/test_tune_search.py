@@ -6,13 +6,12 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
-from benchmarks import tune
-from benchmarks.runner.tune import grid as tuning
-from benchmarks.runner.tune import search
-from benchmarks.runner.errors import UserError
 from tiny_retrieval import tiny_retrieval
 from user_error import user_error
+
+from benchmarks import tune
+from benchmarks.runner.errors import UserError
+from benchmarks.runner.tune import grid as tuning, search
 
 optuna = pytest.importorskip("optuna")
 

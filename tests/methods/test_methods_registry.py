@@ -9,9 +9,17 @@ import sys
 import pytest
 import torch
 
+from retrieval.methods import (
+    Distiller,
+    build_method,
+    is_method,
+    list_methods,
+    method_class,
+    method_tasks,
+    register_method,
+    registry,
+)
 from retrieval.metric_losses import build_task_loss
-from retrieval.methods import Distiller, build_method, is_method, list_methods, method_class, method_tasks, register_method
-from retrieval.methods import registry
 from tests.methods.tiny_nets import make_batch, make_models
 
 TRAIN_LABELS = [i // 5 for i in range(20)]  # 4 classes x 5 samples

@@ -21,7 +21,6 @@ import sys
 from collections import deque
 
 from benchmarks.runner import progress as live
-
 from benchmarks.runner.launch import interrupt
 from benchmarks.runner.launch.job_pool import Job, JobDied, JobTraceback, deliver
 

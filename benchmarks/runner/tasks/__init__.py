@@ -19,7 +19,6 @@ import importlib
 import pkgutil
 from functools import lru_cache
 
-
 _REGISTERED: dict = {}
 
 

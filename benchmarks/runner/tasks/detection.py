@@ -21,12 +21,12 @@ import torch
 
 from benchmarks.runner.config import deep_merge
 from benchmarks.runner.schema import RoleModel, RunConfig
+from benchmarks.runner.suite_runner import cached_teacher, method_options, teacher_key, train_seeded_student
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
-from benchmarks.runner.suite_runner import cached_teacher, method_options, teacher_key, train_seeded_student
-from benchmarks.runner.tasks.pretrain import ensure_pretrained, pretrain_section
 from benchmarks.runner.tasks.classification import build_task_loss, pretrain_classifier
 from benchmarks.runner.tasks.common import result_row, student_run_id, train_options
+from benchmarks.runner.tasks.pretrain import ensure_pretrained, pretrain_section
 from retrieval.detection import create_detector, evaluate_detector
 from retrieval.detection.data import build_detection_dataset
 from retrieval.detection.distiller import build_detection_method

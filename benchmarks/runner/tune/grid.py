@@ -10,19 +10,21 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks.runner.errors import UserError
 from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import replicate_config
-from benchmarks.runner.suite_runner import (setup_jobs as runner_setup_jobs, student_step, suite_data,
-                                           teacher_step)
 from benchmarks.runner.results_io import atomic_write_via
-from benchmarks.runner.tasks import get_suite, list_tasks, tuning_metrics
+from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, student_step, suite_data, teacher_step
+from benchmarks.runner.tasks import (
+    get_suite,
+    list_tasks,
+    retrieval as suite,  # --test-after and --folds (retrieval only)
+    tuning_metrics,
+)
 from benchmarks.runner.tasks.common import train_options
 from benchmarks.runner.tracking import tracking
-from benchmarks.runner.tasks import retrieval as suite  # --test-after and --folds (retrieval only)
 from retrieval.engine.trainer import NonFiniteLossError
 from retrieval.utils.cache_files import load_torch
-
 
 
 def tunable_suites() -> list[str]:

@@ -48,16 +48,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.runner.tune import grid as tuning
 from benchmarks.runner.config import config_hash, deep_merge, resolve_config
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.launch.job_pool import Job
 from benchmarks.runner.launch import LocalLauncher, require
+from benchmarks.runner.launch.job_pool import Job
 from benchmarks.runner.results_io import atomic_write_text, git_commit
 from benchmarks.runner.schema import check_config, method_problems
 from benchmarks.runner.suite_runner import student_step, teacher_seed_of
 from benchmarks.runner.tasks import get_suite
 from benchmarks.runner.tracking import tracking
+from benchmarks.runner.tune import grid as tuning
 from retrieval.engine import trainer
 from retrieval.engine.trainer import NonFiniteLossError, reporting_progress
 

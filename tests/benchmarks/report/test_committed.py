@@ -4,10 +4,10 @@ import shutil
 
 import pandas as pd
 import yaml
+from tiny_retrieval import tiny_retrieval
 
 from benchmarks import run
 from benchmarks.report.committed import committed_line, compare_rows
-from tiny_retrieval import tiny_retrieval
 
 
 def _rows(values, hashes=("h0", "h1"), methods=("none", "at")):

@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate
-from scipy import stats as scipy_stats
+from scipy import integrate, stats as scipy_stats
 
 from benchmarks.report import coverage
 from benchmarks.report.aggregate import tables as leaderboard_tables

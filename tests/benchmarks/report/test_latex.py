@@ -2,11 +2,11 @@
 
 import pandas as pd
 import pytest
+from user_error import user_error
 
 from benchmarks import leaderboard
-from benchmarks.report.latex import escape, gain_cell, latex_table
 from benchmarks.report.aggregate import COVERS
-from user_error import user_error
+from benchmarks.report.latex import escape, gain_cell, latex_table
 
 
 def _board():

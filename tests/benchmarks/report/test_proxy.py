@@ -9,9 +9,19 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
+from benchmarks.report.proxy import (
+    agreement,
+    check_run,
+    common_methods,
+    compare,
+    rowwise_pearson,
+    rowwise_spearman,
+    seed_gains,
+    status,
+    summary,
+    to_markdown,
+)
 from benchmarks.runner.errors import UserError
-from benchmarks.report.proxy import (agreement, check_run, common_methods, compare, rowwise_pearson, rowwise_spearman,
-                                     seed_gains, status, summary, to_markdown)
 
 T_975_2 = 4.303  # Student t(0.975, 2), from a table
 

@@ -9,8 +9,15 @@ import pytest
 from scipy import stats as scipy_stats
 
 from benchmarks.report.aggregate import leaderboard, pairwise_table, to_markdown
-from benchmarks.report.stats import (is_significant, lower_bound, paired_interval, pairwise, rank_label, rank_ranges,
-                              upper_bound)
+from benchmarks.report.stats import (
+    is_significant,
+    lower_bound,
+    paired_interval,
+    pairwise,
+    rank_label,
+    rank_ranges,
+    upper_bound,
+)
 
 
 def _scores(rng, n_seeds, gains, seed_sd=2.0, noise_sd=0.5):

@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from benchmarks.runner.errors import UserError
-from benchmarks.runner.launch.job_pool import JobDied, how_it_ended
 from benchmarks.runner.jobs import run_jobs
+from benchmarks.runner.launch.job_pool import JobDied, how_it_ended
 
 
 class Descendants:

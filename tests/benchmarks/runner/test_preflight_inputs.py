@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from benchmarks import run, tune
-from benchmarks.runner import preflight
-from benchmarks.runner import suite_runner
-from benchmarks.runner.tune import grid as tuning
+from benchmarks.runner import preflight, suite_runner
 from benchmarks.runner.errors import UserError
+from benchmarks.runner.tune import grid as tuning
 
 SECONDS = 10
 

@@ -268,9 +268,10 @@ def test_a_failed_job_is_said_once():
 # ---------------------------------------------------------------------------- end to end, 2 workers
 
 def test_a_suite_run_with_2_workers_says_each_thing_once(tmp_path):
+    from tiny_retrieval import tiny_retrieval
+
     from benchmarks.runner.config import deep_merge, resolve_config
     from benchmarks.runner.tasks import get_task
-    from tiny_retrieval import tiny_retrieval
 
     cfg = deep_merge(resolve_config("retrieval", None), tiny_retrieval(seeds=[0], run=["none"], workers=2))
     lines = []

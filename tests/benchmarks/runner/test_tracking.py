@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from tiny_retrieval import tiny_retrieval
 
 from benchmarks import run
 from benchmarks.runner import tracking as tr
 from benchmarks.runner.config import deep_merge, resolve_config
-from tiny_retrieval import tiny_retrieval
 
 # the student evaluates after each of its 2 epochs, the teacher once (eval_every 2); no pretraining
 TINY = tiny_retrieval(seeds=[0], run=["none", "at"], cost={"repeats": 1, "warmup": 0},

@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from benchmarks.runner.launch import interrupt
 from benchmarks.runner.jobs import run_jobs
-from benchmarks.runner.launch import SlurmLauncher
+from benchmarks.runner.launch import SlurmLauncher, interrupt
 from benchmarks.runner.launch.interrupt import Interrupted, describe, handling_signals, reports_interrupts
 
 

@@ -4,13 +4,12 @@ from the benchmark's, cached, and loaded into every teacher and student (embeddi
 import numpy as np
 import pytest
 import torch
+from tiny_retrieval import tiny_retrieval
 
 from benchmarks.runner.config import deep_merge, resolve_config
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.suite_runner import train_state_path
-from benchmarks.runner.tasks import get_task, pretrain
-from benchmarks.runner.tasks import retrieval as suite
-from tiny_retrieval import tiny_retrieval
+from benchmarks.runner.tasks import get_task, pretrain, retrieval as suite
 
 
 @pytest.fixture(scope="module")
