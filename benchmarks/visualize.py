@@ -26,7 +26,7 @@ from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, 
 from benchmarks.runner.config import resolve_config  # noqa: E402
 from benchmarks.runner.replicates import replicate_config  # noqa: E402
 from benchmarks.runner.suite_runner import teacher_seed_of  # noqa: E402
-from benchmarks.runner.tasks import retrieval as suite  # noqa: E402
+from benchmarks.runner.tasks import get_task, retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
 from retrieval.utils.cache_files import load_torch  # noqa: E402
 
@@ -34,7 +34,7 @@ from retrieval.utils.cache_files import load_torch  # noqa: E402
 def _checkpoints(cfg, seed, cache_dir) -> list:
     """The cached teacher and the none and hmat students of ``seed`` this picture reads."""
     students = [suite.student_checkpoint(cfg, cache_dir, suite.run_id_of(cfg, m, seed)[0]) for m in ("hmat", "none")]
-    return [suite.teacher_checkpoint(cfg, cache_dir, teacher_seed_of(cfg, seed)), *students]
+    return [get_task("retrieval").teacher_checkpoint(cfg, cache_dir, teacher_seed_of(cfg, seed)), *students]
 
 
 def _load_student(cfg, data, teacher, method, seed, cache_dir):
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
                         f"--suite {args.suite} --methods none,hmat --seeds {args.seed} --cache-dir {args.cache_dir}` "
                         f"with this config first")
     data = suite.prepare(cfg, cache_dir=Path(args.cache_dir))
-    teacher, _, _ = suite.load_or_train_teacher(cfg, data, teacher_seed_of(cfg, args.seed), Path(args.cache_dir), False)
+    teacher, _, _ = get_task("retrieval").load_or_train_teacher(cfg, data, teacher_seed_of(cfg, args.seed), Path(args.cache_dir), False)
     teacher.eval()
     hmat = _load_student(cfg, data, teacher, "hmat", args.seed, Path(args.cache_dir))
     none = _load_student(cfg, data, teacher, "none", args.seed, Path(args.cache_dir))
