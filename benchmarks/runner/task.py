@@ -2,10 +2,10 @@
 
 A task is one module of ``benchmarks.runner.tasks`` (``retrieval.py``, ``classification.py``,
 ``detection.py``) whose ``Task`` subclass is decorated with ``@register_task``; the registry finds it
-there, with nothing to add anywhere else. The class declares the task's name, its metrics (the first is the primary one: the
-leaderboard's and the tuner's), the pydantic model of its config, the suite names that run it with
+there, with nothing to add anywhere else. The class declares the task's name, its metrics (the first
+is the primary one: the leaderboard's and the tuner's), the pydantic model of its config, the suite names that run it with
 configs of their own (``VARIANTS``: the HMAT ablation and the from-scratch protocol are configs of the
-retrieval task, not code), and its hooks: data, networks, teacher, student, evaluation, the result row
+retrieval task, not code), and its methods: data, networks, teacher, student, evaluation, the result row
 and the table's notes. The run loop (``benchmarks.runner.suite_runner``), the dry run, the tuner, the
 search and the launchers talk to a task only through this interface. A job process looks a task up by
 its suite name (``get_suite``), so a task is never pickled.
@@ -20,13 +20,9 @@ from benchmarks.runner.config import config_hash
 from benchmarks.runner.suite_runner import run_suite
 from benchmarks.runner.tasks.common import environment
 
-HOOKS = ("prepare_data", "teacher_identity", "teacher_name", "load_or_train_teacher", "run_id_of", "train_student",
-         "evaluate_student", "make_row", "cost_networks", "table_notes", "check_methods", "setup_names", "setup")
-"""The methods a task may take from the functions of its module (``class X(Task, hooks_from=module)``)."""
-
 
 class Task(ABC):
-    """A task's declarations and hooks.
+    """A task's declarations and methods.
 
     ``name``: the task, and the suite name of its default (``benchmarks/configs/<name>.yaml``).
     ``METRICS``: the validation metrics its tuning tables hold; ``PRIMARY`` (the first, unless set):
@@ -36,9 +32,9 @@ class Task(ABC):
     is listed. ``TORCHRUN``: whether ``benchmarks.run`` accepts it under torchrun (each job trained by all
     the processes together).
 
-    ``class RetrievalTask(Task, hooks_from=sys.modules[__name__])`` makes each function of that module
-    named in ``HOOKS`` a method of the class (unless the class defines it itself); whatever abstract
-    method is still missing then makes the class impossible to instantiate."""
+    A task's class implements every abstract method below (a class that misses one cannot be
+    instantiated); its module keeps the helpers they call (building the data and the networks).
+    """
 
     name: str = ""
     METRICS: tuple[str, ...] = ()
@@ -48,11 +44,8 @@ class Task(ABC):
     ORDER: int = 100
     TORCHRUN: bool = False
 
-    def __init_subclass__(cls, hooks_from=None, **kwargs):
+    def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for hook in HOOKS if hooks_from is not None else ():
-            if hook not in vars(cls) and callable(vars(hooks_from).get(hook)):
-                setattr(cls, hook, staticmethod(vars(hooks_from)[hook]))
         if vars(cls).get("METRICS") and "PRIMARY" not in vars(cls):
             cls.PRIMARY = cls.METRICS[0]  # a subclass that declares its own metrics gets their first
 

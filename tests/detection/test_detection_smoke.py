@@ -78,7 +78,7 @@ def test_two_seeds_from_pretrained_backbones_report_gain_intervals(tmp_path, cap
 
     from benchmarks.runner.config import resolve_config
     from benchmarks.runner.replicates import replicate_config
-    from benchmarks.runner.tasks import detection
+    from benchmarks.runner.tasks import detection, get_task
     from benchmarks.runner.tasks.pretrain import pretrained_path
 
     tiny = {**TINY, "pretrain": {"dataset": {"name": "synthetic-cls", "options": {
@@ -98,7 +98,7 @@ def test_two_seeds_from_pretrained_backbones_report_gain_intervals(tmp_path, cap
     assert at["gain_seeds"] == 2 and at["gain_ci_low"] <= at["gain_vs_none"] <= at["gain_ci_high"]
 
     cfg = replicate_config(resolve_config("detection", str(path)), 1)  # replicate 1's backbone and data
-    data = detection.prepare_data(cfg, tmp_path / "cache", log=lambda *a: None)
+    data = get_task("detection").prepare_data(cfg, tmp_path / "cache", log=lambda *a: None)
     saved = torch.load(pretrained_path(cfg, "student", tmp_path / "cache"), weights_only=True)
     body = detection._network(cfg, data, "student").detector.backbone.body.state_dict()
     assert body.keys() == saved.keys() and all(torch.equal(body[k], saved[k]) for k in saved)

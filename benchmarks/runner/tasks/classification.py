@@ -16,7 +16,6 @@ writes (see docs/distributed.md).
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import torch
@@ -28,7 +27,7 @@ from benchmarks.runner.schema import RoleModel, ScoredConfig
 from benchmarks.runner.suite_runner import cached_teacher, method_options, train_seeded_student
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
-from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options  # noqa: F401 (hooks)
+from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, evaluate_classifier, train
@@ -107,10 +106,6 @@ def _network(cfg: dict, data: dict, role: str):
     return model
 
 
-def teacher_name(cfg: dict) -> str:
-    return cfg["teacher"]["arch"]
-
-
 def _train(method, data: dict, tcfg: TrainConfig, name: str, state_path=None, state_tag=None):
     fit, val = splits_for(tcfg)
     return train(method, data[fit], data[val] if val else None, tcfg, name=name, evaluator=evaluate_classifier,
@@ -124,18 +119,6 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
     student = _network(cfg, data, "student")
     return build_method(registered, student=student, teacher=teacher, task_loss=build_task_loss(**cfg["task_loss"]),
                         train_labels=data[fit].labels, **options)
-
-
-def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                  progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
-    """Train one student with ``method_name`` and ``options``; returns (student, TrainResult).
-    With a ``checkpoint``, a killed run saved under the same ``resume_tag`` (the commit)
-    continues from its last epoch, and a finished one is not retrained."""
-    return train_seeded_student(
-        cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
-        lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
-                                          f"{method_name} s{seed}", state_path=state, state_tag=tag),
-        checkpoint, resume_tag)
 
 
 def accuracy_note(cfg: dict) -> str:
@@ -154,35 +137,7 @@ def accuracy_note(cfg: dict) -> str:
     return f"Accuracy in % (mean ± std over seeds) on the test split, of {which}."
 
 
-# ---------------------------------------------------------------- hooks of benchmarks.runner.suite_runner
-
-
-def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
-    return prepare(cfg, False, log, cache_dir)
-
-
-def setup_names(cfg: dict) -> list[str]:
-    """Jobs to run before the teachers: the pretrained backbones, one per role."""
-    return ["teacher", "student"] if pretrain_section(cfg) else []
-
-
-def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
-    ensure_pretrained(cfg, name, data["cache_dir"], pretrain_classifier, progress, log, task_loss=build_task_loss)
-
-
-def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
-    return evaluate_classifier(model, data["test"], train_config(cfg, "student", progress), desc=desc)
-
-
-def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
-    role = "teacher" if method == "teacher" else "student"
-    select = train_config(cfg, role, False).select
-    return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, cfg["teacher"]["arch"],
-                      cfg[role]["arch"], epoch=epoch, select=select)
-
-
-def cost_networks(cfg: dict, data: dict) -> dict:
-    return {role: _classifier(cfg[role], num_classes(data)) for role in ("teacher", "student")}
+# ---------------------------------------------------------------- the task (benchmarks.runner.task.Task)
 
 
 def data_source(cfg: dict, data: dict) -> str:
@@ -194,26 +149,64 @@ def data_source(cfg: dict, data: dict) -> str:
     return source
 
 
-def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
-    return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite classification')}`",
-            f"Commit: `{commit}`; seeds {list(cfg['seeds'])}.",
-            f"Data: {data_source(cfg, data)}.",
-            accuracy_note(cfg),
-            f"Teacher {cfg['teacher']['arch']}, student {cfg['student']['arch']}; gap closed = "
-            f"(method - none) / (teacher - none) on top-1."]
-
-
 class ClassificationConfig(ScoredConfig):
     teacher: RoleModel  # a classifier (retrieval.models.create_classifier)
     student: RoleModel
 
 
 @register_task
-class ClassificationTask(Task, hooks_from=sys.modules[__name__]):
+class ClassificationTask(Task):
     """Classification: classifiers trained with cross-entropy, scored by top-1 and top-5 accuracy on the
     test split (see ``benchmarks.runner.task.Task``)."""
 
     name, METRICS, SCHEMA, ORDER, TORCHRUN = "classification", ("top1", "top5"), ClassificationConfig, 1, TORCHRUN
+
+    run_id_of = staticmethod(run_id_of)  # benchmarks/runner/tasks/common.py
+    teacher_identity = staticmethod(teacher_identity)  # benchmarks/runner/tasks/common.py
+
+    def teacher_name(self, cfg: dict) -> str:
+        return cfg["teacher"]["arch"]
+
+    def train_student(self, cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
+                      progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
+        """Train one student with ``method_name`` and ``options``; returns (student, TrainResult).
+        With a ``checkpoint``, a killed run saved under the same ``resume_tag`` (the commit)
+        continues from its last epoch, and a finished one is not retrained."""
+        return train_seeded_student(
+            cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
+            lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
+                                              f"{method_name} s{seed}", state_path=state, state_tag=tag),
+            checkpoint, resume_tag)
+
+    def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:
+        return prepare(cfg, False, log, cache_dir)
+
+    def setup_names(self, cfg: dict) -> list[str]:
+        """Jobs to run before the teachers: the pretrained backbones, one per role."""
+        return ["teacher", "student"] if pretrain_section(cfg) else []
+
+    def setup(self, cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
+        ensure_pretrained(cfg, name, data["cache_dir"], pretrain_classifier, progress, log, task_loss=build_task_loss)
+
+    def evaluate_student(self, model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
+        return evaluate_classifier(model, data["test"], train_config(cfg, "student", progress), desc=desc)
+
+    def make_row(self, cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
+        role = "teacher" if method == "teacher" else "student"
+        select = train_config(cfg, role, False).select
+        return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, cfg["teacher"]["arch"],
+                          cfg[role]["arch"], epoch=epoch, select=select)
+
+    def cost_networks(self, cfg: dict, data: dict) -> dict:
+        return {role: _classifier(cfg[role], num_classes(data)) for role in ("teacher", "student")}
+
+    def table_notes(self, cfg: dict, data: dict, commit: str) -> list[str]:
+        return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite classification')}`",
+                f"Commit: `{commit}`; seeds {list(cfg['seeds'])}.",
+                f"Data: {data_source(cfg, data)}.",
+                accuracy_note(cfg),
+                f"Teacher {cfg['teacher']['arch']}, student {cfg['student']['arch']}; gap closed = "
+                f"(method - none) / (teacher - none) on top-1."]
 
     def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
         """Train the teacher classifier for ``seed`` or load it from the cache. Returns (model, record, hash)."""

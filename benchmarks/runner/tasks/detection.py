@@ -13,7 +13,6 @@ docs/distributed.md).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +79,7 @@ def _network(cfg: dict, data: dict, role: str):
 
 
 def teacher_identity(cfg: dict) -> dict:
+    """What decides the teacher detector's weights (its cache file's name, its row's config hash)."""
     return {"dataset": cfg["dataset"], "teacher": cfg["teacher"], "detector": cfg.get("detector", {}),
             "train": cfg.get("train", {}), "init_seed": cfg.get("init_seed"),
             **({"pretrain": cfg["pretrain"]} if cfg.get("pretrain") else {})}
@@ -88,17 +88,6 @@ def teacher_identity(cfg: dict) -> dict:
 def _cache_key(cfg: dict) -> dict:
     """A run with the teacher cache is another run (its teacher features come from single-image passes)."""
     return {"teacher_cache": True} if cfg.get("teacher_cache") else {}
-
-
-def run_id_of(cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
-    """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
-    return student_run_id(method_name, {**teacher_identity(cfg), **teacher_key(cfg), **_cache_key(cfg),
-                                        "student": cfg["student"], "method": method_name,
-                                        "method_options": cfg["methods"].get(method_name) or {}}, seed)
-
-
-def teacher_name(cfg: dict) -> str:
-    return f"{cfg['teacher']['arch']}-fpn"
 
 
 def _train(method, data: dict, tcfg: TrainConfig, name: str, state_path=None, state_tag=None):
@@ -122,17 +111,6 @@ def check_one_size(dataset) -> None:
                          f"(e.g. {sorted(sizes)[:3]}); set teacher_cache: false")
 
 
-def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                  progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
-    """Train one student detector with ``method_name``; returns (student, TrainResult). With a
-    ``checkpoint``, a killed run saved under the same ``resume_tag`` continues from its last epoch."""
-    return train_seeded_student(
-        cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
-        lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
-                                          f"{method_name} s{seed}", state_path=state, state_tag=tag),
-        checkpoint, resume_tag)
-
-
 def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: str) -> list[str]:
     t, s = (train_config(cfg, role, False) for role in ("teacher", "student"))
     selection = {"best": f"checkpoint = best {s.select_metric} on val ({len(data['val'])} images)",
@@ -148,47 +126,11 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
             "teacher and student, and their MACs depend on the proposals)."]
 
 
-# ---------------------------------------------------------------- hooks of benchmarks.runner.suite_runner
-
-
-def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
-    pretrain_section(cfg)  # a bad section fails before any training
-    with distributed.main_first():  # under torchrun rank 0 writes the embedded scenes, then the others read them
-        return {**prepare(cfg, Path(cache_dir), log), "cache_dir": Path(cache_dir)}
-
-
-def setup_names(cfg: dict) -> list[str]:
-    """Jobs to run before the teachers: the pretrained backbones, one per role."""
-    return ["teacher", "student"] if pretrain_section(cfg) else []
-
-
-def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
-    _pretrain(cfg, name, data["cache_dir"], progress, log)
-
-
-def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
-    return evaluate_detector(model, data["test"], train_config(cfg, "student", progress), desc=desc)
+# ---------------------------------------------------------------- the task (benchmarks.runner.task.Task)
 
 
 def _names(cfg: dict) -> tuple[str, str]:
     return tuple(f"{cfg[role]['arch']}-fpn" for role in ("teacher", "student"))
-
-
-def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
-    teacher, student = _names(cfg)
-    return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, teacher,
-                      teacher if method == "teacher" else student, best_epoch=epoch)
-
-
-def cost_networks(cfg: dict, data: dict) -> dict:
-    """The backbone + FPN of each detector: what distillation makes cheaper. The RPN and RoI heads are
-    left out (the same for teacher and student here, and their MACs depend on the proposals)."""
-    num_classes = data["train"].num_classes
-    return {role: _detector(cfg, role, num_classes).detector.backbone for role in ("teacher", "student")}
-
-
-def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
-    return _notes(cfg, data, commit, *_names(cfg))
 
 
 class DetectorModel(RoleModel):
@@ -204,11 +146,61 @@ class DetectionConfig(RunConfig):
 
 
 @register_task
-class DetectionTask(Task, hooks_from=sys.modules[__name__]):
+class DetectionTask(Task):
     """Detection: Faster R-CNN detectors, scored by COCO AP on the test split (see
     ``benchmarks.runner.task.Task``)."""
 
     name, METRICS, SCHEMA, ORDER, TORCHRUN = "detection", ("ap", "ap50"), DetectionConfig, 2, TORCHRUN
+
+    teacher_identity = staticmethod(teacher_identity)
+
+    def run_id_of(self, cfg: dict, method_name: str, seed: int) -> tuple[str, str]:
+        """(run id, config hash) of a student run; the id names its row, JSON file and checkpoint."""
+        return student_run_id(method_name, {**teacher_identity(cfg), **teacher_key(cfg), **_cache_key(cfg),
+                                            "student": cfg["student"], "method": method_name,
+                                            "method_options": cfg["methods"].get(method_name) or {}}, seed)
+
+    def teacher_name(self, cfg: dict) -> str:
+        return f"{cfg['teacher']['arch']}-fpn"
+
+    def train_student(self, cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
+                      progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
+        """Train one student detector with ``method_name``; returns (student, TrainResult). With a
+        ``checkpoint``, a killed run saved under the same ``resume_tag`` continues from its last epoch."""
+        return train_seeded_student(
+            cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
+            lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
+                                              f"{method_name} s{seed}", state_path=state, state_tag=tag),
+            checkpoint, resume_tag)
+
+    def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:
+        pretrain_section(cfg)  # a bad section fails before any training
+        with distributed.main_first():  # under torchrun rank 0 writes the embedded scenes, then the others read them
+            return {**prepare(cfg, Path(cache_dir), log), "cache_dir": Path(cache_dir)}
+
+    def setup_names(self, cfg: dict) -> list[str]:
+        """Jobs to run before the teachers: the pretrained backbones, one per role."""
+        return ["teacher", "student"] if pretrain_section(cfg) else []
+
+    def setup(self, cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
+        _pretrain(cfg, name, data["cache_dir"], progress, log)
+
+    def evaluate_student(self, model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
+        return evaluate_detector(model, data["test"], train_config(cfg, "student", progress), desc=desc)
+
+    def make_row(self, cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
+        teacher, student = _names(cfg)
+        return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, teacher,
+                          teacher if method == "teacher" else student, best_epoch=epoch)
+
+    def cost_networks(self, cfg: dict, data: dict) -> dict:
+        """The backbone + FPN of each detector: what distillation makes cheaper. The RPN and RoI heads are
+        left out (the same for teacher and student here, and their MACs depend on the proposals)."""
+        num_classes = data["train"].num_classes
+        return {role: _detector(cfg, role, num_classes).detector.backbone for role in ("teacher", "student")}
+
+    def table_notes(self, cfg: dict, data: dict, commit: str) -> list[str]:
+        return _notes(cfg, data, commit, *_names(cfg))
 
     def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
         """Train the teacher detector for ``seed`` or load it from the cache. Returns (model, record, hash)."""

@@ -4,7 +4,6 @@ scored on the test classes with Recall@K, MAP@R and R-Precision."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +20,7 @@ from benchmarks.runner.suite_runner import (  # noqa: F401 (seed_init, student_c
 )
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
-from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options  # noqa: F401 (a hook)
+from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options
 from benchmarks.runner.tasks.pretrain import ensure_pretrained, load_backbone, pretrain_section
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, train
@@ -66,10 +65,6 @@ def _model_name(spec: dict) -> str:
     return f"{spec['arch']}-{spec['embedding_dim']}"
 
 
-def teacher_name(cfg: dict) -> str:
-    return _model_name(cfg["teacher"])
-
-
 def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
     """Exact Recall@K, MAP@R and R-Precision; plus ``<index>_recall@K`` for each approximate
     index named in ``cfg["eval"]["index"]`` (ivf, hnsw), from the same embeddings."""
@@ -99,19 +94,6 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
                         train_labels=data["fit"].labels, **options)
 
 
-def train_student(cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                  progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
-    """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``.
-    With a ``checkpoint``, the training state is saved beside it after every epoch and a run
-    saved under the same ``resume_tag`` (the commit) continues from it, or is not retrained
-    if it had finished."""
-    return train_seeded_student(
-        cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
-        lambda method, state, tag: train(method, data["fit"], data["val"], train_options(cfg, "student", progress),
-                                         name=f"{method_name} s{seed}", state_path=state, state_tag=tag),
-        checkpoint, resume_tag)
-
-
 def prepare(cfg: dict, log=print, cache_dir: Path | None = None) -> dict:
     """Set threads and build the fit/val/test splits of the config's dataset. ``cache_dir``
     (where the pretrained backbones are kept) is needed when the config has a pretrain section."""
@@ -126,37 +108,10 @@ def prepare(cfg: dict, log=print, cache_dir: Path | None = None) -> dict:
     return data
 
 
-# ---------------------------------------------------------------- hooks of benchmarks.runner.suite_runner
+# ---------------------------------------------------------------- the task (benchmarks.runner.task.Task)
 
 PRIMARY = "recall@1"
 TORCHRUN = True  # benchmarks.run accepts this suite under torchrun (see docs/distributed.md)
-
-
-def prepare_data(cfg: dict, cache_dir: Path, log=print) -> dict:
-    return prepare(cfg, log, cache_dir)
-
-
-def setup_names(cfg: dict) -> list[str]:
-    """Jobs to run before the teachers: the pretrained backbones, one per role."""
-    return ["teacher", "student"] if pretrain_section(cfg) else []
-
-
-def setup(cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
-    ensure_pretrained(cfg, name, data["cache_dir"], _model, progress, log)
-
-
-def evaluate_student(model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
-    return evaluate_test(model, data["test"], cfg, train_options(cfg, "student", progress), desc=desc)
-
-
-def make_row(cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
-    teacher = _model_name(cfg["teacher"])
-    student = teacher if method == "teacher" else _model_name(cfg["student"])
-    return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, teacher, student, best_epoch=epoch)
-
-
-def cost_networks(cfg: dict, data: dict) -> dict:
-    return {role: _model(cfg[role]) for role in ("teacher", "student")}
 
 
 def selection_note(cfg: dict) -> str:
@@ -167,14 +122,6 @@ def selection_note(cfg: dict) -> str:
         said.append(f"{role}: last of {t.epochs} epochs" if t.select == "last" else
                     f"{role}: the epoch with the best validation {t.select_metric} (every {t.eval_every} of {t.epochs})")
     return "; ".join(said)
-
-
-def table_notes(cfg: dict, data: dict, commit: str) -> list[str]:
-    return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite retrieval')}`",
-            f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; metrics in % (mean ± std over seeds, test classes; "
-            f"{selection_note(cfg)}).",
-            f"Teacher {_model_name(cfg['teacher'])}, student {_model_name(cfg['student'])}; gap closed = "
-            f"(method - none) / (teacher - none) on recall@1."]
 
 
 class EmbeddingModel(RoleModel):
@@ -191,12 +138,58 @@ class RetrievalConfig(ScoredConfig):
 
 
 @register_task
-class RetrievalTask(Task, hooks_from=sys.modules[__name__]):
+class RetrievalTask(Task):
     """Retrieval: embedding networks trained with a metric loss, scored by Recall@K, MAP@R and R-Precision
     on classes never seen in training (see ``benchmarks.runner.task.Task``)."""
 
     name, METRICS, SCHEMA, ORDER, TORCHRUN = "retrieval", ("recall@1", "map@r"), RetrievalConfig, 0, TORCHRUN
     VARIANTS = ("hmat-ablation", "retrieval-scratch")  # benchmarks/configs/hmat-ablation.yaml, retrieval_scratch.yaml
+
+    run_id_of = staticmethod(run_id_of)  # benchmarks/runner/tasks/common.py
+    teacher_identity = staticmethod(teacher_identity)  # benchmarks/runner/tasks/common.py
+
+    def teacher_name(self, cfg: dict) -> str:
+        return _model_name(cfg["teacher"])
+
+    def train_student(self, cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
+                      progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
+        """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``.
+        With a ``checkpoint``, the training state is saved beside it after every epoch and a run
+        saved under the same ``resume_tag`` (the commit) continues from it, or is not retrained
+        if it had finished."""
+        return train_seeded_student(
+            cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
+            lambda method, state, tag: train(method, data["fit"], data["val"], train_options(cfg, "student", progress),
+                                             name=f"{method_name} s{seed}", state_path=state, state_tag=tag),
+            checkpoint, resume_tag)
+
+    def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:
+        return prepare(cfg, log, cache_dir)
+
+    def setup_names(self, cfg: dict) -> list[str]:
+        """Jobs to run before the teachers: the pretrained backbones, one per role."""
+        return ["teacher", "student"] if pretrain_section(cfg) else []
+
+    def setup(self, cfg: dict, data: dict, name: str, progress: bool, log=print) -> None:
+        ensure_pretrained(cfg, name, data["cache_dir"], _model, progress, log)
+
+    def evaluate_student(self, model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:
+        return evaluate_test(model, data["test"], cfg, train_options(cfg, "student", progress), desc=desc)
+
+    def make_row(self, cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
+        teacher = _model_name(cfg["teacher"])
+        student = teacher if method == "teacher" else _model_name(cfg["student"])
+        return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, teacher, student, best_epoch=epoch)
+
+    def cost_networks(self, cfg: dict, data: dict) -> dict:
+        return {role: _model(cfg[role]) for role in ("teacher", "student")}
+
+    def table_notes(self, cfg: dict, data: dict, commit: str) -> list[str]:
+        return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite retrieval')}`",
+                f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; metrics in % (mean ± std over seeds, test classes; "
+                f"{selection_note(cfg)}).",
+                f"Teacher {_model_name(cfg['teacher'])}, student {_model_name(cfg['student'])}; gap closed = "
+                f"(method - none) / (teacher - none) on recall@1."]
 
     def load_or_train_teacher(self, cfg, data, seed, cache_dir: Path, progress: bool, log=print):
         """Train the teacher for ``seed`` or load it from the cache. Returns (model, record)."""

@@ -32,29 +32,21 @@ def test_an_unknown_suite_is_named():
         get_suite("segmentation")
 
 
-def test_hooks_come_from_the_module_unless_the_class_defines_its_own():
-    import types
+def test_a_subclass_of_a_task_overrides_one_method_and_keeps_the_rest():
+    """A variant of a task is a subclass that overrides one method (mdistiller's style); its metrics, if
+    it declares its own, give it its own primary metric."""
+    retrieval = type(get_suite("retrieval"))
 
-    from benchmarks.runner.task import HOOKS
-
-    module = types.ModuleType("a_suite")
-    for hook in HOOKS:
-        setattr(module, hook, lambda *args, hook=hook: hook)
-
-    class FromModule(Task, hooks_from=module):
-        name, PRIMARY = "a_suite", "top1"
+    class Notes(retrieval):
+        METRICS = ("map@r", "recall@1")
 
         def table_notes(self, cfg, data, commit):
             return ["its own"]
 
-        def run(self, *args, **kwargs):
-            return "ran"
-
-    suite = FromModule()
-    assert suite.prepare_data({}, None) == "prepare_data" and suite.train_student() == "train_student"
-    assert suite.table_notes({}, {}, "c") == ["its own"]
-    del module.setup_names  # an optional hook the module lacks keeps the interface's default
-    assert type("Lean", (Task,), {"run": FromModule.run}, hooks_from=module)().setup_names({}) == []
+    task = Notes()
+    assert task.table_notes({}, {}, "c") == ["its own"] and task.PRIMARY == "map@r"
+    assert type(task).prepare_data is retrieval.prepare_data and get_suite("retrieval").PRIMARY == "recall@1"
+    assert task.teacher_name({"teacher": {"arch": "small_cnn_s", "embedding_dim": 128}}) == "small_cnn_s-128"
 
 
 def test_the_registry_agrees_with_the_tasks_and_the_methods():

@@ -17,8 +17,8 @@ def tiny(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     cfg = replicate_config(deep_merge(resolve_config("retrieval", None), tiny_retrieval()), 0)  # as a run's job
     data = suite.prepare(cfg, log=lambda *a: None, cache_dir=cache)
-    for role in suite.setup_names(cfg):
-        suite.setup(cfg, data, role, progress=False, log=lambda *a: None)
+    for role in get_task("retrieval").setup_names(cfg):
+        get_task("retrieval").setup(cfg, data, role, progress=False, log=lambda *a: None)
     return cfg, data, cache
 
 
@@ -100,7 +100,7 @@ def test_bad_pretrain_sections_are_clear_errors():
 
 def test_without_a_pretrain_section_networks_start_from_scratch():
     cfg = deep_merge(resolve_config("retrieval", None), tiny_retrieval(pretrain=None))
-    assert suite.setup_names(cfg) == []
+    assert get_task("retrieval").setup_names(cfg) == []
     data = suite.prepare(cfg, log=lambda *a: None)
     suite.seed_init(cfg, 0)
     net = suite._network(cfg, data, "student")
