@@ -3,10 +3,10 @@
 A task is one module of ``benchmarks.runner.tasks`` (``retrieval.py``, ``classification.py``,
 ``detection.py``) whose ``Task`` subclass is decorated with ``@register_task``; the registry finds it
 there, with nothing to add anywhere else. The class declares the task's name, its metrics (the first
-is the primary one: the leaderboard's and the tuner's), the pydantic model of its config, the suite names that run it with
-configs of their own (``VARIANTS``: the HMAT ablation and the from-scratch protocol are configs of the
-retrieval task, not code), and its methods: data, networks, teacher, student, evaluation, the result row
-and the table's notes. The run loop (``benchmarks.runner.suite_runner``), the dry run, the tuner, the
+is the primary one: the leaderboard's and the tuner's), the pydantic model of its config, the suite
+names that run it with configs of their own (``VARIANTS``: the HMAT ablation and the from-scratch
+protocol are configs of the retrieval task, not code), and its methods: data, networks, teacher,
+student, evaluation, the result row and the table's notes. The run loop (``benchmarks.runner.suite_runner``), the dry run, the tuner, the
 search and the launchers talk to a task only through this interface. A job process looks a task up by
 its suite name (``get_suite``), so a task is never pickled.
 """
@@ -77,7 +77,8 @@ class Task(ABC):
 
     def teacher_checkpoint(self, cfg: dict, cache_dir: Path, seed: int) -> Path:
         """Where the teacher of ``seed`` is cached, named by ``teacher_hash``."""
-        return Path(cache_dir) / "teachers" / cfg["dataset"]["name"] / f"{self.teacher_name(cfg)}-{self.teacher_hash(cfg)}-seed{seed}.pt"
+        name = f"{self.teacher_name(cfg)}-{self.teacher_hash(cfg)}-seed{seed}.pt"
+        return Path(cache_dir) / "teachers" / cfg["dataset"]["name"] / name
 
     @abstractmethod
     def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):

@@ -27,8 +27,10 @@ def register_task(cls):
     if not cls.name:
         raise ValueError(f"task class {cls.__name__} declares no name")
     known = _REGISTERED.get(cls.name)
-    if known is not None and type(known).__qualname__ != cls.__qualname__:
-        raise RuntimeError(f"two modules of {__name__} declare the task {cls.name!r}")
+    where = lambda c: (c.__module__, c.__qualname__)  # noqa: E731 (a module imported again registers again)
+    if known is not None and where(type(known)) != where(cls):
+        raise RuntimeError(f"the task {cls.name!r} is declared twice: by {'.'.join(where(type(known)))} and "
+                           f"{'.'.join(where(cls))}")
     _REGISTERED[cls.name] = cls()
     _tasks.cache_clear(), _suites.cache_clear()
     return cls

@@ -111,3 +111,15 @@ def test_two_tasks_may_not_share_a_suite_name(monkeypatch):
         monkeypatch.undo()
         tasks._suites.cache_clear()
     assert get_suite("hmat-ablation") is retrieval
+
+
+def test_two_classes_may_not_declare_one_task(monkeypatch):
+    import benchmarks.runner.tasks as tasks
+
+    monkeypatch.setattr(tasks, "_REGISTERED", dict(tasks._REGISTERED))
+    retrieval = type(get_suite("retrieval"))
+    with pytest.raises(RuntimeError, match="the task 'retrieval' is declared twice: by "
+                                           "benchmarks.runner.tasks.retrieval.RetrievalTask and .*Other"):
+        tasks.register_task(type("Other", (retrieval,), {}))
+    tasks.register_task(retrieval)  # the same class again (its module imported again): no error
+    tasks._tasks.cache_clear(), tasks._suites.cache_clear()
