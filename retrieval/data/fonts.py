@@ -57,7 +57,7 @@ DEFAULT_ROOT = Path("/usr/share/texlive/texmf-dist/fonts")
 """Where Debian's TeX Live packages put their fonts (``<root>/opentype/public/<package>/...``)."""
 INSTALL = f"apt-get install {PACKAGE}"
 LAYOUT = ("opentype/public", "*.otf"), ("truetype/public", "*.ttf")
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: packages joined through their duplicates too (a table cached under 1 grouped 76 designs, not 73)
 RENDER_POINTS = 64      # glyphs are drawn at this size, then scaled down
 DUPLICATE = 1e-3        # mean squared pixel difference (0-1 scale) under which two fonts are one design
 SAME_DESIGN = 3e-3      # ... under which two packages are joined into one split group
