@@ -47,15 +47,16 @@ def list_methods() -> list[str]:
 
 
 def is_method(name) -> bool:
-    return isinstance(name, str) and name in _registered()
+    _import_builtin()
+    return isinstance(name, str) and name in _METHODS
 
 
 def method_class(name: str):
     """The ``Distiller`` subclass registered as ``name`` (its signature types the method's options)."""
-    methods = _registered()
-    if name not in methods:
-        raise ValueError(f"unknown KD method {name!r}; expected one of {list(methods)}")
-    return methods[name]
+    _import_builtin()
+    if name not in _METHODS:
+        raise ValueError(f"unknown KD method {name!r}; expected one of {list_methods()}")
+    return _METHODS[name]
 
 
 def needs_teacher(name: str) -> bool:
@@ -78,7 +79,13 @@ def build_method(name: str, **cfg):
     return method_class(name)(**cfg)
 
 
+_loaded = False
+
+
 def _import_builtin():
-    # Importing the modules runs their @register_method decorators.
-    for module in BUILTIN:
-        importlib.import_module(f"retrieval.methods.{module}")
+    # Importing the modules runs their @register_method decorators (once; lookups then read the table).
+    global _loaded
+    if not _loaded:
+        for module in BUILTIN:
+            importlib.import_module(f"retrieval.methods.{module}")
+        _loaded = True
