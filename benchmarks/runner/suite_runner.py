@@ -51,7 +51,7 @@ from retrieval.cost import row_record, suite_cost
 from retrieval.engine import distributed, seed_everything
 from retrieval.engine.train_state import trainable_state
 from retrieval.methods import list_methods, needs_teacher
-from retrieval.utils.cache_files import has_keys, intact, load_torch
+from retrieval.utils.cache_files import has_keys, intact, load_torch, move_aside
 
 _PREPARED: dict = {}
 
@@ -114,7 +114,7 @@ def teacher_job(job: dict, seed: int) -> dict | None:
     design, log, cache_dir = job["cfg"], job.get("log", print), job["cache_dir"]
     cfg = replicate_config(design, seed)
     data = suite_data(suite, cfg, cache_dir, _silent)
-    cached = intact(suite.teacher_checkpoint(cfg, cache_dir, seed))  # a damaged file is trained again
+    cached = _cached_teacher_fits(suite.teacher_checkpoint(cfg, cache_dir, seed), suite.data_digest(data))
     with tracking({**job, "cfg": cfg}, teacher_run_id(suite, cfg, cache_dir, seed), "teacher", seed=seed) as tracked:
         _, record, thash = suite.load_or_train_teacher(cfg, data, seed, cache_dir, job["progress"], log)
         if not distributed.is_main():  # under torchrun only rank 0 scores and writes
@@ -130,6 +130,12 @@ def teacher_job(job: dict, seed: int) -> dict | None:
     return {"row": row, "record": {"config": design, "replicate": replicate_draws(design, seed),
                                    "environment": job["env"], "history": record.get("history", []),
                                    "teacher_loaded_from_cache": cached}}
+
+
+def _cached_teacher_fits(path: Path, data: str) -> bool:
+    """Whether the teacher cached at ``path`` will be loaded: whole, and trained on the data of digest ``data``
+    (a damaged or stale file is trained again)."""
+    return intact(path) and torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("data") == data
 
 
 def student_job(job: dict, seed: int, method: str) -> dict | None:
@@ -185,6 +191,8 @@ def student_step(suite, cfg: dict, data: dict, method: str, options: dict | None
     if needs_teacher(method_options(cfg, method, options)[0]):
         live.job_phase("loading the teacher")
         teacher, _, _ = teacher_step(suite, cfg, data, seed, cache_dir, progress)
+    if resume_tag is not None:  # a state saved on other data under the same config is not resumed
+        resume_tag = f"{resume_tag} data {suite.data_digest(data)}"
     return suite.train_student(cfg, data, teacher, method, options, seed, progress, checkpoint=checkpoint,
                                resume_tag=resume_tag)
 
@@ -200,7 +208,7 @@ def train_state_path(checkpoint: Path) -> Path:
 
 
 def cached_teacher(path: Path, cfg: dict, seed: int, network, train_fn, test_fn, primary: str, log=print,
-                   complete=None) -> tuple:
+                   complete=None, data: str | None = None) -> tuple:
     """The teacher of every task, cached at ``path``: ``network(cached) -> model`` makes the network under
     the config's initial weights of ``seed`` (``seed_init``; then every generator is seeded with ``seed``
     for training; ``cached``: its weights are about to be loaded, so a task may skip what only training
@@ -209,11 +217,14 @@ def cached_teacher(path: Path, cfg: dict, seed: int, network, train_fn, test_fn,
     ``test_fn(model) -> metrics`` (``test_fn`` None: no test split, as in the tuner; the record's test is
     None) and weights and record are cached atomically. ``complete(record) -> bool``: whether a cached
     record holds every test metric the run reports; when it does not (a teacher trained by the tuner, or
-    a metric added since), it is scored again and saved again.
+    a metric added since), it is scored again and saved again. ``data``: the digest of the data the teacher
+    learns from (``retrieval.data.fingerprint.data_digest``), recorded in the file; a cached file of another
+    digest, or of none, was trained on other data under the same config: it is moved aside
+    (``<name>.stale-<time>``, one line) and the teacher trained again.
     Returns (model, record: test metrics, seconds, epoch and history). Under torchrun every rank loads
     or trains (all take rank 0's branch); rank 0 alone scores and writes, and the others wait for it and
     return its record."""
-    blob = load_teacher(path)  # None: not cached, or damaged (moved aside); under torchrun rank 0's answer
+    blob = load_teacher(path, data)  # None: not cached, damaged or stale (moved aside); under torchrun rank 0's answer
     seed_init(cfg, seed)
     model = network(blob is not None)
     seed_everything(seed)
@@ -223,7 +234,7 @@ def cached_teacher(path: Path, cfg: dict, seed: int, network, train_fn, test_fn,
         record = blob["record"]
         if complete is not None and test_fn is not None and not complete(record) and distributed.is_main():
             record["test"] = test_fn(model)
-            _save_teacher(path, model, record)
+            _save_teacher(path, model, record, data)
         distributed.barrier()
         return model, record
     state = train_state_path(path)
@@ -232,22 +243,28 @@ def cached_teacher(path: Path, cfg: dict, seed: int, network, train_fn, test_fn,
     if distributed.is_main():
         test = test_fn(model) if test_fn is not None else None
         record = {"test": test, "seconds": result.seconds, "epoch": result.best_epoch, "history": result.history}
-        _save_teacher(path, model, record)
+        _save_teacher(path, model, record, data)
         state.unlink(missing_ok=True)  # the cached teacher is the finished run
         scored = f"test {primary} {100 * test[primary]:.2f}" if test else "no test split"
         log(f"teacher seed {seed}: {scored} (epoch {result.best_epoch}, trained in {result.seconds:.0f}s)")
     return model, distributed.broadcast_object(record)  # the other ranks wait here until the file is written
 
 
-def _save_teacher(path: Path, model, record: dict) -> None:
-    atomic_write_via(path, lambda tmp: torch.save({"state_dict": model.state_dict(), "record": record}, tmp))
+def _save_teacher(path: Path, model, record: dict, data: str | None = None) -> None:
+    blob = {"state_dict": model.state_dict(), "record": record, **({"data": data} if data is not None else {})}
+    atomic_write_via(path, lambda tmp: torch.save(blob, tmp))
 
 
-def load_teacher(path: Path) -> dict | None:
-    """The cached teacher file ``{"state_dict", "record"}`` of ``path``, or None when there is none or it is
-    damaged (moved aside, with a line saying so: ``retrieval.utils.cache_files``); the caller trains it
+def load_teacher(path: Path, data: str | None = None) -> dict | None:
+    """The cached teacher file ``{"state_dict", "record"[, "data"]}`` of ``path``, or None when there is none,
+    it is damaged (moved aside, with a line saying so: ``retrieval.utils.cache_files``) or, with ``data``
+    given, it records another data digest or none (moved aside as stale, with a line); the caller trains it
     then. Under torchrun rank 0 checks the file and every rank takes its branch."""
     blob = load_torch(path, has_keys("state_dict", "record")) if distributed.is_main() else None
+    if blob is not None and data is not None and blob.get("data") != data:
+        found = f"data {blob['data']}" if blob.get("data") else "no record of its data"
+        move_aside(path, f"trained on other data: {found}, this run's {data}", state="stale")
+        blob = None
     if not distributed.broadcast_object(blob is not None):
         return None
     return blob if blob is not None else torch.load(path, map_location="cpu", weights_only=True)

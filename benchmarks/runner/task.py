@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks.runner.config import config_hash
 from benchmarks.runner.suite_runner import run_suite
 from benchmarks.runner.tasks.common import environment
+from retrieval.data.fingerprint import data_digest
 
 
 class Task(ABC):
@@ -74,6 +75,12 @@ class Task(ABC):
     def teacher_hash(self, cfg: dict) -> str:
         """The hash of what decides the teacher's weights (its row's config hash; its cache file's name)."""
         return config_hash(self.teacher_identity(cfg))
+
+    def data_digest(self, data: dict) -> str:
+        """The digest of the splits a network trains and selects on (``retrieval.data.fingerprint``), recorded
+        with every cached teacher and student state: one cached on other data under the same config is
+        trained again."""
+        return data_digest(data)
 
     def teacher_checkpoint(self, cfg: dict, cache_dir: Path, seed: int) -> Path:
         """Where the teacher of ``seed`` is cached, named by ``teacher_hash``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2.functional import pil_to_tensor
+
+from retrieval.data.fingerprint import sampled_indices, update
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -94,6 +97,15 @@ class RetrievalDataset(Dataset):
 
     def load(self, i: int):
         raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A digest of the data (``retrieval.data.fingerprint``): the labels and a fixed sample of the loaded
+        images (before any transform). Subclasses holding their images in memory hash all of them."""
+        h = hashlib.sha256(type(self).__name__.encode())
+        update(h, self.labels)
+        for i in sampled_indices(len(self)):
+            update(h, self.load(i))
+        return h.hexdigest()
 
     def __getitem__(self, i: int) -> dict:
         image = self.load(i)
@@ -222,6 +234,13 @@ class ImageFileDataset(RetrievalDataset):
         except Exception as exc:  # PIL raises several types; name the file whatever it was
             raise ImageReadError(f"cannot read image {path}: {exc}") from exc
 
+    def fingerprint(self) -> str:
+        """The labels, the files' names (not their folder: a moved root is the same data) and a fixed sample
+        of decoded images."""
+        h = hashlib.sha256(super().fingerprint().encode())
+        update(h, [p.name for p in self.paths])
+        return h.hexdigest()
+
     def __getitem__(self, i: int) -> dict:
         image = self.load(i)
         if self.transform is not None:
@@ -250,3 +269,10 @@ class TensorImageDataset(RetrievalDataset):
 
     def load(self, i: int):
         return self.images[i]
+
+    def fingerprint(self) -> str:
+        """The labels and every image."""
+        h = hashlib.sha256(type(self).__name__.encode())
+        update(h, self.labels)
+        update(h, self.images)
+        return h.hexdigest()

@@ -8,6 +8,7 @@ crowd annotations are left out of the targets (COCOeval still sees them).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from retrieval.data.base import DatasetNotFoundError, ImageReadError
+from retrieval.data.fingerprint import sampled_indices, update
 from retrieval.detection.coco_io import load_coco
 
 
@@ -52,6 +54,14 @@ class CocoDetectionDataset(Dataset):
         except OSError as exc:
             raise ImageReadError(f"cannot read image {path}: {exc}") from exc
         return torch.from_numpy(array).permute(2, 0, 1).float().div_(255)
+
+    def fingerprint(self) -> str:
+        """A digest of the data (``retrieval.data.fingerprint``): the annotation file and a fixed sample of
+        the images."""
+        h = hashlib.sha256(self.ann_file.read_bytes())
+        for i in sampled_indices(len(self)):
+            update(h, self.read_image(self.image_ids[i]))
+        return h.hexdigest()
 
     def target(self, image_id: int) -> dict:
         anns = [a for a in self.coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]

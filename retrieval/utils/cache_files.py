@@ -52,10 +52,17 @@ def _reason(exc: BaseException) -> str:
 REDONE = "its work is redone"
 
 
-def move_aside(path, reason: str, log=say, was: os.stat_result | None = None, then: str = REDONE) -> Path | None:
+STALE = ".stale-"
+"""The infix of a cached network's new name when it was trained on other data than the run's
+(``retrieval.data.fingerprint``): ``teacher.pt`` -> ``teacher.pt.stale-20260101T120000Z``."""
+
+
+def move_aside(path, reason: str, log=say, was: os.stat_result | None = None, then: str = REDONE,
+               state: str = "damaged") -> Path | None:
     """Rename the damaged ``path`` to ``<name>.damaged-<UTC time>`` and say so in one line (ending with
     ``then``: what happens next); return the new path, or None when it is gone or is no longer the file
-    ``was`` (another process moved or remade it)."""
+    ``was`` (another process moved or remade it). ``state`` "stale": a whole file that no longer applies
+    (``<name>.stale-<UTC time>``, "is stale")."""
     path = Path(path)
     try:
         now = path.stat()
@@ -64,16 +71,17 @@ def move_aside(path, reason: str, log=say, was: os.stat_result | None = None, th
     if was is not None and (now.st_ino, now.st_dev) != (was.st_ino, was.st_dev):
         return None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.name}{DAMAGED}{stamp}")
+    infix = f".{state}-"
+    target = path.with_name(f"{path.name}{infix}{stamp}")
     n = 1
     while target.exists():
         n += 1
-        target = path.with_name(f"{path.name}{DAMAGED}{stamp}-{n}")
+        target = path.with_name(f"{path.name}{infix}{stamp}-{n}")
     try:
         os.rename(path, target)
     except FileNotFoundError:
         return None
-    log(f"cache: {path} is damaged ({reason}); moved it aside to {target.name}" + (f"; {then}" if then else ""))
+    log(f"cache: {path} is {state} ({reason}); moved it aside to {target.name}" + (f"; {then}" if then else ""))
     return target
 
 

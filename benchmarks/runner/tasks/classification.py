@@ -220,7 +220,8 @@ class ClassificationTask(Task):
 
         model, record = cached_teacher(path, cfg, seed, lambda cached: _network(cfg, data, "teacher"), fit,
                                        (lambda model: evaluate_classifier(model, data["test"], tcfg, desc="teacher test"))
-                                       if "test" in data else None, PRIMARY, log)  # the tuner has no test split
+                                       if "test" in data else None, PRIMARY, log,  # the tuner has no test split
+                                       data=self.data_digest(data))
         return model, record, chash
 
     def check_methods(self, cfg: dict, data: dict) -> None:

@@ -212,6 +212,6 @@ class DetectionTask(Task):
             path, cfg, seed, lambda cached: _network(cfg, data, "teacher"),
             lambda model, state: _train(build_detection_method("none", model), data, tcfg, f"teacher s{seed}", state),
             (lambda model: evaluate_detector(model, data["test"], tcfg, desc="teacher test")) if "test" in data else None,
-            PRIMARY, log)  # the tuner has no test split
+            PRIMARY, log, data=self.data_digest(data))  # the tuner has no test split
         return model, record, chash
 

@@ -208,7 +208,7 @@ class RetrievalTask(Task):
 
         model, record = cached_teacher(self.teacher_checkpoint(cfg, cache_dir, seed), cfg, seed, network, fit,
                                        (lambda model: evaluate_test(model, data["test"], cfg, tcfg, desc="teacher test"))
-                                       if "test" in data else None, PRIMARY, log, complete)
+                                       if "test" in data else None, PRIMARY, log, complete, self.data_digest(data))
         return model, record, self.teacher_hash(cfg)
 
     def check_methods(self, cfg: dict, data: dict) -> None:

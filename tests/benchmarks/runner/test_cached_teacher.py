@@ -6,10 +6,11 @@ from torch import nn
 
 from benchmarks.runner.suite_runner import cached_teacher
 from retrieval.engine.trainer import TrainResult
-from retrieval.utils.cache_files import DAMAGED, intact
+from retrieval.utils.cache_files import DAMAGED, STALE, intact
 
 
-def _teacher(path, trained: list, built: list | None = None, complete=None, scored: list | None = None):
+def _teacher(path, trained: list, built: list | None = None, complete=None, scored: list | None = None,
+             data: str | None = None):
     def network(cached):
         (built if built is not None else []).append(cached)
         return nn.Linear(3, 2)
@@ -24,7 +25,7 @@ def _teacher(path, trained: list, built: list | None = None, complete=None, scor
         (scored if scored is not None else []).append(float(model.weight[0, 0]))
         return {"acc": 0.75}
 
-    return cached_teacher(path, {}, 0, network, train, test, "acc", log=lambda *a: None, complete=complete)
+    return cached_teacher(path, {}, 0, network, train, test, "acc", log=lambda *a: None, complete=complete, data=data)
 
 
 def test_a_damaged_teacher_is_trained_again(tmp_path, capsys):
@@ -57,3 +58,23 @@ def test_a_cached_teacher_is_built_without_training_and_scored_again_when_its_re
     model, again = _teacher(path, trained, built, complete=lambda r: "top5" in r["test"], scored=scored)
     assert len(trained) == 1 and scored == [0.5, 0.5]  # incomplete: the loaded weights are scored again
     assert torch.load(path, weights_only=True)["record"] == again  # and saved again
+
+
+def test_a_teacher_cached_on_other_data_is_moved_aside_and_trained_again(tmp_path, capsys):
+    path = tmp_path / "t-seed0.pt"
+    trained = []
+    _teacher(path, trained)  # cached before digests were recorded: no digest in the file
+    assert "data" not in torch.load(path, weights_only=True)
+    capsys.readouterr()
+    _teacher(path, trained, data="aaaa")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(trained) == 2 and len(err) == 1, err
+    assert err[0].startswith(f"cache: {path} is stale (trained on other data: no record of its data, this run's aaaa)")
+    assert torch.load(path, weights_only=True)["data"] == "aaaa"
+    _teacher(path, trained, data="aaaa")  # the same data: loaded
+    assert len(trained) == 2 and capsys.readouterr().err == ""
+    _teacher(path, trained, data="bbbb")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(trained) == 3 and "trained on other data: data aaaa, this run's bbbb" in err[0]
+    assert len(list(tmp_path.glob(f"t-seed0.pt{STALE}*"))) == 2 and intact(path)
+    assert len(list(tmp_path.glob(f"t-seed0.pt{DAMAGED}*"))) == 0
