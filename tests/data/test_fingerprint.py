@@ -1,6 +1,8 @@
 """``retrieval.data.fingerprint``: the digest a cached network records of its data changes with any image
 or label, and only with them (not with a moved root, a transform or a second call)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -58,7 +60,6 @@ def test_files_are_hashed_by_name_and_content_not_by_folder(tmp_path):
 
 
 def test_a_detection_set_changes_digest_with_its_annotations(tmp_path):
-    import json
     (tmp_path / "img").mkdir()
     Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "img" / "a.png")
     ann = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
