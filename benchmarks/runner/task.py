@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from benchmarks.runner.config import config_hash
-from benchmarks.runner.suite_runner import run_suite
+from benchmarks.runner.suite_runner import run_suite, train_seeded_student
 from benchmarks.runner.tasks.common import environment
 from retrieval.data.fingerprint import data_digest
 
@@ -95,10 +95,26 @@ class Task(ABC):
     def run_id_of(self, cfg: dict, method: str, seed: int) -> tuple[str, str]:
         """(run id, config hash) of a student run."""
 
-    @abstractmethod
     def train_student(self, cfg: dict, data: dict, teacher, method: str, options: dict | None, seed: int,
                       progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
-        """(student network, ``TrainResult``) of one student run."""
+        """(student network, ``TrainResult``) of one student run, the same way for every task: the method
+        built by ``build_student_method`` from the run's initial weights, then trained by ``fit_student``
+        under the run's seed (``benchmarks.runner.suite_runner.train_seeded_student``). With a
+        ``checkpoint``, the training state is saved beside it after every epoch, and a run saved under the
+        same ``resume_tag`` continues from it, or is not retrained if it had finished."""
+        return train_seeded_student(
+            cfg, seed, lambda: self.build_student_method(cfg, data, teacher, method, options),
+            lambda built, state, tag: self.fit_student(built, data, cfg, progress, f"{method} s{seed}", state, tag),
+            checkpoint, resume_tag)
+
+    @abstractmethod
+    def build_student_method(self, cfg: dict, data: dict, teacher, method: str, options: dict | None):
+        """The method object of one student run (its student network and losses), before training."""
+
+    @abstractmethod
+    def fit_student(self, method, data: dict, cfg: dict, progress: bool, name: str, state_path: Path | None,
+                    state_tag: str | None):
+        """Train ``method`` on the task's training split, selected as its config says; a ``TrainResult``."""
 
     @abstractmethod
     def evaluate_student(self, model, data: dict, cfg: dict, progress: bool, desc: str) -> dict:

@@ -24,7 +24,7 @@ from torch import nn
 from benchmarks.runner.preflight import build_methods
 from benchmarks.runner.replicates import design_of
 from benchmarks.runner.schema import RoleModel, ScoredConfig
-from benchmarks.runner.suite_runner import cached_teacher, method_options, train_seeded_student
+from benchmarks.runner.suite_runner import cached_teacher, method_options
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
 from benchmarks.runner.tasks.common import result_row, run_id_of, teacher_identity, train_options
@@ -167,16 +167,10 @@ class ClassificationTask(Task):
     def teacher_name(self, cfg: dict) -> str:
         return cfg["teacher"]["arch"]
 
-    def train_student(self, cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                      progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
-        """Train one student with ``method_name`` and ``options``; returns (student, TrainResult).
-        With a ``checkpoint``, a killed run saved under the same ``resume_tag`` (the commit)
-        continues from its last epoch, and a finished one is not retrained."""
-        return train_seeded_student(
-            cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
-            lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
-                                              f"{method_name} s{seed}", state_path=state, state_tag=tag),
-            checkpoint, resume_tag)
+    build_student_method = staticmethod(build_student_method)
+
+    def fit_student(self, method, data, cfg, progress, name, state_path, state_tag):
+        return _train(method, data, train_config(cfg, "student", progress), name, state_path, state_tag)
 
     def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:
         return prepare(cfg, False, log, cache_dir)

@@ -20,7 +20,7 @@ import torch
 
 from benchmarks.runner.config import deep_merge
 from benchmarks.runner.schema import RoleModel, RunConfig
-from benchmarks.runner.suite_runner import cached_teacher, method_options, teacher_key, train_seeded_student
+from benchmarks.runner.suite_runner import cached_teacher, method_options, teacher_key
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
 from benchmarks.runner.tasks.classification import build_task_loss, pretrain_classifier
@@ -163,15 +163,10 @@ class DetectionTask(Task):
     def teacher_name(self, cfg: dict) -> str:
         return f"{cfg['teacher']['arch']}-fpn"
 
-    def train_student(self, cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                      progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
-        """Train one student detector with ``method_name``; returns (student, TrainResult). With a
-        ``checkpoint``, a killed run saved under the same ``resume_tag`` continues from its last epoch."""
-        return train_seeded_student(
-            cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
-            lambda method, state, tag: _train(method, data, train_config(cfg, "student", progress),
-                                              f"{method_name} s{seed}", state_path=state, state_tag=tag),
-            checkpoint, resume_tag)
+    build_student_method = staticmethod(build_student_method)
+
+    def fit_student(self, method, data, cfg, progress, name, state_path, state_tag):
+        return _train(method, data, train_config(cfg, "student", progress), name, state_path, state_tag)
 
     def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:
         pretrain_section(cfg)  # a bad section fails before any training

@@ -16,7 +16,6 @@ from benchmarks.runner.suite_runner import (  # noqa: F401 (seed_init, student_c
     method_options,
     seed_init,
     student_checkpoint,
-    train_seeded_student,
 )
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
@@ -151,17 +150,12 @@ class RetrievalTask(Task):
     def teacher_name(self, cfg: dict) -> str:
         return _model_name(cfg["teacher"])
 
-    def train_student(self, cfg: dict, data: dict, teacher, method_name: str, options: dict | None, seed: int,
-                      progress: bool, checkpoint: Path | None = None, resume_tag: str | None = None):
-        """Train one student with ``method_name`` and ``options``; selected on ``data["val"]``.
-        With a ``checkpoint``, the training state is saved beside it after every epoch and a run
-        saved under the same ``resume_tag`` (the commit) continues from it, or is not retrained
-        if it had finished."""
-        return train_seeded_student(
-            cfg, seed, lambda: build_student_method(cfg, data, teacher, method_name, options),
-            lambda method, state, tag: train(method, data["fit"], data["val"], train_options(cfg, "student", progress),
-                                             name=f"{method_name} s{seed}", state_path=state, state_tag=tag),
-            checkpoint, resume_tag)
+    build_student_method = staticmethod(build_student_method)
+
+    def fit_student(self, method, data, cfg, progress, name, state_path, state_tag):
+        """Trained on ``data["fit"]``, selected on ``data["val"]``."""
+        return train(method, data["fit"], data["val"], train_options(cfg, "student", progress), name=name,
+                     state_path=state_path, state_tag=state_tag)
 
     def prepare_data(self, cfg: dict, cache_dir: Path, log=print) -> dict:
         return prepare(cfg, log, cache_dir)
