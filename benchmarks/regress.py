@@ -38,7 +38,7 @@ from benchmarks.report.stats import LEVEL, MIN_SEEDS, lower_bound, paired_interv
 from benchmarks.runner.config import resolve_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_text, git_commit, package_versions, read_header, read_runs
-from retrieval.numerics import cpu_numerics
+from retrieval.numerics import cpu_model, cpu_numerics
 
 KEY = ["suite", "dataset", "teacher", "student", "method"]
 DEFAULT_METRICS = ("recall@1", "map@r", "top1")  # those of them that the baseline carries
@@ -267,7 +267,7 @@ def write_baseline(path: Path, rows: pd.DataFrame, commands: list[str]) -> None:
     header = [f"# command: {c}" for c in commands]
     header += [f"# commit: {git_commit()}", f"# date: {time.strftime('%Y-%m-%d')}",
                f"# packages: {', '.join(f'{k} {v}' for k, v in env.items())}",
-               f"# cpu: {cpu_numerics()}",
+               f"# cpu: {cpu_numerics()}", f"# machine: {cpu_model() or 'unknown'}",
                "# refresh: python -m benchmarks.regress --write-baseline " + _display(path)]
     atomic_write_text(path, "\n".join(header) + "\n" + rows.to_csv(index=False))
 
@@ -316,6 +316,10 @@ def main(argv=None) -> int:
         print(f"note: the baseline's CPU kernels were {meta['cpu']}, this run's are {cpu_numerics()}; rows made "
               f"with other vector instructions differ in their last bits, and training amplifies that "
               f"(see retrieval/numerics.py)")
+    elif meta.get("machine") and meta["machine"] != (cpu_model() or "unknown"):
+        print(f"note: the baseline was made on {meta['machine']}, this run on {cpu_model() or 'an unknown CPU'}; "
+              f"held to AVX2, CPUs of other generations usually give the same rows bit for bit, but not always "
+              f"(docs/results.md): small deltas on every row then are the machine, not the change")
     print(f"a regression = a significant drop (seeds paired, d = current - baseline: the one-sided "
           f"{100 * args.level:g}% upper bound of mean(d) < 0) or a mean drop beyond the tolerance "
           f"({100 * args.tolerance:.2f} points); delta and bound in points\n")

@@ -1,11 +1,12 @@
-"""Portable CPU numerics: every x86 machine computes with AVX2, so rows do not depend on the CPU.
+"""Portable CPU numerics: every x86 machine computes with AVX2, so that rows depend on the CPU as little as can be.
 
 PyTorch's CPU kernels (ATen's vectorised loops and oneDNN's convolutions) and faiss's distance
 kernels each use the widest vector instructions the CPU offers: AVX2 on one machine, AVX-512 on
 the next. The sums inside a step are then grouped differently, the last bits differ, and
 training amplifies them. With the same code and packages, the quick regression config gave hmat
 recall@1 59.82 on an AVX2 machine and 58.51 on an AVX-512 one. Held to AVX2, the AVX-512 machine
-gave the AVX2 machine's rows bit for bit.
+gave the AVX2 machine's rows bit for bit. A CPU of a later generation did not (same kernels, every row
+within noise; docs/results.md): ``cpu_model()`` names the CPU in every run's record.
 
 ``pin_cpu_isa()`` runs when ``retrieval`` is imported. It sets, only where the user has not set
 them already:
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 SWITCH = "HMAT_CPU_ISA"
 CHOICES = ("avx2", "native")
@@ -87,6 +89,40 @@ def pin_faiss(faiss_module) -> None:
             config.set_level(level)
     except (AttributeError, RuntimeError):
         pass
+
+
+def cpu_model(cpuinfo: str | None = None, cache_root: str = "/sys/devices/system/cpu/cpu0/cache") -> str:
+    """The CPU a run computed on, as ``/proc/cpuinfo`` and sysfs name it: model name, family and model
+    numbers, and the L2 and L3 cache sizes, e.g. ``Intel(R) Xeon(R) Processor (family 6 model 167; L2 2048K,
+    L3 491520K)``; '' where unknown. Held to AVX2, CPUs of other generations have given the same rows, but
+    not always (docs/results.md): recorded so that a row that does not reproduce can be traced to it."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "")
+    if not name:
+        return ""
+    caches = []
+    for index in sorted(Path(cache_root).glob("index*")) if Path(cache_root).is_dir() else []:
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level in ("2", "3") and kind in ("Unified", "Data"):
+            caches.append(f"L{level} {size}")
+    numbers = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+    return f"{name} ({'; '.join([numbers, ', '.join(caches)] if caches else [numbers])})"
 
 
 def cpu_numerics() -> str:

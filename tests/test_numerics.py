@@ -75,3 +75,18 @@ def test_a_bad_switch_is_one_line_before_any_work(capsys, monkeypatch):
     monkeypatch.setenv("HMAT_CPU_ISA", "avx-512")
     err = user_error(capsys, run.main, ["--suite", "retrieval"])
     assert "HMAT_CPU_ISA='avx-512': expected one of avx2, native" in err
+
+
+def test_cpu_model_names_the_first_processor_and_its_caches(tmp_path):
+    info = ("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+            "model name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu avx2\n\n"
+            "processor\t: 1\nmodel name\t: Another CPU\n")
+    for name, (level, kind, size) in {"index0": ("1", "Data", "48K"), "index1": ("1", "Instruction", "32K"),
+                                      "index2": ("2", "Unified", "2048K"), "index3": ("3", "Unified", "107520K")}.items():
+        (tmp_path / name).mkdir()
+        for key, value in (("level", level), ("type", kind), ("size", size)):
+            (tmp_path / name / key).write_text(value + "\n")
+    assert numerics.cpu_model(info, str(tmp_path)) == (
+        "Intel(R) Xeon(R) Platinum 8480C (family 6 model 143; L2 2048K, L3 107520K)")
+    assert numerics.cpu_model(info, str(tmp_path / "none")) == "Intel(R) Xeon(R) Platinum 8480C (family 6 model 143)"
+    assert numerics.cpu_model("processor\t: 0\nflags\t: avx2\n", str(tmp_path)) == ""  # no model name: unknown

@@ -73,7 +73,7 @@ def compare_rows(saved: dict, new: dict) -> tuple[pd.DataFrame, list[str]]:
 
 def _environment_changes(saved: dict, now: dict) -> list[str]:
     changes = []
-    for key in ("python", "torch", "platform", "threads", "cpu", "device"):
+    for key in ("python", "torch", "platform", "threads", "cpu", "cpu_model", "device"):
         if key in saved and key in now and saved[key] != now[key]:
             changes.append(f"{key} {saved[key]} -> {now[key]}")
     old, new = saved.get("packages") or {}, now.get("packages") or {}

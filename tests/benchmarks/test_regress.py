@@ -159,6 +159,22 @@ def test_write_baseline_has_a_header_and_reads_back(tmp_path, baseline, capsys):
     capsys.readouterr()
 
 
+def test_a_baseline_of_another_machine_is_named(tmp_path, baseline, capsys, monkeypatch):
+    """The baseline's header records the CPU; a run on another one says so beside the table (its deltas may be
+    the machine's), and a run on the same one says nothing."""
+    out = tmp_path / "new_baseline.csv"
+    monkeypatch.setattr(regress, "cpu_model", lambda: "CPU A (family 6 model 1; L2 1024K)")
+    assert regress.main(["--current", str(baseline), "--write-baseline", str(out)]) == 0
+    assert "# machine: CPU A (family 6 model 1; L2 1024K)\n" in out.read_text()
+    capsys.readouterr()
+    assert _gate(out, baseline) == 0
+    assert "note: the baseline was made on" not in capsys.readouterr().out
+    monkeypatch.setattr(regress, "cpu_model", lambda: "CPU B (family 6 model 2; L2 2048K)")
+    assert _gate(out, baseline) == 0
+    assert ("note: the baseline was made on CPU A (family 6 model 1; L2 1024K), this run on CPU B (family 6 model 2; "
+            "L2 2048K)") in capsys.readouterr().out
+
+
 def test_fresh_run_in_parallel_processes_then_gate(tmp_path, capsys):
     """Without --current the gate runs a config itself, seeds split over two processes that
     append to one runs.csv; the baseline it writes then passes the gate against those rows."""

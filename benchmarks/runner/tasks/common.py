@@ -14,14 +14,14 @@ from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.results_io import package_versions
 from benchmarks.runner.suite_runner import teacher_key
 from retrieval.engine.trainer import TrainConfig
-from retrieval.numerics import cpu_numerics
+from retrieval.numerics import cpu_model, cpu_numerics
 
 
 def environment(cfg: dict) -> dict:
     """What decides the numbers besides the config and the commit: versions, platform, threads, device."""
     return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads(), "cpu": cpu_numerics(), "device": cfg.get("device", "cpu"),
-            "packages": package_versions()}
+            "threads": torch.get_num_threads(), "cpu": cpu_numerics(), "cpu_model": cpu_model(),
+            "device": cfg.get("device", "cpu"), "packages": package_versions()}
 
 
 def train_options(cfg: dict, role: str, progress: bool, select_metric: str | None = None,
