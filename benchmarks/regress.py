@@ -316,8 +316,8 @@ def main(argv=None) -> int:
         print(f"note: the baseline's CPU kernels were {meta['cpu']}, this run's are {cpu_numerics()}; rows made "
               f"with other vector instructions differ in their last bits, and training amplifies that "
               f"(see retrieval/numerics.py)")
-    elif meta.get("machine") and meta["machine"] != (cpu_model() or "unknown"):
-        print(f"note: the baseline was made on {meta['machine']}, this run on {cpu_model() or 'an unknown CPU'}; "
+    elif meta.get("machine") and meta["machine"] != ((machine := cpu_model()) or "unknown"):
+        print(f"note: the baseline was made on {meta['machine']}, this run on {machine or 'an unknown CPU'}; "
               f"held to AVX2, CPUs of other generations usually give the same rows bit for bit, but not always "
               f"(docs/results.md): small deltas on every row then are the machine, not the change")
     print(f"a regression = a significant drop (seeds paired, d = current - baseline: the one-sided "

@@ -44,16 +44,22 @@ def choice(environ=None) -> str:
     return value
 
 
+def _cpuinfo() -> str | None:
+    """The text of /proc/cpuinfo, or None where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
 def has_avx2(cpuinfo: str | None = None, machine: str | None = None) -> bool:
     """Whether this is an x86-64 CPU that reports AVX2 (read from /proc/cpuinfo; False where absent)."""
     if (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
         return False
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-                cpuinfo = fh.read()
-        except OSError:
-            return False
+        return False
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             return "avx2" in line.split(":", 1)[-1].split()
@@ -96,12 +102,9 @@ def cpu_model(cpuinfo: str | None = None, cache_root: str = "/sys/devices/system
     numbers, and the L2 and L3 cache sizes, e.g. ``Intel(R) Xeon(R) Processor (family 6 model 167; L2 2048K,
     L3 491520K)``; '' where unknown. Held to AVX2, CPUs of other generations have given the same rows, but
     not always (docs/results.md): recorded so that a row that does not reproduce can be traced to it."""
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-                cpuinfo = fh.read()
-        except OSError:
-            return ""
+        return ""
     fields = {}
     for line in cpuinfo.splitlines():
         if not line.strip():
