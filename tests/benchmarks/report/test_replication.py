@@ -128,6 +128,13 @@ def test_an_existing_run_is_the_first_run_when_its_rows_are_of_the_config(tmp_pa
     assert set(pd.read_csv(out / "second" / "retrieval" / "synthetic" / "runs.csv")["seed"]) == {2, 3}
     report = (out / "retrieval_synthetic.md").read_text()
     assert f"first run seeds [0, 1] ({folder})" in report
+    # a folder that ran more methods (a zoo) is checked on the methods the config runs; the others are left out
+    # (the second run's none of seeds 2 and 3 comes from the cache of the run above: nothing is trained)
+    out_none = tmp_path / "out-none"
+    assert replicate.main(["--first", str(folder), "--out", str(out_none), "--methods", "none", *flags]) == 0
+    assert set(pd.read_csv(out_none / "second" / "retrieval" / "synthetic" / "runs.csv")["method"]) <= {"teacher",
+                                                                                                        "none"}
+    assert f"first run seeds [0, 1] ({folder})" in (out_none / "retrieval_synthetic.md").read_text()
     # another config (another weight of at) gives other run ids: refused before any training
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(tiny_retrieval(run=["none", "at"], seeds=[0, 1], methods={"at": {"beta": 7}})))
