@@ -32,6 +32,7 @@ import torch
 
 from benchmarks.runner.config import resolve_config
 from benchmarks.runner.results_io import atomic_write_json
+from benchmarks.runner.schema import typed
 from benchmarks.runner.tasks import retrieval as suite
 from retrieval.data import build_dataset
 
@@ -41,11 +42,12 @@ MIN_STAGE1, MIN_STAGE4 = 16, 4
 
 def stage_sizes(cfg: dict) -> dict:
     """{role: [(H, W) of stages 1..4]} of the config's teacher and student on one image of its test split."""
-    d = cfg["dataset"]
-    image = build_dataset(d["name"], d.get("root"), "test", **dict(d.get("options") or {}))[0]["image"]
+    spec = typed(cfg)
+    d = spec.dataset
+    image = build_dataset(d.name, d.root, "test", **dict(d.options or {}))[0]["image"]
     out = {}
     for role in ("teacher", "student"):
-        net = suite._model(cfg[role]).eval()
+        net = suite._model(getattr(spec, role)).eval()
         with torch.no_grad():
             stages = net.forward_features(image[None])["stages"]
         out[role] = [tuple(int(v) for v in f.shape[-2:]) for f in stages]
@@ -137,7 +139,7 @@ def timed_default_run(suite: str, out: str, config: str | None = None, extra: tu
 
 def read_board(out: str, suite: str, cfg: dict) -> pd.DataFrame:
     """The leaderboard.csv the run of ``cfg`` wrote under ``out``, indexed by method."""
-    return pd.read_csv(Path(out) / suite / cfg["dataset"]["name"] / "leaderboard.csv").set_index("method")
+    return pd.read_csv(Path(out) / suite / typed(cfg).dataset.name / "leaderboard.csv").set_index("method")
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ from benchmarks.report.rows import current_rows
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.results_io import atomic_write_json, command_line, git_commit, write_report
+from benchmarks.runner.schema import check_config, typed
 from benchmarks.runner.tasks import get_suite
 
 
@@ -78,8 +79,9 @@ def first_rows(folder: Path, cfg: dict) -> list[int]:
     students = rows[rows["method"] != "teacher"]
     if students.empty:
         raise UserError(f"--first {folder}: no student rows")
-    students = students[students["method"].isin(cfg["run"])]
-    suite = get_suite(cfg["suite"])
+    spec = typed(cfg)
+    students = students[students["method"].isin(spec.run)]
+    suite = get_suite(spec.suite)
     wrong = []
     for _, row in students.iterrows():
         seed = int(row["seed"])
@@ -89,18 +91,22 @@ def first_rows(folder: Path, cfg: dict) -> list[int]:
     if wrong:
         raise UserError(f"--first {folder}: {len(wrong)} row(s) are not of this config, e.g. {wrong[0]}; pass the "
                         f"flags and --config of the run that wrote the folder")
-    missing = sorted(set(cfg["run"]) - set(students["method"]))
+    missing = sorted(set(spec.run) - set(students["method"]))
     if missing:
-        raise UserError(f"--first {folder}: no rows of {', '.join(missing)}; the config runs {', '.join(cfg['run'])}")
+        raise UserError(f"--first {folder}: no rows of {', '.join(missing)}; the config runs {', '.join(spec.run)}")
     return sorted(int(s) for s in students["seed"].unique())
 
 
 def plan(args, rest: list[str]) -> tuple[dict, list[int], list[int]]:
     """(config, first seeds, second seeds), checked before any training."""
-    cfg, _ = runner.build_config(runner.parse_args(["--suite", args.suite, *rest]))
+    cfg, origin = runner.build_config(runner.parse_args(["--suite", args.suite, *rest]))
+    check_config(cfg, origin)  # each problem named with the file or flag it came from, before anything is read
+    if "none" not in typed(cfg).run:
+        raise UserError(f"the run list {','.join(typed(cfg).run)} has no none: the check compares each method's gain "
+                        f"over none in both runs; add it (e.g. --methods none,{','.join(typed(cfg).run)})")
     if args.first and args.seeds:
         raise UserError("--first takes the first run's seeds from its rows; drop --seeds")
-    first = first_rows(Path(args.first), cfg) if args.first else list(args.seeds or cfg["seeds"])
+    first = first_rows(Path(args.first), cfg) if args.first else list(args.seeds or typed(cfg).seeds)
     second = list(args.second_seeds or range(max(first) + 1, max(first) + 1 + len(first)))
     shared = sorted(set(first) & set(second))
     if shared:
@@ -115,6 +121,7 @@ def plan(args, rest: list[str]) -> tuple[dict, list[int], list[int]]:
 def main(argv=None) -> int:
     args, rest = parse_args(argv)
     cfg, first, second = plan(args, rest)
+    spec = typed(cfg)
     out = Path(args.out)
     runs = [Path(args.first)] if args.first else []
     for seeds, which in ((first, "first"), (second, "second"))[1 if args.first else 0:]:
@@ -124,7 +131,7 @@ def main(argv=None) -> int:
                             *rest])
         if code:
             return code
-        runs.append(out / which / cfg["suite"] / cfg["dataset"]["name"])
+        runs.append(out / which / spec.suite / spec.dataset.name)
     # the second run's wall time (its networks are new unless the cache already held them), for bench_frontier
     atomic_write_json(runs[1] / "timing.json", {"wall_seconds": round(time.perf_counter() - start, 1),
                                                 "seeds": second, "commit": git_commit()})
@@ -135,9 +142,9 @@ def main(argv=None) -> int:
     notes = [f"Command: `{command_line('benchmarks.replicate', argv)}`",
              f"Commit: `{git_commit()}`; replicates ({'/'.join(design)}): first run seeds {first} ({runs[0]}), "
              f"second run seeds {second} ({runs[1]})."]
-    title = f"Replication check: {cfg['suite']}, {cfg['dataset']['name']}"
+    title = f"Replication check: {spec.suite}, {spec.dataset.name}"
     text = to_markdown(table, title, notes)
-    report = out / f"{cfg['suite']}_{cfg['dataset']['name']}"
+    report = out / f"{spec.suite}_{spec.dataset.name}"
     write_report(report, table, text)
     print("\n" + text)
     s = summary(table)

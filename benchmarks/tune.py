@@ -68,7 +68,7 @@ from benchmarks.runner.launch import add_launcher_flags, launcher_flags, make_la
 from benchmarks.runner.launch.interrupt import reports_interrupts
 from benchmarks.runner.preflight import check_device
 from benchmarks.runner.results_io import atomic_write_text, git_commit
-from benchmarks.runner.schema import check_config, method_problems
+from benchmarks.runner.schema import check_config, method_problems, typed
 from benchmarks.runner.suite_runner import teacher_seed_of
 from benchmarks.runner.tracking import check_tracking
 from benchmarks.runner.tune import search as sampled
@@ -135,7 +135,9 @@ def main(argv=None) -> int:
     if args.search == "optuna" and (args.test_after or args.trials < 1):
         raise UserError("--search optuna: --trials must be at least 1, and --test-after is for the grid")
     cfg = tuning_config(resolve_config(args.suite, args.config))
-    check_device(cfg.get("device"), args.launcher or (cfg.get("launcher") or {}).get("name"))  # before any data
+    check_config(cfg)  # the config and every cell's options, before any data or job
+    spec = typed(cfg)
+    check_device(spec.device, args.launcher or (spec.launcher.name if spec.launcher else None))  # before any data
     if args.suite != "retrieval" and (args.test_after or args.folds):
         raise UserError(f"--suite {args.suite}: --test-after and --folds are for the retrieval suite only (its "
                         f"class-disjoint validation folds); tune {args.suite} on the config's val split")
@@ -150,10 +152,9 @@ def main(argv=None) -> int:
         try:
             tune_data(fold_config(cfg, args.folds - 1, args.folds), Path(args.cache_dir))
         except (TypeError, ValueError) as exc:
-            raise SystemExit(f"--folds {args.folds}: the dataset {cfg['dataset']['name']!r} cannot make these folds "
+            raise SystemExit(f"--folds {args.folds}: the dataset {spec.dataset.name!r} cannot make these folds "
                              f"({exc}); cross-validation folds need a dataset with a val_fold option (synthetic)")
-    workers = args.workers or int(cfg.get("workers") or 1)
-    check_config(cfg)  # the config and every cell's options, before any job
+    workers = args.workers or spec.workers or 1
     check_tracking(cfg)  # every cell's and trial's curves go to <out>/<suite>/<dataset>/tuning|search/tensorboard
     launcher = _launcher(args, cfg)
     command = "python -m benchmarks.tune " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -173,7 +174,7 @@ def main(argv=None) -> int:
         if problems:
             raise UserError(f"{args.grid}: grid cell {i} ({method} {options}): "
                             + "; ".join(f"{path}: {message}" for path, message in problems))
-    dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
+    dest = Path(args.out) / spec.suite / spec.dataset.name
     job = {"cfg": cfg, "cells": cells, "cache_dir": Path(args.cache_dir), "dest": dest / "tuning", "commit": commit,
            "progress": not args.no_progress and workers == 1, "keep": args.test_after, "folds": args.folds}
     ranked = f"val_{select_metric(cfg)}"  # the metric that also selects each run's checkpoint (checked first)
@@ -232,7 +233,7 @@ def _reproduce(args, chosen: dict, workers: int, command: str, launcher=None) ->
     """``--reproductions N``: the choice (already written) over seeds 0..N-1, test split included."""
     if args.reproductions:
         cfg = resolve_config(args.suite, args.config)
-        dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"] / "reproductions"
+        dest = Path(args.out) / typed(cfg).suite / typed(cfg).dataset.name / "reproductions"
         where = sampled.reproduce(args.suite, args.config, chosen, args.reproductions, dest, Path(args.cache_dir),
                                   workers, not args.no_progress, launcher, command=command)
         print(f"reproductions over seeds 0..{args.reproductions - 1}: {where / 'leaderboard.md'}")

@@ -63,9 +63,11 @@ def rebuild(folder: Path) -> pd.DataFrame:
 
 def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
     """Write ``out``'s runs.csv and tables from the rows of several runs of one config on disjoint replicates
-    (a run and its replication reruns): every folder must hold the same methods, each with the same config
-    hash (the hash of its config and options), and no (method, seed) may appear twice. The intervals then cover all the replicates together. Returns the
-    leaderboard. The notes are the first folder's, with a line naming the pooled runs."""
+    (a run and its replication reruns): the methods every folder holds are pooled (``none`` among them), each with
+    the same config hash in every folder (the hash of its config and options), and no (method, seed) may appear
+    twice. A method that some folders lack (a rerun of a few methods of a zoo) is left out, and a line says so. The
+    intervals then cover all the replicates together. Returns the leaderboard. The notes are the first folder's,
+    with a line naming the pooled runs."""
     if len(folders) < 2:
         raise UserError(f"--pool needs two or more results folders to pool; got {len(folders)}")
     parts = []
@@ -80,13 +82,19 @@ def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
                             f"({'; '.join(f'{m}: {h}' for m, h in sorted(mixed.items()))}); expected one run of one config")
         parts.append((folder, rows, hashes))
     first, expected = parts[0][0], parts[0][2]
+    shared = set(expected).intersection(*(set(hashes) for _, _, hashes in parts[1:]))
     for folder, _, hashes in parts[1:]:
-        differ = sorted(m for m in set(expected) | set(hashes) if expected.get(m) != hashes.get(m))
+        differ = sorted(m for m in shared if expected[m] != hashes[m])
         if differ:
             m = differ[0]
             raise UserError(f"--pool: every folder must hold runs of one config; {m} has config hash "
-                            f"{expected.get(m, 'no row')} in {first} but {hashes.get(m, 'no row')} in {folder}")
-    runs = pd.concat([rows for _, rows, _ in parts], ignore_index=True)
+                            f"{expected[m]} in {first} but {hashes[m]} in {folder}")
+    students = sorted(shared - {"teacher", "none"})
+    if "none" not in shared or not students:
+        raise UserError(f"--pool: the folders share {sorted(shared) or 'no method'}; expected none and at least one "
+                        f"other method in every folder (gains are over none)")
+    left_out = sorted(set().union(*(set(hashes) for _, _, hashes in parts)) - shared)
+    runs = pd.concat([rows[rows["method"].isin(shared)] for _, rows, _ in parts], ignore_index=True)
     twice = runs[runs.duplicated(["method", "seed"], keep=False)]
     if len(twice):
         shared = sorted({int(s) for s in twice["seed"]})
@@ -98,6 +106,8 @@ def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
     said = [f"Command: `{command}`",
             "Pooled runs of one config on disjoint replicates: " + "; ".join(f"{f} seeds {s}" for f, s in seeds.items())
             + (f" (rows from commits {', '.join(commits)})" if commits else "") + "."]
+    if left_out:
+        said.append(f"Left out, not run in every pooled folder: {', '.join(left_out)}.")
     notes = said + [_without_run(n) for n in notes if not n.startswith("Command:") and _without_run(n)]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "runs.csv", runs.to_csv(index=False))

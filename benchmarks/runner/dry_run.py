@@ -47,10 +47,10 @@ import psutil
 import torch
 from pycocotools.coco import COCO
 
-from benchmarks.runner.config import deep_merge
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.results_io import atomic_write_via
+from benchmarks.runner.schema import typed, typed_train
 from benchmarks.runner.suite_runner import student_step, teacher_step
 from benchmarks.runner.tasks import get_suite
 from retrieval.engine.trainer import reporting_progress
@@ -221,11 +221,11 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
     dropped = []
     if sizes and str(getattr(suite, "PRIMARY", "")).startswith("recall@"):  # Recall@K needs more than K items
         fewest = min(len(data[split]) for split in sizes)
-        ks = list(cfg["eval"]["ks"])
+        ks = list(typed(cfg).eval.ks)
         kept = [k for k in ks if k < fewest] or [1]
         dropped = [k for k in ks if k not in kept]
         cfg = {**cfg, "eval": {**cfg["eval"], "ks": kept}}
-    cuda = torch.device(cfg.get("device", "cpu")).type == "cuda"
+    cuda = torch.device(typed(cfg).device or "cpu").type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     clock, test, test_seconds = _Clock(), {}, None
@@ -245,7 +245,7 @@ def run_job(suite_name: str, cfg: dict, data_cache: str, dry_cache: str, kind: s
     if kind == "teacher" and clock.end is not None:
         test_seconds = done - clock.end  # the teacher's test evaluation (and its save) follow training
     first, per_step = clock.step_times()
-    workers = int(_train_section(cfg, kind).get("num_workers") or 0)  # this job's loader workers
+    workers = typed_train(cfg, _role(kind)).num_workers or 0  # this job's loader workers
     return {"seconds": done - start, "first_step_s": first, "s_per_step": per_step,
             "steps_per_epoch": clock.steps_per_epoch, "steps": len(clock.steps),
             "val_seconds": (clock.eval_end - clock.eval_start) if clock.eval_end else None,
@@ -260,28 +260,26 @@ def jobs_of(suite, cfg: dict) -> list[tuple[str, str | None, str | None]]:
     """(kind, name, method) of every job of one seed: setup jobs, the teacher, each student."""
     setup = suite.setup_names(cfg)
     return ([("setup", f"setup {name}", name) for name in setup] + [("teacher", "teacher", None)]
-            + [("student", method, method) for method in cfg["run"]])
+            + [("student", method, method) for method in typed(cfg).run])
 
 
 # ------------------------------------------------------------------------------------ projection
 
 
-def _train_section(cfg: dict, kind: str) -> dict:
-    if kind == "setup":
-        return deep_merge(cfg.get("train") or {}, (cfg.get("pretrain") or {}).get("train") or {})
-    role = "teacher" if kind == "teacher" else "student"
-    return deep_merge(cfg.get("train") or {}, cfg[role].get("train") or {})
+def _role(kind: str) -> str:
+    """The config section whose training a job of ``kind`` (setup, teacher, student) runs."""
+    return {"setup": "pretrain", "teacher": "teacher"}.get(kind, "student")
 
 
 def project(recipe: dict, kind: str, m: dict) -> float | None:
     """Seconds this job takes in the full recipe on this machine (see the module's docstring)."""
     if m["s_per_step"] is None:
         return None
-    train = _train_section(recipe, kind)
-    epochs = int(train.get("epochs", 10))
+    train = typed_train(recipe, _role(kind))
+    epochs = train.epochs or 10
     seconds = epochs * m["steps_per_epoch"] * m["s_per_step"]
     if kind != "setup":
-        every = int(train.get("eval_every", 1))
+        every = train.eval_every or 1
         evaluations = len({e for e in range(1, epochs + 1) if e % every == 0 or e == epochs})
         for split, count in (("val", evaluations), ("test", 1)):
             spent = m["val_seconds"] if split == "val" else m["test_seconds"]
@@ -322,10 +320,10 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
             eval_images: int = EVAL_IMAGES, log=print) -> Path:
     """Dry-run every job of ``recipe`` (one seed); write and print the table; return its folder."""
     suite = get_suite(suite_name)
-    seed = list(recipe.get("seeds") or [0])[0]
+    seed = typed(recipe).seeds[0]
     cfg = replicate_config(dry_config(recipe, steps), seed)  # that seed's replicate (its data, weights, teacher)
     jobs = jobs_of(suite, cfg)
-    device = cfg.get("device", "cpu")
+    device = typed(cfg).device or "cpu"
     log(f"dry run: {len(jobs)} job(s) of seed {seed}, {steps} step(s) each, evaluation on at most "
         f"{eval_images} images per split, device {device}; each job in its own process")
     rows, dry_cache = [], tempfile.mkdtemp(prefix="hmat-dry-run-")
@@ -350,7 +348,7 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
                 f" peak {_memory(row)}, projected {_hours(row['projected_s'])}")
     finally:
         shutil.rmtree(dry_cache, ignore_errors=True)
-    dest = Path(out_dir) / recipe["suite"] / recipe["dataset"]["name"]
+    dest = Path(out_dir) / typed(recipe).suite / typed(recipe).dataset.name
     table = pd.DataFrame(rows)
     atomic_write_via(dest / "dry_run.csv", lambda tmp: table.to_csv(tmp, index=False))
     text = markdown(table, recipe, suite, seed)
@@ -360,17 +358,17 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
 
 
 def _row(recipe, suite, kind, name, method, seed, m: dict, commit: str) -> dict:
-    train = _train_section(recipe, kind)
-    batch = int(train.get("batch_size", 128))
+    train, spec = typed_train(recipe, _role(kind)), typed(recipe)
+    batch = train.batch_size or 128
     projected = project(recipe, kind, m)
-    repeats = 1 if kind == "setup" else len(list(recipe.get("seeds") or [0]))
+    repeats = 1 if kind == "setup" else len(spec.seeds)
     primary = getattr(suite, "PRIMARY", None)
-    return {"dry_run": True, "suite": recipe["suite"], "dataset": recipe["dataset"]["name"], "job": name,
-            "method": method if kind == "student" else kind, "seed": seed, "device": recipe.get("device", "cpu"),
-            "amp": bool(train.get("amp", False)), "batch": batch, "steps": m["steps"],
+    return {"dry_run": True, "suite": spec.suite, "dataset": spec.dataset.name, "job": name,
+            "method": method if kind == "student" else kind, "seed": seed, "device": spec.device or "cpu",
+            "amp": bool(train.amp), "batch": batch, "steps": m["steps"],
             "first_step_s": m["first_step_s"], "s_per_step": m["s_per_step"],
             "images_per_s": batch / m["s_per_step"] if m["s_per_step"] else None,
-            "steps_per_epoch": m["steps_per_epoch"], "epochs": int(train.get("epochs", 10)),
+            "steps_per_epoch": m["steps_per_epoch"], "epochs": train.epochs or 10,
             "eval_images": sum(m["eval_sizes"].values()), "peak_rss_mb": round(m["peak_rss_mb"], 1),
             "loader_peak_uss_mb": round(m["loader_peak_uss_mb"], 1),
             "peak_gpu_mb": None if m["peak_gpu_mb"] is None else round(m["peak_gpu_mb"], 1),
@@ -393,12 +391,12 @@ def _memory(row: dict) -> str:
 
 
 def markdown(table, recipe: dict, suite, seed: int) -> str:
-    seeds = len(list(recipe.get("seeds") or [0]))
-    workers = int(recipe.get("workers") or 1)
+    spec = typed(recipe)
+    seeds, workers = len(spec.seeds), spec.workers or 1
     total = table["projected_total_s"].sum(min_count=1)
-    lines = [f"# dry run: {recipe['suite']} on {recipe['dataset']['name']}", "",
+    lines = [f"# dry run: {spec.suite} on {spec.dataset.name}", "",
              f"Command: `{recipe.get('_command', '')}`", "",
-             f"Seed {seed} only, {int(table['steps'].max())} steps per job on device {recipe.get('device', 'cpu')}; "
+             f"Seed {seed} only, {int(table['steps'].max())} steps per job on device {spec.device or 'cpu'}; "
              f"metrics on at most a bounded sample of the evaluated splits (not comparable with real runs).", "",
              "| job | batch | first step (s) | s/step | images/s | peak memory | projected (one seed) |",
              "|---|---|---|---|---|---|---|"]

@@ -31,7 +31,7 @@ from benchmarks.runner import suite_runner
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.sampler_fit import fit_sampler, split_stats
-from benchmarks.runner.schema import check_config
+from benchmarks.runner.schema import check_config, typed
 from benchmarks.runner.suite_runner import method_options
 from retrieval.data import CorruptImageError, check_images
 from retrieval.data.base import DatasetNotFoundError
@@ -80,7 +80,7 @@ def check_device(device: str | None, launcher: str | None = None) -> None:
 
 
 def _prepare(suite, cfg: dict, cache_dir: Path, log):
-    name = cfg["dataset"]["name"]
+    name = typed(cfg).dataset.name
     try:
         return suite_runner.suite_data(suite, cfg, cache_dir, log)
     except DatasetNotFoundError:
@@ -112,7 +112,7 @@ def build_methods(cfg: dict, data: dict, teacher, build_student, fit: str = "fit
     ``build_student()`` is a new untrained student; ``data[fit]`` the split whose labels it trains on;
     ``task_loss(**cfg["task_loss"])`` the suite's task loss (default: the metric losses of retrieval)."""
     task_loss = task_loss or build_task_loss
-    for name in cfg["run"]:
+    for name in typed(cfg).run:
         registered, options = method_options(cfg, name, cfg["methods"].get(name))
         try:
             build_method(registered, student=build_student(), teacher=teacher,
@@ -130,9 +130,10 @@ def preflight(suite, cfg: dict, out_dir, cache_dir, check_data: str | None = Non
     check_config(cfg, origin)
     check_writable(out_dir, "results folder (--out)")
     check_writable(cache_dir, "cache folder (--cache-dir)")
-    check_device(cfg.get("device"), (cfg.get("launcher") or {}).get("name"))  # before any data is built
+    spec = typed(cfg)
+    check_device(spec.device, spec.launcher.name if spec.launcher else None)  # before any data is built
 
-    data = _prepare(suite, replicate_config(cfg, cfg["seeds"][0]), Path(cache_dir), log)  # the run's first replicate
+    data = _prepare(suite, replicate_config(cfg, spec.seeds[0]), Path(cache_dir), log)  # the run's first replicate
     check_images_of(data, check_data)
     notes = []
     if suite.name == "retrieval":  # every suite of the retrieval task

@@ -7,8 +7,13 @@ problem, each naming the file the key came from and its path (``student.train.ep
 unknown keys (with the nearest valid key), wrong types, values out of range, unknown names
 (dataset, architecture, loss, method, a role's torchvision ``weights``) and the cross-field rules of a training section
 (``batch_size`` a multiple of ``m_per_class``, milestones inside the epochs, ``eval_every`` at
-most the epochs). The config itself is not rewritten: defaults live in the code that reads it,
-so the config hashes that name cached teachers and runs do not change.
+most the epochs). The config itself is not rewritten: the identities that name cached teachers and
+runs hash its sections as written, so a default added to the schema changes no hash.
+
+``typed(cfg)`` is what the code reads: the checked config as its task's pydantic model (``RetrievalConfig``,
+``ClassificationConfig``, ``DetectionConfig``), with types, and the schema's defaults where the file is silent
+(``cfg.teacher.arch``, ``cfg.student.embedding_dim``, ``cfg.eval.ks``). The dict stays beside it for what must
+be hashed or written as given (identities, run files).
 """
 
 from __future__ import annotations
@@ -20,10 +25,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from benchmarks.runner.config import deep_merge
+from benchmarks.runner.config import deep_merge, method_options
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import design_problems
-from benchmarks.runner.suite_runner import method_options
 from benchmarks.runner.tasks import is_suite, list_suites, schema_of, suite_task
 from retrieval.data.registry import dataset_loader, list_datasets
 from retrieval.engine.trainer import OPTIMIZERS, SAMPLERS, SCHEDULES, SELECT, TrainConfig
@@ -58,6 +62,7 @@ class TrainSection(Section):
     eval_every: PositiveInt | None = None
     select_metric: str | None = None
     num_workers: Annotated[int, Field(ge=0)] | None = None
+    max_steps: PositiveInt | None = None  # end each epoch after this many steps (the dry run sets it)
     optimizer: Literal[OPTIMIZERS] | None = None
     momentum: Annotated[float, Field(ge=0, lt=1)] | None = None
     sampler: Literal[SAMPLERS] | None = None
@@ -154,7 +159,7 @@ class RunConfig(Section):
     dataset: DatasetSection
     train: TrainSection | None = None
     methods: dict[str, dict[str, Any] | None]
-    run: Annotated[list[str], Field(min_length=1)]
+    run: list[str]  # the methods; empty: the teachers alone (what --reproduce of a teacher row runs)
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]  # the replicates
     replicates: Literal["full", "conditional"] | None = None  # what a replicate draws (benchmarks.runner.replicates)
     init_seed: Annotated[int, Field(ge=0)] | None = None  # conditional only: one draw of the initial weights
@@ -236,6 +241,12 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: tupl
 
 def merged_train(cfg: dict, role: str) -> dict:
     return deep_merge(cfg.get("train") or {}, (cfg.get(role) or {}).get("train") or {})
+
+
+def typed_train(cfg: dict, role: str) -> TrainSection:
+    """A role's training section (``teacher``, ``student``, ``pretrain``) merged over the shared one, typed;
+    a key neither sets is None (``retrieval.engine.TrainConfig`` holds the defaults)."""
+    return TrainSection.model_validate(merged_train(cfg, role))
 
 
 def train_rules(train: dict, where: str, ks=None, suite: str = "retrieval", validated: bool = True
@@ -387,6 +398,21 @@ def config_problems(cfg: dict) -> list[tuple[str, str]]:
     if cfg.get("pretrain"):
         out += train_rules(merged_train(cfg, "pretrain"), "pretrain.train", ks, suite, validated=False)
     return out
+
+
+def typed(cfg: dict) -> RunConfig:
+    """The config ``cfg`` as its task's model (see the module's docstring): validated anew on every call
+    (about 20 microseconds), so it always shows the dict as it stands. A config that does not satisfy the
+    schema raises ``UserError`` with its problems (``check_config`` reports them, with their sources, before
+    any work)."""
+    suite = cfg.get("suite")
+    if not is_suite(suite):
+        raise UserError(f"unknown suite {suite!r}; expected one of {sorted(list_suites())}")
+    schema = schema_of(suite)
+    try:
+        return schema.model_validate({k: v for k, v in cfg.items() if k not in INTERNAL_KEYS})
+    except ValidationError as exc:
+        raise UserError("; ".join(f"config: {path}: {message}" for path, message in pydantic_problems(exc, schema)))
 
 
 def check_config(cfg: dict, origin=None) -> None:

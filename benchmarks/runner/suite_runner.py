@@ -45,6 +45,7 @@ from benchmarks.runner.jobs import job_count, run_jobs
 from benchmarks.runner.launch import LocalLauncher, interrupt, make_launcher
 from benchmarks.runner.replicates import design_note, design_of, replicate_config, replicate_draws
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via, read_runs, upsert_rows
+from benchmarks.runner.schema import typed
 from benchmarks.runner.tasks import get_suite
 from benchmarks.runner.tracking import teacher_run_id, tracking
 from retrieval.cost import row_record, suite_cost
@@ -82,8 +83,9 @@ def setup_job(job: dict, name: str, seed: int | None = None) -> None:
     cfg, log = job["cfg"], job.get("log", print)
     if seed is not None:
         cfg = replicate_config(cfg, seed)
-    if cfg.get("threads"):  # as the suites' prepare_data sets them for the other jobs
-        torch.set_num_threads(int(cfg["threads"]))
+    threads = typed(cfg).threads
+    if threads:  # as the suites' prepare_data sets them for the other jobs
+        torch.set_num_threads(threads)
     suite.setup(cfg, {"cache_dir": Path(job["cache_dir"])}, name, job["progress"], log)
 
 
@@ -199,7 +201,8 @@ def student_step(suite, cfg: dict, data: dict, method: str, options: dict | None
 
 def student_checkpoint(cfg: dict, cache_dir: Path, run_id: str) -> Path:
     """Where a student run's selected weights (student + connectors/heads) are kept."""
-    return cache_dir / "students" / cfg["suite"] / cfg["dataset"]["name"] / f"{run_id}.pt"
+    spec = typed(cfg)
+    return cache_dir / "students" / spec.suite / spec.dataset.name / f"{run_id}.pt"
 
 
 def train_state_path(checkpoint: Path) -> Path:
@@ -340,8 +343,9 @@ def write_runs(suite, cfg: dict, data: dict, dest: Path, results: list[dict]) ->
 
 def check_methods(cfg: dict) -> list[str]:
     """The config's ``run`` list, each a registered method or a named variant of one."""
-    methods = list(cfg["run"])
-    known = set(list_methods()) | {name for name, opts in cfg["methods"].items() if "method" in (opts or {})}
+    spec = typed(cfg)
+    methods = list(spec.run)
+    known = set(list_methods()) | {name for name, opts in spec.methods.items() if "method" in (opts or {})}
     unknown = [m for m in methods if m not in known]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; expected some of {sorted(known)}")
@@ -357,7 +361,8 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     bars on a terminal (see ``benchmarks.runner.progress``); without it, or off a terminal, a line per
     job started, epoch and job done. Every message goes to ``log``."""
     methods = check_methods(cfg)
-    workers = int(cfg.get("workers") or 1)
+    spec = typed(cfg)
+    workers = spec.workers or 1
     if distributed.is_distributed():  # each job is trained by all the torchrun processes together
         if not distributed.is_main():
             log, progress = (lambda *a, **k: None), False
@@ -371,17 +376,17 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     if launcher.name != "local":  # its jobs run in other processes and nodes: the folders spelt in full
         out_dir, cache_dir = Path(out_dir).resolve(), cache_dir.resolve()
         log(f"launcher {launcher.name}: up to {workers} job(s) at once as {launcher.describe()}")
-    data = suite_data(suite, replicate_config(cfg, cfg["seeds"][0]), cache_dir, log)  # the first replicate's
-    dest = Path(out_dir) / cfg["suite"] / cfg["dataset"]["name"]
+    data = suite_data(suite, replicate_config(cfg, spec.seeds[0]), cache_dir, log)  # the first replicate's
+    dest = Path(out_dir) / spec.suite / spec.dataset.name
     # the suite's own tqdm bars stay off: the reporter shows every job's progress (and prints its messages)
     job = {"suite": suite.name, "cfg": cfg, "dest": dest, "cache_dir": cache_dir, "commit": commit,
            "env": environment or {}, "progress": False, "log": live.job_log}
-    setup = setup_jobs(suite, cfg, job, cfg["seeds"])
+    setup = setup_jobs(suite, cfg, job, spec.seeds)
     teacher_of = partial(teacher_seed_of, cfg)
-    with live.Reporter(job_count(cfg["seeds"], methods, setup, teacher_of), progress, log) as reporter:
+    with live.Reporter(job_count(spec.seeds, methods, setup, teacher_of), progress, log) as reporter:
         try:
-            results = run_jobs(partial(teacher_job, job), partial(student_job, job), cfg["seeds"], methods, workers,
-                               log, setup, reporter=reporter, suite=cfg["suite"], teacher_of=teacher_of,
+            results = run_jobs(partial(teacher_job, job), partial(student_job, job), spec.seeds, methods, workers,
+                               log, setup, reporter=reporter, suite=spec.suite, teacher_of=teacher_of,
                                needs_teacher=partial(method_needs_teacher, cfg), launcher=launcher)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (benchmarks.runner.launch.interrupt): where the rows are
             interrupt.note(exc, rows=dest / "runs.csv")
@@ -391,7 +396,7 @@ def run_suite(suite, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, pro
     rows = write_runs(suite, cfg, data, dest, results)
     hashes = {r["config_hash"] for r in rows}
     table = read_runs(dest / "runs.csv")
-    title = f"{cfg['suite']}: {cfg['dataset']['name']}"
+    title = f"{spec.suite}: {spec.dataset.name}"
     notes = suite.table_notes(cfg, data, commit) + teacher_notes(cfg) + [design_note(cfg)]
     write_suite_tables(dest, table[table["config_hash"].isin(hashes)], suite.PRIMARY, title,
                        notes)  # leaderboard.csv, leaderboard.md, pairwise.csv

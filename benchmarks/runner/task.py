@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from benchmarks.runner.config import config_hash
+from benchmarks.runner.schema import typed
 from benchmarks.runner.suite_runner import run_suite, train_seeded_student
 from benchmarks.runner.tasks.common import environment
 from retrieval.data.fingerprint import data_digest
@@ -85,7 +86,7 @@ class Task(ABC):
     def teacher_checkpoint(self, cfg: dict, cache_dir: Path, seed: int) -> Path:
         """Where the teacher of ``seed`` is cached, named by ``teacher_hash``."""
         name = f"{self.teacher_name(cfg)}-{self.teacher_hash(cfg)}-seed{seed}.pt"
-        return Path(cache_dir) / "teachers" / cfg["dataset"]["name"] / name
+        return Path(cache_dir) / "teachers" / typed(cfg).dataset.name / name
 
     @abstractmethod
     def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):

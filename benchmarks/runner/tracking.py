@@ -56,6 +56,7 @@ from pathlib import Path
 from benchmarks.runner.config import deep_merge, method_options
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.launch import EXTRA
+from benchmarks.runner.schema import typed
 from retrieval.engine import distributed
 from retrieval.engine.trainer import current_progress_callback, reporting_progress
 
@@ -365,9 +366,9 @@ def make_trackers(job: dict, run_id: str, params: dict) -> list:
     dest = Path(job["dest"])
     trackers = [TensorBoardTracker(dest / FOLDER / run_id, params)]
     if tracker == "mlflow":
-        tags = {"hmat.suite": cfg.get("suite"), "hmat.dataset": (cfg.get("dataset") or {}).get("name"),
-                "hmat.commit": job.get("commit")}
-        trackers.append(MLflowTracker(uri or default_mlflow_uri(dest), f"{cfg['suite']}/{cfg['dataset']['name']}",
+        spec = typed(cfg)
+        tags = {"hmat.suite": spec.suite, "hmat.dataset": spec.dataset.name, "hmat.commit": job.get("commit")}
+        trackers.append(MLflowTracker(uri or default_mlflow_uri(dest), f"{spec.suite}/{spec.dataset.name}",
                                       run_id, {k: v for k, v in tags.items() if v is not None}, params))
     return trackers
 

@@ -169,3 +169,22 @@ def test_pool_joins_runs_of_one_config_on_disjoint_replicates(tmp_path, capsys):
         f"error: --pool: every folder must hold runs of one config; none has config hash c1 in {first} but c2 in "
         f"{other}")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before anything is written
+    only_none = _folder(tmp_path / "d", "retrieval", "fonts", {"none": lambda s: {"recall@1": 0.5, "map@r": 0.1}},
+                        seeds=(9,))
+    err = user_error(capsys, leaderboard.main, ["--pool", str(tmp_path / "z"), str(first), str(only_none)])
+    assert "expected none and at least one other method in every folder" in err
+
+
+def test_pool_keeps_the_methods_every_folder_ran(tmp_path):
+    """A rerun of a few methods of a zoo pools with the zoo on those methods; the others are left out, and said."""
+    runs = {"teacher": lambda s: {"recall@1": 0.9, "map@r": 0.3}, "none": lambda s: {"recall@1": 0.5, "map@r": 0.1},
+            "rkd": lambda s: {"recall@1": 0.52 + s / 100, "map@r": 0.12}, "at": lambda s: {"recall@1": 0.4, "map@r": 0.1}}
+    zoo = _folder(tmp_path / "a", "retrieval", "fonts", runs)
+    rerun = _folder(tmp_path / "b", "retrieval", "fonts", {m: runs[m] for m in ("teacher", "none", "rkd")}, seeds=(6, 7))
+    out = tmp_path / "pooled" / "retrieval" / "fonts"
+    assert leaderboard.main(["--pool", str(out), str(zoo), str(rerun)]) == 0
+    board = pd.read_csv(out / "leaderboard.csv").set_index("method")
+    assert sorted(board.index) == ["none", "rkd", "teacher"] and board.loc["rkd", "gain_seeds"] == 4
+    gains = [100 * (0.02 + s / 100) for s in (0, 1, 6, 7)]
+    assert board.loc["rkd", "gain_vs_none"] == pytest.approx(sum(gains) / 4, abs=1e-3)
+    assert "Left out, not run in every pooled folder: at." in (out / "leaderboard.md").read_text()

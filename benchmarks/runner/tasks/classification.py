@@ -23,7 +23,7 @@ from torch import nn
 
 from benchmarks.runner.preflight import build_methods
 from benchmarks.runner.replicates import design_of
-from benchmarks.runner.schema import RoleModel, ScoredConfig
+from benchmarks.runner.schema import RoleModel, ScoredConfig, typed
 from benchmarks.runner.suite_runner import cached_teacher, method_options
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
@@ -58,19 +58,20 @@ def splits_for(tcfg: TrainConfig) -> tuple[str, str | None]:
 def prepare(cfg: dict, progress: bool = True, log=print, cache_dir: Path | None = None) -> dict:
     """Set threads; build the splits the teacher and student need (always ``test``). ``cache_dir``
     (where the pretrained backbones are kept) is needed when the config has a pretrain section."""
-    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    spec = typed(cfg)
+    torch.set_num_threads(spec.threads or torch.get_num_threads())
     pretrain_section(cfg)  # a bad section fails before any training
-    d = cfg["dataset"]
+    d = spec.dataset
     names = {"test"}
     for role in ("teacher", "student"):
         names.update(s for s in splits_for(train_config(cfg, role, progress)) if s)
-    data = {s: build_dataset(d["name"], d.get("root"), s, **dict(d.get("options") or {})) for s in sorted(names)}
+    data = {s: build_dataset(d.name, d.root, s, **dict(d.options or {})) for s in sorted(names)}
     test = data["test"]
-    source = getattr(test, "source", d["name"])
-    log(f"data {d['name']}: {source}")
+    source = getattr(test, "source", d.name)
+    log(f"data {d.name}: {source}")
     log("  " + ", ".join(f"{s} {len(data[s])} images" for s in sorted(data)) + f", {num_classes(data)} classes")
-    if d.get("root") and getattr(test, "embedded", False):
-        log(f"  note: --data-root is not read by the embedded set {d['name']}; for CIFAR pass --dataset cifar100 "
+    if d.root and getattr(test, "embedded", False):
+        log(f"  note: --data-root is not read by the embedded set {d.name}; for CIFAR pass --dataset cifar100 "
             f"(or cifar10), or --config benchmarks/configs/cifar100.yaml")
     if cache_dir is not None:
         data["cache_dir"] = Path(cache_dir)
@@ -83,12 +84,12 @@ def num_classes(data: dict) -> int:
     return len(names) if names else int(max(int(d.labels.max()) for d in splits)) + 1
 
 
-def _classifier(spec: dict, classes: int):
-    return create_classifier(spec["arch"], classes, pretrained=spec.get("pretrained", False),
-                             weights=spec.get("weights"))
+def _classifier(spec: RoleModel, classes: int):
+    """The classifier of a role's section (any ``RoleModel``: a detector's backbone is pretrained as one)."""
+    return create_classifier(spec.arch, classes, pretrained=spec.pretrained, weights=spec.weights)
 
 
-def pretrain_classifier(spec: dict, dataset):
+def pretrain_classifier(spec: RoleModel, dataset):
     """The classifier pretrained on ``dataset`` (its own classes; only the backbone is kept)."""
     return _classifier(spec, dataset.num_classes)
 
@@ -96,7 +97,7 @@ def pretrain_classifier(spec: dict, dataset):
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` classifier before training: from the pretrained backbone, with a new
     classifier, when the config has a ``pretrain`` section (see ``benchmarks.runner.tasks.pretrain``)."""
-    model = _classifier(cfg[role], num_classes(data))
+    model = _classifier(getattr(typed(cfg), role), num_classes(data))
     if pretrain_section(cfg):
         if "cache_dir" not in data:
             raise ValueError("the config's pretrain section needs the cache folder: build the data with "
@@ -123,7 +124,7 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 
 def accuracy_note(cfg: dict) -> str:
     """The table's statement of which epoch's accuracy it holds, and for how many epochs each role trained."""
-    fraction = (cfg["dataset"].get("options") or {}).get("val_fraction", 0.1)
+    fraction = (typed(cfg).dataset.options or {}).get("val_fraction", 0.1)
     what = {"last": "the **last epoch** (RepDistiller's reporting, no checkpoint selection; trained on the whole "
                     "train split)",
             "best": f"the **best epoch** on the validation split ({100 * fraction:.0f}% of the training images, "
@@ -143,7 +144,7 @@ def accuracy_note(cfg: dict) -> str:
 def data_source(cfg: dict, data: dict) -> str:
     """What the test split is, as its loader says; under full replicates a generated set's seed is
     that of the first replicate only, so the note says each replicate draws its own."""
-    source = getattr(data["test"], "source", cfg["dataset"]["name"])
+    source = getattr(data["test"], "source", typed(cfg).dataset.name)
     if design_of(cfg) == "full":
         source = re.sub(r"generator seed \d+", "generator seed drawn per replicate", source)
     return source
@@ -165,7 +166,7 @@ class ClassificationTask(Task):
     teacher_identity = staticmethod(teacher_identity)  # benchmarks/runner/tasks/common.py
 
     def teacher_name(self, cfg: dict) -> str:
-        return cfg["teacher"]["arch"]
+        return typed(cfg).teacher.arch
 
     build_student_method = staticmethod(build_student_method)
 
@@ -188,18 +189,22 @@ class ClassificationTask(Task):
     def make_row(self, cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
         role = "teacher" if method == "teacher" else "student"
         select = train_config(cfg, role, False).select
-        return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, cfg["teacher"]["arch"],
-                          cfg[role]["arch"], epoch=epoch, select=select)
+        spec = typed(cfg)
+        return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, spec.teacher.arch,
+                          getattr(spec, role).arch, epoch=epoch, select=select)
 
     def cost_networks(self, cfg: dict, data: dict) -> dict:
-        return {role: _classifier(cfg[role], num_classes(data)) for role in ("teacher", "student")}
+        spec = typed(cfg)
+        return {"teacher": _classifier(spec.teacher, num_classes(data)),
+                "student": _classifier(spec.student, num_classes(data))}
 
     def table_notes(self, cfg: dict, data: dict, commit: str) -> list[str]:
+        spec = typed(cfg)
         return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite classification')}`",
-                f"Commit: `{commit}`; seeds {list(cfg['seeds'])}.",
+                f"Commit: `{commit}`; seeds {list(spec.seeds)}.",
                 f"Data: {data_source(cfg, data)}.",
                 accuracy_note(cfg),
-                f"Teacher {cfg['teacher']['arch']}, student {cfg['student']['arch']}; gap closed = "
+                f"Teacher {spec.teacher.arch}, student {spec.student.arch}; gap closed = "
                 f"(method - none) / (teacher - none) on top-1."]
 
     def load_or_train_teacher(self, cfg: dict, data: dict, seed: int, cache_dir: Path, progress: bool, log=print):
@@ -221,6 +226,7 @@ class ClassificationTask(Task):
     def check_methods(self, cfg: dict, data: dict) -> None:
         classes = num_classes(data)
         fit, _ = splits_for(train_config(cfg, "student", False))
-        build_methods(cfg, data, _classifier(cfg["teacher"], classes), lambda: _classifier(cfg["student"], classes), fit,
+        spec = typed(cfg)
+        build_methods(cfg, data, _classifier(spec.teacher, classes), lambda: _classifier(spec.student, classes), fit,
                       build_task_loss)
 

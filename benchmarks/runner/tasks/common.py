@@ -1,6 +1,10 @@
 """What the three tasks' suites share: the environment a row records, a role's training options, the
 result row, and the run id of a student (each task keeps what differs: its data, networks, teacher
-identity, evaluation and notes)."""
+identity, evaluation and notes).
+
+The code reads the config through ``typed(cfg)`` (``benchmarks.runner.schema``): the task's pydantic model.
+The identities below hash the dict's sections as written, so that a default added to the schema renames no
+cached network."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import time
 
 import torch
 
-from benchmarks.runner.config import config_hash, deep_merge
+from benchmarks.runner.config import config_hash
 from benchmarks.runner.results_io import package_versions
+from benchmarks.runner.schema import typed, typed_train
 from benchmarks.runner.suite_runner import teacher_key
 from retrieval.engine.trainer import TrainConfig
 from retrieval.numerics import cpu_model, cpu_numerics
@@ -21,20 +26,21 @@ def environment(cfg: dict) -> dict:
     """What decides the numbers besides the config and the commit: versions, platform, threads, device."""
     return {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
             "threads": torch.get_num_threads(), "cpu": cpu_numerics(), "cpu_model": cpu_model(),
-            "device": cfg.get("device", "cpu"), "packages": package_versions()}
+            "device": typed(cfg).device or "cpu", "packages": package_versions()}
 
 
 def train_options(cfg: dict, role: str, progress: bool, select_metric: str | None = None,
                   ks: bool = True) -> TrainConfig:
     """The ``train`` section merged with the role's own (``teacher``/``student``); ``select_metric`` is the
     task's default when the config names none, ``ks`` whether the evaluation's Recall@K ranks are passed."""
-    opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
+    spec = typed(cfg)
+    opts = typed_train(cfg, role).model_dump(exclude_unset=True)  # TrainConfig's defaults fill the rest
     if select_metric is not None:
         opts.setdefault("select_metric", select_metric)
     if ks:
-        opts["ks"] = tuple(cfg["eval"]["ks"])
+        opts["ks"] = tuple(spec.eval.ks)
     opts["progress"] = progress
-    opts["device"] = cfg.get("device", "cpu")
+    opts["device"] = spec.device or "cpu"
     return TrainConfig.from_dict(opts)
 
 
@@ -42,7 +48,8 @@ def result_row(cfg: dict, method: str, seed: int, run_id: str, chash: str, test:
                teacher_name: str, student_name: str, **epoch) -> dict:
     """A row of runs.csv; ``epoch`` holds the task's epoch columns (``best_epoch``, or ``epoch`` and ``select``),
     which sit between the training time and the commit."""
-    return {"run_id": run_id, "suite": cfg["suite"], "dataset": cfg["dataset"]["name"], "teacher": teacher_name,
+    spec = typed(cfg)
+    return {"run_id": run_id, "suite": spec.suite, "dataset": spec.dataset.name, "teacher": teacher_name,
             "student": student_name, "method": method, "seed": seed, **test, "train_seconds": round(seconds, 2),
             **epoch, "commit": commit, "config_hash": chash, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
 

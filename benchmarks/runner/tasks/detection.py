@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from benchmarks.runner.config import deep_merge
-from benchmarks.runner.schema import RoleModel, RunConfig
+from benchmarks.runner.schema import RoleModel, RunConfig, typed
 from benchmarks.runner.suite_runner import cached_teacher, method_options, teacher_key
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import register_task
@@ -43,22 +43,23 @@ def train_config(cfg: dict, role: str, progress: bool) -> TrainConfig:
 
 def prepare(cfg: dict, cache_dir: Path, log=print) -> dict:
     """Set threads; read (and for the embedded set, first generate) the train/val/test splits."""
-    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
-    d = cfg["dataset"]
-    data = {s: build_detection_dataset(d["name"], d.get("root"), s, cache_dir=cache_dir,
-                                       **dict(d.get("options") or {})) for s in SPLITS}
-    if cfg.get("teacher_cache"):
+    spec = typed(cfg)
+    torch.set_num_threads(spec.threads or torch.get_num_threads())
+    d = spec.dataset
+    data = {s: build_detection_dataset(d.name, d.root, s, cache_dir=cache_dir, **dict(d.options or {}))
+            for s in SPLITS}
+    if spec.teacher_cache:
         check_one_size(data["train"])  # before any training
     counts = ", ".join(f"{s} {len(data[s])} images / {len(data[s].coco.anns)} boxes" for s in SPLITS)
-    log(f"data {d['name']} ({data['test'].ann_file.parent}): {counts}, {data['test'].num_classes} classes")
+    log(f"data {d.name} ({data['test'].ann_file.parent}): {counts}, {data['test'].num_classes} classes")
     return data
 
 
 def _detector(cfg: dict, role: str, num_classes: int):
-    spec = cfg[role]
-    options = deep_merge(cfg.get("detector", {}), spec.get("detector", {}))
-    return create_detector(spec["arch"], num_classes, pretrained=spec.get("pretrained", False),
-                           weights=spec.get("weights"), **options)
+    run = typed(cfg)
+    spec = getattr(run, role)
+    options = deep_merge(run.detector or {}, spec.detector or {})
+    return create_detector(spec.arch, num_classes, pretrained=spec.pretrained, weights=spec.weights, **options)
 
 
 def _pretrain(cfg: dict, role: str, cache_dir: Path, progress: bool = False, log=print) -> Path:
@@ -99,7 +100,7 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
     """The method object of one student run, before training (named variants as in retrieval)."""
     registered, options = method_options(cfg, method_name, options)
     student = _network(cfg, data, "student")  # teacher_cache: the image sizes were checked by prepare()
-    return build_detection_method(registered, student, teacher, cache_teacher=bool(cfg.get("teacher_cache")),
+    return build_detection_method(registered, student, teacher, cache_teacher=typed(cfg).teacher_cache,
                                   **options)
 
 
@@ -116,10 +117,11 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
     selection = {"best": f"checkpoint = best {s.select_metric} on val ({len(data['val'])} images)",
                  "last": "last epoch"}[s.select]
     train_ = data["train"]
+    spec = typed(cfg)
     return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite detection')}`",
-            f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; COCO box AP (pycocotools COCOeval) in %, mean ± std "
+            f"Commit: `{commit}`; seeds {list(spec.seeds)}; COCO box AP (pycocotools COCOeval) in %, mean ± std "
             f"over seeds, on the test split ({len(data['test'])} images); {selection}.",
-            f"Data: {cfg['dataset']['name']}, {len(train_)} training images, {train_.num_classes} classes. "
+            f"Data: {spec.dataset.name}, {len(train_)} training images, {train_.num_classes} classes. "
             f"Faster R-CNN + FPN; teacher {teacher_name} ({t.epochs} epochs), student {student_name} "
             f"({s.epochs} epochs); gap closed = (method - none) / (teacher - none) on AP.",
             "Cost columns: the backbone + FPN of each detector (RPN and RoI heads left out: the same for "
@@ -130,7 +132,8 @@ def _notes(cfg: dict, data: dict, commit: str, teacher_name: str, student_name: 
 
 
 def _names(cfg: dict) -> tuple[str, str]:
-    return tuple(f"{cfg[role]['arch']}-fpn" for role in ("teacher", "student"))
+    spec = typed(cfg)
+    return f"{spec.teacher.arch}-fpn", f"{spec.student.arch}-fpn"
 
 
 class DetectorModel(RoleModel):
@@ -161,7 +164,7 @@ class DetectionTask(Task):
                                             "method_options": cfg["methods"].get(method_name) or {}}, seed)
 
     def teacher_name(self, cfg: dict) -> str:
-        return f"{cfg['teacher']['arch']}-fpn"
+        return f"{typed(cfg).teacher.arch}-fpn"
 
     build_student_method = staticmethod(build_student_method)
 

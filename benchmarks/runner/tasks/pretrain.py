@@ -32,6 +32,7 @@ from benchmarks.runner.config import (  # noqa: F401 (the section's helpers, re-
     pretrain_section,
 )
 from benchmarks.runner.results_io import atomic_write_via, file_lock
+from benchmarks.runner.schema import typed
 from benchmarks.runner.suite_runner import train_state_path
 from retrieval.data import build_dataset
 from retrieval.engine import TrainConfig, distributed, seed_everything, train
@@ -57,15 +58,16 @@ def _train_options(cfg: dict) -> dict:
 
 def pretrained_path(cfg: dict, role: str, cache_dir: Path) -> Path:
     """Where the pretrained backbone of ``cfg[role]`` is cached (named by what decides its weights)."""
-    return (Path(cache_dir) / "pretrained" / cfg["dataset"]["name"] /
-            f"{cfg[role]['arch']}-{config_hash(_identity(cfg, role))}.pt")
+    spec = typed(cfg)
+    return (Path(cache_dir) / "pretrained" / spec.dataset.name /
+            f"{getattr(spec, role).arch}-{config_hash(_identity(cfg, role))}.pt")
 
 
 def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progress: bool = False,
                       log=print, task_loss=build_task_loss) -> Path:
     """Pretrain the backbone of ``cfg[role]`` unless it is cached; return its file.
 
-    ``build_model(spec, dataset)`` makes the network trained on the pretraining ``dataset``
+    ``build_model(spec, dataset)`` makes the network of a role's typed section ``spec`` trained on the pretraining ``dataset``
     (an embedding network, or a classifier with that set's classes); ``task_loss(**options)``
     builds the config's task loss (the metric losses by default). The run is resumable (its training
     state is saved after each epoch beside the file) and its weights depend only on the
@@ -85,12 +87,14 @@ def ensure_pretrained(cfg: dict, role: str, cache_dir: Path, build_model, progre
 def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log, task_loss) -> Path:
     spec = pretrain_dataset_spec(cfg)
     data = build_dataset(spec["name"], spec.get("root"), "train", **dict(spec.get("options") or {}))
+    run = typed(cfg)
     seed = pretrain_section(cfg).get("seed")
-    seed_everything((cfg.get("init_seed") or 0) if seed is None else seed)
-    model = build_model(cfg[role], data)
+    seed_everything((run.init_seed or 0) if seed is None else seed)
+    model = build_model(getattr(run, role), data)
     seed_everything(0 if seed is None else seed)
-    opts = {**_train_options(cfg), "select": "last", "progress": progress, "device": cfg.get("device", "cpu"),
-            "ks": tuple((cfg.get("eval") or {}).get("ks", (1,)))}
+    ks = run.eval.ks if getattr(run, "eval", None) is not None else (1,)  # detection has no eval section
+    opts = {**_train_options(cfg), "select": "last", "progress": progress, "device": run.device or "cpu",
+            "ks": tuple(ks)}
     # a suite without a task_loss section (detection: the detector's own losses) pretrains with the
     # default of ``task_loss`` (cross-entropy for a classifier)
     method = build_method("none", student=model, task_loss=task_loss(**(cfg.get("task_loss") or {})))
@@ -100,7 +104,7 @@ def _pretrain(cfg: dict, role: str, path: Path, build_model, progress: bool, log
         weights = model.backbone.state_dict()
         atomic_write_via(path, lambda tmp: torch.save(weights, tmp))
         state.unlink(missing_ok=True)
-        log(f"pretrained the {role} backbone {cfg[role]['arch']} on {len(data)} images of {data.num_classes} "
+        log(f"pretrained the {role} backbone {getattr(run, role).arch} on {len(data)} images of {data.num_classes} "
             f"classes in {result.seconds:.0f}s")
     distributed.barrier()
     return path

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 
 from benchmarks.runner.preflight import build_methods
-from benchmarks.runner.schema import PositiveInt, RoleModel, ScoredConfig
+from benchmarks.runner.schema import PositiveInt, RoleModel, ScoredConfig, typed
 from benchmarks.runner.suite_runner import (  # noqa: F401 (seed_init, student_checkpoint: read through this module)
     cached_teacher,
     method_options,
@@ -35,23 +35,24 @@ MODEL_KEYS = ("arch", "embedding_dim", "normalize", "pretrained", "weights", "po
 
 
 def _datasets(cfg: dict) -> dict:
-    d = cfg["dataset"]
-    opts = dict(d.get("options") or {})
-    return {split: build_dataset(d["name"], d.get("root"), split, **opts) for split in ("fit", "val", "test")}
+    d = typed(cfg).dataset
+    opts = dict(d.options or {})
+    return {split: build_dataset(d.name, d.root, split, **opts) for split in ("fit", "val", "test")}
 
 
-def _model(spec: dict, dataset=None):
-    """The embedding network of ``spec`` (``dataset``, given by pretraining, does not change it)."""
-    extra = {"output_stride": spec["output_stride"]} if spec.get("output_stride") else {}  # timm's keyword
-    return create_model(spec["arch"], embedding_dim=spec["embedding_dim"], normalize=spec["normalize"],
-                        pretrained=spec.get("pretrained", False), weights=spec.get("weights"),
-                        pooling=spec.get("pooling", "avg"), **extra)
+def _model(spec, dataset=None):
+    """The embedding network of ``spec``, a role's section (``EmbeddingModel``, or its dict); ``dataset``,
+    given by pretraining, does not change it."""
+    spec = spec if isinstance(spec, EmbeddingModel) else EmbeddingModel.model_validate(spec)
+    extra = {"output_stride": spec.output_stride} if spec.output_stride else {}  # timm's keyword
+    return create_model(spec.arch, embedding_dim=spec.embedding_dim, normalize=spec.normalize,
+                        pretrained=spec.pretrained, weights=spec.weights, pooling=spec.pooling, **extra)
 
 
 def _network(cfg: dict, data: dict, role: str):
     """The ``role`` network (teacher or student) before training: from the pretrained backbone
     when the config has a ``pretrain`` section (see ``benchmarks.runner.tasks.pretrain``)."""
-    model = _model(cfg[role])
+    model = _model(getattr(typed(cfg), role))
     if pretrain_section(cfg):
         if "cache_dir" not in data:
             raise ValueError("the config's pretrain section needs the cache folder: build the data with "
@@ -60,13 +61,13 @@ def _network(cfg: dict, data: dict, role: str):
     return model
 
 
-def _model_name(spec: dict) -> str:
-    return f"{spec['arch']}-{spec['embedding_dim']}"
+def _model_name(spec) -> str:
+    return f"{spec.arch}-{spec.embedding_dim}"
 
 
 def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> dict:
     """Exact Recall@K, MAP@R and R-Precision; plus ``<index>_recall@K`` for each approximate
-    index named in ``cfg["eval"]["index"]`` (ivf, hnsw), from the same embeddings."""
+    index named in the config's ``eval.index`` (ivf, hnsw), from the same embeddings."""
     emb, labels = compute_embeddings(model, dataset, num_workers=tcfg.num_workers, device=tcfg.device,
                                      progress=tcfg.progress, desc=desc)
     out = evaluate(emb, labels, ks=tcfg.ks)
@@ -77,7 +78,7 @@ def evaluate_test(model, dataset, cfg: dict, tcfg: TrainConfig, desc: str) -> di
 
 
 def approximate_indexes(cfg: dict) -> list[str]:
-    names = cfg["eval"].get("index") or []
+    names = typed(cfg).eval.index or []
     names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in INDEXES]
     if unknown:
@@ -96,12 +97,13 @@ def build_student_method(cfg: dict, data: dict, teacher, method_name: str, optio
 def prepare(cfg: dict, log=print, cache_dir: Path | None = None) -> dict:
     """Set threads and build the fit/val/test splits of the config's dataset. ``cache_dir``
     (where the pretrained backbones are kept) is needed when the config has a pretrain section."""
-    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    spec = typed(cfg)
+    torch.set_num_threads(spec.threads or torch.get_num_threads())
     pretrain_section(cfg)  # a bad section fails before any training
     data = _datasets(cfg)
     if cache_dir is not None:
         data["cache_dir"] = Path(cache_dir)
-    log(f"data {cfg['dataset']['name']}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
+    log(f"data {spec.dataset.name}: fit {len(data['fit'])} images / {data['fit'].num_classes} classes, "
         f"val {len(data['val'])} / {data['val'].num_classes}, test {len(data['test'])} / {data['test'].num_classes}"
         + (f"; {data['test'].source}" if getattr(data["test"], "source", None) else ""))
     return data
@@ -148,7 +150,7 @@ class RetrievalTask(Task):
     teacher_identity = staticmethod(teacher_identity)  # benchmarks/runner/tasks/common.py
 
     def teacher_name(self, cfg: dict) -> str:
-        return _model_name(cfg["teacher"])
+        return _model_name(typed(cfg).teacher)
 
     build_student_method = staticmethod(build_student_method)
 
@@ -171,18 +173,21 @@ class RetrievalTask(Task):
         return evaluate_test(model, data["test"], cfg, train_options(cfg, "student", progress), desc=desc)
 
     def make_row(self, cfg, method, seed, run_id, chash, test, seconds, epoch, commit) -> dict:
-        teacher = _model_name(cfg["teacher"])
-        student = teacher if method == "teacher" else _model_name(cfg["student"])
+        spec = typed(cfg)
+        teacher = _model_name(spec.teacher)
+        student = teacher if method == "teacher" else _model_name(spec.student)
         return result_row(cfg, method, seed, run_id, chash, test, seconds, commit, teacher, student, best_epoch=epoch)
 
     def cost_networks(self, cfg: dict, data: dict) -> dict:
-        return {role: _model(cfg[role]) for role in ("teacher", "student")}
+        spec = typed(cfg)
+        return {"teacher": _model(spec.teacher), "student": _model(spec.student)}
 
     def table_notes(self, cfg: dict, data: dict, commit: str) -> list[str]:
+        spec = typed(cfg)
         return [f"Command: `{cfg.get('_command', 'python -m benchmarks.run --suite retrieval')}`",
-                f"Commit: `{commit}`; seeds {list(cfg['seeds'])}; metrics in % (mean ± std over seeds, test classes; "
+                f"Commit: `{commit}`; seeds {list(spec.seeds)}; metrics in % (mean ± std over seeds, test classes; "
                 f"{selection_note(cfg)}).",
-                f"Teacher {_model_name(cfg['teacher'])}, student {_model_name(cfg['student'])}; gap closed = "
+                f"Teacher {_model_name(spec.teacher)}, student {_model_name(spec.student)}; gap closed = "
                 f"(method - none) / (teacher - none) on recall@1."]
 
     def load_or_train_teacher(self, cfg, data, seed, cache_dir: Path, progress: bool, log=print):
@@ -190,7 +195,7 @@ class RetrievalTask(Task):
         tcfg = train_options(cfg, "teacher", progress)
 
         def network(cached: bool):  # a cached teacher needs no pretrained backbone: its weights are loaded
-            return _model(cfg["teacher"]) if cached else _network(cfg, data, "teacher")
+            return _model(typed(cfg).teacher) if cached else _network(cfg, data, "teacher")
 
         def fit(model, state):
             method = build_method("none", student=model, task_loss=build_task_loss(**cfg["task_loss"]))
@@ -206,7 +211,8 @@ class RetrievalTask(Task):
         return model, record, self.teacher_hash(cfg)
 
     def check_methods(self, cfg: dict, data: dict) -> None:
-        build_methods(cfg, data, _model(cfg["teacher"]), lambda: _model(cfg["student"]))
+        spec = typed(cfg)
+        build_methods(cfg, data, _model(spec.teacher), lambda: _model(spec.student))
 
     def run(self, cfg: dict, out_dir: Path, cache_dir: Path, commit: str, progress: bool = True, log=print,
             launcher=None) -> Path:

@@ -14,6 +14,7 @@ from benchmarks.runner.config import config_hash, deep_merge
 from benchmarks.runner.errors import UserError
 from benchmarks.runner.replicates import replicate_config
 from benchmarks.runner.results_io import atomic_write_via
+from benchmarks.runner.schema import typed, typed_train
 from benchmarks.runner.suite_runner import setup_jobs as runner_setup_jobs, student_step, suite_data, teacher_step
 from benchmarks.runner.tasks import (
     get_suite,
@@ -35,17 +36,16 @@ def tunable_suites() -> list[str]:
 def metrics_of(cfg: dict) -> tuple[str, ...]:
     """The validation metrics the tuning table of ``cfg``'s suite holds (the first with its std over seeds);
     a cell is ranked by the one the student's checkpoint is selected on (``Task.METRICS``)."""
-    return tuning_metrics(cfg["suite"])
+    return tuning_metrics(typed(cfg).suite)
 
 
 def suite_of(cfg: dict):
-    """The ``Suite`` of a resolved config (``cfg["suite"]``)."""
-    return get_suite(cfg["suite"])
+    """The ``Suite`` of a resolved config (its ``suite``)."""
+    return get_suite(typed(cfg).suite)
 
 
 def select_metric(cfg: dict) -> str:
-    opts = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))
-    metric = opts.get("select_metric") or suite_of(cfg).PRIMARY
+    metric = typed_train(cfg, "student").select_metric or suite_of(cfg).PRIMARY
     allowed = metrics_of(cfg)
     if metric not in allowed:
         raise SystemExit(f"the tuner ranks cells by {' or '.join(allowed)}; the config selects on {metric!r}")
@@ -56,13 +56,13 @@ def tuning_config(cfg: dict) -> dict:
     """The config the tuner trains with. Classification: a role with ``select: last`` (which would
     train on the whole ``train`` split, ``val`` included) trains on ``fit`` and is scored on ``val``
     at its last epoch only (``select: best`` over that one evaluation). Other suites: ``cfg``."""
-    if cfg["suite"] != "classification":
+    if typed(cfg).suite != "classification":
         return cfg
     out = cfg
     for role in ("teacher", "student"):
-        opts = deep_merge(cfg.get("train", {}), cfg[role].get("train", {}))
-        if opts.get("select", "best") == "last":
-            epochs = int(opts.get("epochs", 10))
+        train = typed_train(cfg, role)
+        if (train.select or "best") == "last":
+            epochs = train.epochs or 10
             out = deep_merge(out, {role: {"train": {"select": "best", "eval_every": epochs}}})
     return out
 
@@ -101,7 +101,7 @@ def tune_data(cfg: dict, cache_dir: Path) -> dict:
 def setup_jobs(job: dict, seeds) -> list:
     """(name, job) of the pretraining jobs of the tuning units' replicates (``suite_runner.setup_jobs``)."""
     cfg = job["cfg"]
-    return runner_setup_jobs(suite_of(cfg), cfg, {**job, "suite": cfg["suite"], "log": print}, seeds)
+    return runner_setup_jobs(suite_of(cfg), cfg, {**job, "suite": typed(cfg).suite, "log": print}, seeds)
 
 
 def teacher_job(job: dict, unit: tuple) -> dict:
@@ -151,7 +151,7 @@ def tuning_run_id(method: str, options: dict, fold: int | None, seed: int) -> st
 def kept_student(cfg: dict, cache_dir: Path, method: str, options_hash: str, seed: int) -> Path:
     """Where ``--test-after`` keeps a cell's selected student (named by the run's whole identity)."""
     run_id, _ = suite.run_id_of(cfg, method, seed)  # the config's identity; the cell's options by their hash
-    return Path(cache_dir) / "tuning" / cfg["dataset"]["name"] / f"{run_id}-{options_hash}.pt"
+    return Path(cache_dir) / "tuning" / typed(cfg).dataset.name / f"{run_id}-{options_hash}.pt"
 
 
 def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table: pd.DataFrame,
@@ -161,7 +161,7 @@ def score_after_choice(cfg: dict, cache_dir: Path, per_seed: pd.DataFrame, table
     tcfg = train_options(cfg, "student", progress=False)
     scores = []
     for _, r in per_seed[per_seed["diverged"] == 0].iterrows():  # a diverged run kept no weights
-        model = suite._model(cfg["student"])
+        model = suite._model(typed(cfg).student)
         fold = None if pd.isna(r["fold"]) else int(r["fold"])
         unit = unit_config({"cfg": cfg, "folds": folds}, (fold, int(r["seed"])))  # its replicate's test split
         data = suite_data(get_suite("retrieval"), unit, cache_dir, log=lambda *a: None)  # the Suite, not its module

@@ -53,7 +53,7 @@ from benchmarks.runner.errors import UserError
 from benchmarks.runner.launch import LocalLauncher, require
 from benchmarks.runner.launch.job_pool import Job
 from benchmarks.runner.results_io import atomic_write_text, git_commit
-from benchmarks.runner.schema import check_config, method_problems
+from benchmarks.runner.schema import check_config, method_problems, typed
 from benchmarks.runner.suite_runner import student_step, teacher_seed_of
 from benchmarks.runner.tasks import get_suite
 from benchmarks.runner.tracking import tracking
@@ -481,7 +481,7 @@ def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: in
     folds = list(range(args.folds)) if args.folds else [None]
     units = [(fold, seed) for fold in folds for seed in seeds]
     ranked = tuning.select_metric(cfg)
-    dest = Path(args.out) / cfg["suite"] / cfg["dataset"]["name"]
+    dest = Path(args.out) / typed(cfg).suite / typed(cfg).dataset.name
     job = {"cfg": cfg, "cache_dir": Path(args.cache_dir), "progress": not args.no_progress and workers == 1,
            "folds": args.folds, "units": units, "ranked": ranked, "dest": dest / "search", "commit": git_commit()}
     url = storage_url(args.study_db or dest / "optuna.db")

@@ -92,6 +92,8 @@ def test_overlapping_or_repeated_seeds_are_one_line_errors(tmp_path, capsys):
     assert replicate.main(["--out", str(tmp_path / "out"), "--seeds", "3,3", *flags]) == 2
     assert "listed twice" in capsys.readouterr().err
     assert replicate.main(["--out", str(tmp_path / "out"), "--dry-run", *flags]) == 2
+    assert replicate.main(["--out", str(tmp_path / "out"), "--methods", "at", *flags]) == 2  # no gains without none
+    assert "has no none" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()  # nothing ran
 
 

@@ -92,3 +92,57 @@ def test_each_method_declares_its_options_with_the_code_defaults(name):
         if key in params:
             assert field.default == params[key].default
     assert model.model_validate({}).model_dump().keys() == model.model_fields.keys()
+
+
+# ----------------------------------------------------------------------------- the typed config the code reads
+
+@pytest.mark.parametrize("suite", ["retrieval", "hmat-ablation", "classification", "detection"])
+def test_the_typed_config_reads_what_the_dict_says(suite):
+    from benchmarks.runner.schema import typed
+    from benchmarks.runner.tasks import schema_of
+
+    cfg = default_config(suite)
+    spec = typed(cfg)
+    assert isinstance(spec, schema_of(suite))
+    assert spec.suite == cfg["suite"] and spec.dataset.name == cfg["dataset"]["name"]
+    assert spec.seeds == cfg["seeds"] and spec.run == cfg["run"]
+    for role in ("teacher", "student"):
+        assert getattr(spec, role).arch == cfg[role]["arch"]
+    # it reads the dict as it stands: a changed key shows at the next call, and the dict keeps what was written
+    cfg["student"]["arch"] = "small_cnn_s"
+    assert typed(cfg).student.arch == "small_cnn_s"
+    cfg["_command"] = "python -m benchmarks.run"  # the runner's own key is not a config key
+    assert typed(cfg).suite == cfg["suite"]
+
+
+def test_the_typed_config_fills_the_schema_defaults_without_touching_the_hashed_dict():
+    from benchmarks.runner.config import config_hash
+    from benchmarks.runner.schema import typed
+
+    cfg = default_config("retrieval")
+    del cfg["student"]["normalize"]  # the schema's default applies where the file is silent
+    before = config_hash(cfg)
+    assert typed(cfg).student.normalize is True and typed(cfg).student.pooling == "avg"
+    assert "normalize" not in cfg["student"] and config_hash(cfg) == before
+
+
+def test_a_merged_training_section_is_typed_and_the_role_wins():
+    from benchmarks.runner.schema import typed_train
+
+    cfg = deep_merge(default_config("retrieval"), {"train": {"batch_size": 60, "lr": 1},
+                                                   "student": {"train": {"lr": 0.5}}})
+    student = typed_train(cfg, "student")
+    assert student.batch_size == 60 and student.lr == 0.5 and isinstance(typed_train(cfg, "teacher").lr, float)
+    assert typed_train(cfg, "teacher").lr == cfg["teacher"]["train"]["lr"]
+
+
+def test_a_config_the_schema_refuses_is_one_line_naming_the_key():
+    from benchmarks.runner.schema import typed
+
+    cfg = default_config("retrieval")
+    cfg["student"]["embedding_dim"] = 0
+    with pytest.raises(UserError) as err:
+        typed(cfg)
+    assert "student.embedding_dim" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="unknown suite"):
+        typed({**cfg, "suite": "nope"})

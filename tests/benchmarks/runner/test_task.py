@@ -3,6 +3,7 @@ registry finds the tasks in their modules alone."""
 
 import pytest
 
+from benchmarks.runner.config import deep_merge, default_config
 from benchmarks.runner.task import Task
 from benchmarks.runner.tasks import get_suite, list_suites, list_tasks
 
@@ -46,7 +47,8 @@ def test_a_subclass_of_a_task_overrides_one_method_and_keeps_the_rest():
     task = Notes()
     assert task.table_notes({}, {}, "c") == ["its own"] and task.PRIMARY == "map@r"
     assert type(task).prepare_data is retrieval.prepare_data and get_suite("retrieval").PRIMARY == "recall@1"
-    assert task.teacher_name({"teacher": {"arch": "small_cnn_s", "embedding_dim": 128}}) == "small_cnn_s-128"
+    cfg = deep_merge(default_config("retrieval"), {"teacher": {"arch": "small_cnn_s", "embedding_dim": 96}})
+    assert task.teacher_name(cfg) == "small_cnn_s-96"
 
 
 def test_the_registry_agrees_with_the_tasks_and_the_methods():
