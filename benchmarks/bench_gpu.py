@@ -34,6 +34,7 @@ from benchmarks import run
 from benchmarks.bench_eval import make_data
 from benchmarks.make_recipe_data import write_cub
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_via
+from benchmarks.runner.schema import typed
 from benchmarks.runner.suite_runner import seed_init
 from benchmarks.runner.tasks import retrieval as suite
 from benchmarks.runner.tasks.common import train_options
@@ -119,7 +120,7 @@ def training_table(cfg: dict, data: dict, device: str, steps: int, jobs=None, lo
     seed_init(cfg, 0)
     teacher = build_job(cfg, data, "teacher").student.to(device).eval()
     rows = []
-    for job in jobs or ["teacher", *cfg["run"]]:
+    for job in jobs or ["teacher", *typed(cfg).run]:
         for amp, channels_last in COMBOS:
             seed_init(cfg, 0)
             method = build_job(cfg, data, job, teacher)

@@ -39,9 +39,10 @@ import numpy as np
 import psutil
 import torch
 
-from benchmarks.runner.config import deep_merge, default_config
+from benchmarks.runner.config import default_config
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors
 from benchmarks.runner.results_io import atomic_write_json, atomic_write_text, git_commit
+from benchmarks.runner.schema import typed, typed_train
 from benchmarks.runner.tasks import suite_task
 from retrieval.methods import list_methods, methods_for_task, needs_teacher
 from retrieval.numerics import cpu_numerics
@@ -127,9 +128,9 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
     module = importlib.import_module(f"benchmarks.runner.tasks.{suite}")
     cfg = default_setup(suite)
     data = module.prepare(cfg, log=lambda *a: None)
-    train = deep_merge(cfg.get("train", {}), cfg["student"].get("train", {}))
-    batch = make_batch(training_split(data), int(train["batch_size"]), train.get("m_per_class") if train.get("sampler", "m_per_class")
-                       != "random" else None)
+    train = typed_train(cfg, "student")
+    batch = make_batch(training_split(data), train.batch_size,
+                       train.m_per_class if (train.sampler or "m_per_class") != "random" else None)
     teacher = module._network(cfg, data, "teacher") if needs_teacher(method_name) else None
     method = module.build_student_method(cfg, data, teacher, method_name, cfg["methods"].get(method_name))
     method.train()
@@ -153,7 +154,7 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
             times.append(time.perf_counter() - start)
     return {"suite": suite, "method": method_name, "step_ms": 1000 * statistics.median(times),
             "peak_extra_mb": max(0.0, _peak_mb() - before), "peak_reset": reset, "batch": int(batch["image"].shape[0]),
-            "student": cfg["student"]["arch"], "teacher": cfg["teacher"]["arch"],
+            "student": typed(cfg).student.arch, "teacher": typed(cfg).teacher.arch,
             "image": list(batch["image"].shape[1:])}
 
 

@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from benchmarks.runner.errors import ArgumentParser, UserError, add_debug_flag, reports_user_errors  # noqa: E402
 from benchmarks.runner.config import resolve_config  # noqa: E402
 from benchmarks.runner.replicates import replicate_config  # noqa: E402
+from benchmarks.runner.schema import typed  # noqa: E402
 from benchmarks.runner.suite_runner import teacher_seed_of  # noqa: E402
 from benchmarks.runner.tasks import get_task, retrieval as suite  # noqa: E402
 from retrieval.methods.losses import activation_attention, channel_affinity, position_affinity  # noqa: E402
@@ -101,9 +102,10 @@ def main(argv=None) -> int:
                 if r == 0:
                     ax.set_title(titles[c], fontsize=8)
             axes[r, 0].set_ylabel(f"{name}\n#{idx}", fontsize=8)
-    fig.suptitle(f"{cfg['dataset']['name']} test images, seed {args.seed}: teacher / none / hmat", fontsize=10)
+    name = typed(cfg).dataset.name
+    fig.suptitle(f"{name} test images, seed {args.seed}: teacher / none / hmat", fontsize=10)
     fig.tight_layout()
-    out = Path(args.out or f"results/retrieval/{cfg['dataset']['name']}/hmat_attention.png")
+    out = Path(args.out or f"results/retrieval/{name}/hmat_attention.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.png")
     fig.savefig(tmp, dpi=90)

@@ -6,6 +6,7 @@ import torch
 
 from benchmarks import bench_gpu
 from benchmarks.bench_eval import make_data
+from benchmarks.runner.config import deep_merge, default_config
 from retrieval.metric_losses import build_task_loss
 from retrieval.methods import build_method
 from retrieval.metrics import evaluate
@@ -32,7 +33,8 @@ def test_measure_trains_the_steps_on_cpu(amp, channels_last):
     before = {k: v.clone() for k, v in method.state_dict().items()}
     torch.manual_seed(1)
     batch = {"image": torch.randn(10, 3, 16, 16), "label": torch.arange(10) // 5, "index": torch.arange(10)}
-    cfg = {"train": {"lr": 0.01}, "student": {"train": {}}, "eval": {"ks": [1]}, "device": "cpu"}
+    cfg = deep_merge(default_config("retrieval"), {"train": {"lr": 0.01}, "student": {"train": {"lr": 0.01}},
+                                                   "eval": {"ks": [1]}, "device": "cpu"})
     out = bench_gpu.measure(method, batch, cfg, "student", "cpu", amp, channels_last, steps=2)
     assert out["images_per_s"] == pytest.approx(10 / out["s_per_step"])
     assert out["peak_gpu_mb"] is None
