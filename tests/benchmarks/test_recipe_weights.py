@@ -65,6 +65,7 @@ def test_the_named_weights_load_their_file_and_default_stays_default(two_weights
 
 
 def test_each_suite_passes_its_roles_weights(two_weights):
+    from benchmarks.runner.config import deep_merge, default_config
     from benchmarks.runner.tasks import classification, detection, retrieval
 
     v1, _ = two_weights
@@ -73,7 +74,8 @@ def test_each_suite_passes_its_roles_weights(two_weights):
     embedding = retrieval._model({**spec, "embedding_dim": 8, "normalize": True})
     assert _same(embedding.backbone.body.state_dict(), v1)
     assert _same(classification._classifier(spec, 3).backbone.body.state_dict(), v1)
-    detector = detection._detector({"teacher": spec, "detector": {"min_size": 64, "max_size": 64}}, "teacher", 2)
+    cfg = deep_merge(default_config("detection"), {"teacher": spec, "detector": {"min_size": 64, "max_size": 64}})
+    detector = detection._detector(cfg, "teacher", 2)
     assert _same(detector.detector.backbone.body.body.state_dict(), v1)
 
 

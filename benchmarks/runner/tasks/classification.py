@@ -84,8 +84,10 @@ def num_classes(data: dict) -> int:
     return len(names) if names else int(max(int(d.labels.max()) for d in splits)) + 1
 
 
-def _classifier(spec: RoleModel, classes: int):
-    """The classifier of a role's section (any ``RoleModel``: a detector's backbone is pretrained as one)."""
+def _classifier(spec, classes: int):
+    """The classifier of a role's section (any ``RoleModel``, or its dict: a detector's backbone is pretrained
+    as one)."""
+    spec = spec if isinstance(spec, RoleModel) else RoleModel.model_validate(spec)
     return create_classifier(spec.arch, classes, pretrained=spec.pretrained, weights=spec.weights)
 
 
