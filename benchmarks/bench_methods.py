@@ -128,7 +128,7 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
     module = importlib.import_module(f"benchmarks.runner.tasks.{suite}")
     cfg = default_setup(suite)
     data = module.prepare(cfg, log=lambda *a: None)
-    train = typed_train(cfg, "student")
+    train, spec = typed_train(cfg, "student"), typed(cfg)
     batch = make_batch(training_split(data), train.batch_size,
                        train.m_per_class if (train.sampler or "m_per_class") != "random" else None)
     teacher = module._network(cfg, data, "teacher") if needs_teacher(method_name) else None
@@ -154,7 +154,7 @@ def measure(suite: str, method_name: str, steps: int, warmup: int, threads: int)
             times.append(time.perf_counter() - start)
     return {"suite": suite, "method": method_name, "step_ms": 1000 * statistics.median(times),
             "peak_extra_mb": max(0.0, _peak_mb() - before), "peak_reset": reset, "batch": int(batch["image"].shape[0]),
-            "student": typed(cfg).student.arch, "teacher": typed(cfg).teacher.arch,
+            "student": spec.student.arch, "teacher": spec.teacher.arch,
             "image": list(batch["image"].shape[1:])}
 
 

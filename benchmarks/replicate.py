@@ -101,12 +101,13 @@ def plan(args, rest: list[str]) -> tuple[dict, list[int], list[int]]:
     """(config, first seeds, second seeds), checked before any training."""
     cfg, origin = runner.build_config(runner.parse_args(["--suite", args.suite, *rest]))
     check_config(cfg, origin)  # each problem named with the file or flag it came from, before anything is read
-    if "none" not in typed(cfg).run:
-        raise UserError(f"the run list {','.join(typed(cfg).run)} has no none: the check compares each method's gain "
-                        f"over none in both runs; add it (e.g. --methods none,{','.join(typed(cfg).run)})")
+    spec = typed(cfg)
+    if "none" not in spec.run:
+        raise UserError(f"the run list {','.join(spec.run)} has no none: the check compares each method's gain "
+                        f"over none in both runs; add it (e.g. --methods none,{','.join(spec.run)})")
     if args.first and args.seeds:
         raise UserError("--first takes the first run's seeds from its rows; drop --seeds")
-    first = first_rows(Path(args.first), cfg) if args.first else list(args.seeds or typed(cfg).seeds)
+    first = first_rows(Path(args.first), cfg) if args.first else list(args.seeds or spec.seeds)
     second = list(args.second_seeds or range(max(first) + 1, max(first) + 1 + len(first)))
     shared = sorted(set(first) & set(second))
     if shared:

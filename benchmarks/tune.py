@@ -233,7 +233,8 @@ def _reproduce(args, chosen: dict, workers: int, command: str, launcher=None) ->
     """``--reproductions N``: the choice (already written) over seeds 0..N-1, test split included."""
     if args.reproductions:
         cfg = resolve_config(args.suite, args.config)
-        dest = Path(args.out) / typed(cfg).suite / typed(cfg).dataset.name / "reproductions"
+        spec = typed(cfg)
+        dest = Path(args.out) / spec.suite / spec.dataset.name / "reproductions"
         where = sampled.reproduce(args.suite, args.config, chosen, args.reproductions, dest, Path(args.cache_dir),
                                   workers, not args.no_progress, launcher, command=command)
         print(f"reproductions over seeds 0..{args.reproductions - 1}: {where / 'leaderboard.md'}")

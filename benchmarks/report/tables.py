@@ -82,19 +82,18 @@ def pool(out: Path, folders: list[Path], command: str) -> pd.DataFrame:
                             f"({'; '.join(f'{m}: {h}' for m, h in sorted(mixed.items()))}); expected one run of one config")
         parts.append((folder, rows, hashes))
     first, expected = parts[0][0], parts[0][2]
-    shared = set(expected).intersection(*(set(hashes) for _, _, hashes in parts[1:]))
+    common = set(expected).intersection(*(set(hashes) for _, _, hashes in parts[1:]))  # the methods every folder ran
     for folder, _, hashes in parts[1:]:
-        differ = sorted(m for m in shared if expected[m] != hashes[m])
+        differ = sorted(m for m in common if expected[m] != hashes[m])
         if differ:
             m = differ[0]
             raise UserError(f"--pool: every folder must hold runs of one config; {m} has config hash "
                             f"{expected[m]} in {first} but {hashes[m]} in {folder}")
-    students = sorted(shared - {"teacher", "none"})
-    if "none" not in shared or not students:
-        raise UserError(f"--pool: the folders share {sorted(shared) or 'no method'}; expected none and at least one "
+    if "none" not in common or not common - {"teacher", "none"}:
+        raise UserError(f"--pool: the folders share {sorted(common) or 'no method'}; expected none and at least one "
                         f"other method in every folder (gains are over none)")
-    left_out = sorted(set().union(*(set(hashes) for _, _, hashes in parts)) - shared)
-    runs = pd.concat([rows[rows["method"].isin(shared)] for _, rows, _ in parts], ignore_index=True)
+    left_out = sorted(set().union(*(set(hashes) for _, _, hashes in parts)) - common)
+    runs = pd.concat([rows[rows["method"].isin(common)] for _, rows, _ in parts], ignore_index=True)
     twice = runs[runs.duplicated(["method", "seed"], keep=False)]
     if len(twice):
         shared = sorted({int(s) for s in twice["seed"]})

@@ -348,7 +348,8 @@ def run_dry(suite_name: str, recipe: dict, out_dir: Path, data_cache: Path, comm
                 f" peak {_memory(row)}, projected {_hours(row['projected_s'])}")
     finally:
         shutil.rmtree(dry_cache, ignore_errors=True)
-    dest = Path(out_dir) / typed(recipe).suite / typed(recipe).dataset.name
+    spec = typed(recipe)
+    dest = Path(out_dir) / spec.suite / spec.dataset.name
     table = pd.DataFrame(rows)
     atomic_write_via(dest / "dry_run.csv", lambda tmp: table.to_csv(tmp, index=False))
     text = markdown(table, recipe, suite, seed)

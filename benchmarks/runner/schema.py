@@ -377,18 +377,27 @@ def name_problems(cfg: dict) -> list[tuple[str, str]]:
     return out
 
 
-def config_problems(cfg: dict) -> list[tuple[str, str]]:
-    """(key path, message) for every problem of a resolved run config; empty when it is valid."""
+def _task_model(cfg: dict) -> tuple[RunConfig | None, list[tuple[str, str]]]:
+    """(the config as its task's model, []) or (None, the problems of its suite and structure)."""
     cfg = {k: v for k, v in cfg.items() if k not in INTERNAL_KEYS}
     suite = cfg.get("suite")
     if not is_suite(suite):
-        return [("suite", f"unknown suite {suite!r}; expected one of {sorted(list_suites())}")]
+        return None, [("suite", f"unknown suite {suite!r}; expected one of {sorted(list_suites())}")]
     schema = schema_of(suite)  # the task's config model (benchmarks.runner.task.Task.SCHEMA)
     try:
-        schema.model_validate(cfg)
+        return schema.model_validate(cfg), []
     except ValidationError as exc:
-        return pydantic_problems(exc, schema)  # the names and rules below assume the structure
+        return None, pydantic_problems(exc, schema)
 
+
+def config_problems(cfg: dict) -> list[tuple[str, str]]:
+    """(key path, message) for every problem of a resolved run config; empty when it is valid."""
+    model, problems = _task_model(cfg)
+    if model is None:
+        return problems  # the names and rules below assume the structure
+
+    cfg = {k: v for k, v in cfg.items() if k not in INTERNAL_KEYS}
+    suite = cfg["suite"]
     out = design_problems(cfg) + name_problems(cfg) + method_problems(cfg)
     ks = (cfg.get("eval") or {}).get("ks")
     for role in ("teacher", "student"):
@@ -405,14 +414,10 @@ def typed(cfg: dict) -> RunConfig:
     (about 20 microseconds), so it always shows the dict as it stands. A config that does not satisfy the
     schema raises ``UserError`` with its problems (``check_config`` reports them, with their sources, before
     any work)."""
-    suite = cfg.get("suite")
-    if not is_suite(suite):
-        raise UserError(f"unknown suite {suite!r}; expected one of {sorted(list_suites())}")
-    schema = schema_of(suite)
-    try:
-        return schema.model_validate({k: v for k, v in cfg.items() if k not in INTERNAL_KEYS})
-    except ValidationError as exc:
-        raise UserError("; ".join(f"config: {path}: {message}" for path, message in pydantic_problems(exc, schema)))
+    model, problems = _task_model(cfg)
+    if model is None:
+        raise _user_error(problems)
+    return model
 
 
 def check_config(cfg: dict, origin=None) -> None:
@@ -420,5 +425,10 @@ def check_config(cfg: dict, origin=None) -> None:
     key path came from (a file, a flag) and prefixes each problem."""
     problems = config_problems(cfg)
     if problems:
-        where = origin or (lambda path: "config")
-        raise UserError("; ".join(f"{where(path)}: {path}: {message}" for path, message in problems))
+        raise _user_error(problems, origin)
+
+
+def _user_error(problems: list[tuple[str, str]], origin=None) -> UserError:
+    """One line listing ``problems``, each prefixed by where its key came from (``config`` when unknown)."""
+    where = origin or (lambda path: "config")
+    return UserError("; ".join(f"{where(path)}: {path}: {message}" for path, message in problems))

@@ -196,9 +196,8 @@ class ClassificationTask(Task):
                           getattr(spec, role).arch, epoch=epoch, select=select)
 
     def cost_networks(self, cfg: dict, data: dict) -> dict:
-        spec = typed(cfg)
-        return {"teacher": _classifier(spec.teacher, num_classes(data)),
-                "student": _classifier(spec.student, num_classes(data))}
+        spec, classes = typed(cfg), num_classes(data)
+        return {"teacher": _classifier(spec.teacher, classes), "student": _classifier(spec.student, classes)}
 
     def table_notes(self, cfg: dict, data: dict, commit: str) -> list[str]:
         spec = typed(cfg)

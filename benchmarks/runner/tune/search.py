@@ -481,7 +481,8 @@ def search_command(optuna, args, cfg: dict, grid: dict, seeds: list, workers: in
     folds = list(range(args.folds)) if args.folds else [None]
     units = [(fold, seed) for fold in folds for seed in seeds]
     ranked = tuning.select_metric(cfg)
-    dest = Path(args.out) / typed(cfg).suite / typed(cfg).dataset.name
+    spec = typed(cfg)
+    dest = Path(args.out) / spec.suite / spec.dataset.name
     job = {"cfg": cfg, "cache_dir": Path(args.cache_dir), "progress": not args.no_progress and workers == 1,
            "folds": args.folds, "units": units, "ranked": ranked, "dest": dest / "search", "commit": git_commit()}
     url = storage_url(args.study_db or dest / "optuna.db")
