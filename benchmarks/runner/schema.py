@@ -266,7 +266,7 @@ def train_rules(train: dict, where: str, ks=None, suite: str = "retrieval", vali
     if validated and t["select"] == "best" and t["eval_every"] > t["epochs"]:  # the last epoch is always scored
         out.append((f"{where}.eval_every", f"eval_every {t['eval_every']} is more than the {t['epochs']} epochs: "
                                            f"select: best would see the last epoch alone"))
-    if validated and ks is not None and suite in ("retrieval", "hmat-ablation", "retrieval-scratch"):
+    if validated and ks is not None and suite_task(suite) == "retrieval":
         metrics = [f"recall@{k}" for k in ks] + ["map@r", "r_precision"]
         if t["select_metric"] not in metrics:
             out.append((f"{where}.select_metric", f"unknown metric {t['select_metric']!r}; expected one of {metrics}"))

@@ -67,6 +67,10 @@ def test_cross_field_rules():
     # select: last scores the last epoch whatever eval_every says: a larger one means the last epoch alone
     assert "student.train.eval_every" not in _problems(student={"train": {"eval_every": 12, "select": "last"}})
     assert "unknown metric" in _problems(train={"select_metric": "recall@3"})["train.select_metric"]
+    # the retrieval task's variants check it too (the suite is asked for its task, not matched by name)
+    ablation = deep_merge(default_config("hmat-ablation"), {"train": {"select_metric": "recall@3"}})
+    assert "unknown metric" in dict(config_problems(ablation))["train.select_metric"]
+    assert "train.select_metric" not in dict(config_problems(default_config("hmat-ablation")))
     # a random sampler does not need batch_size % m_per_class == 0
     assert _problems(train={"batch_size": 99, "sampler": "random"}) == {}
 
